@@ -1,0 +1,49 @@
+package v1alpha1
+
+// Condition types carried by every mesh kind.
+const (
+	// ConditionAccepted says whether the object is valid and was taken into the mesh model.
+	ConditionAccepted = "Accepted"
+	// ConditionResolvedRefs says whether every host and subset the object names exists.
+	ConditionResolvedRefs = "ResolvedRefs"
+	// ConditionProgrammed says whether the object's config has been sent to proxies.
+	ConditionProgrammed = "Programmed"
+	// ConditionReady is the Mesh's summary condition.
+	ConditionReady = "Ready"
+	// ConditionIssuerReady says whether the certificate issuer can sign workload certificates.
+	ConditionIssuerReady = "IssuerReady"
+)
+
+// Condition reasons.
+const (
+	// ReasonAccepted: the object is valid.
+	ReasonAccepted = "Accepted"
+	// ReasonInvalid: a field holds a value that cannot be programmed; the message names it.
+	ReasonInvalid = "Invalid"
+	// ReasonConflicted: another, older object already claims the same host.
+	ReasonConflicted = "Conflicted"
+	// ReasonNotDefault: a Mesh other than the singleton "default".
+	ReasonNotDefault = "NotDefault"
+	// ReasonResolvedRefs: every reference resolves.
+	ReasonResolvedRefs = "ResolvedRefs"
+	// ReasonHostNotFound: a referenced host names no known Service.
+	ReasonHostNotFound = "HostNotFound"
+	// ReasonSubsetNotFound: a referenced subset is not defined by the host's DestinationPolicy.
+	ReasonSubsetNotFound = "SubsetNotFound"
+	// ReasonProgrammed: the config was generated and served.
+	ReasonProgrammed = "Programmed"
+	// ReasonPending: the config has not been generated yet.
+	ReasonPending = "Pending"
+	// ReasonRejected: at least one proxy rejected (NACKed) the config.
+	ReasonRejected = "Rejected"
+	// ReasonTranslationError: the config could not be generated; the message says why.
+	ReasonTranslationError = "TranslationError"
+	// ReasonReady: the mesh is ready.
+	ReasonReady = "Ready"
+	// ReasonNotReady: the mesh is not ready; the message says why.
+	ReasonNotReady = "NotReady"
+	// ReasonIssuerNotReady: the named cert-manager issuer is missing or not ready.
+	ReasonIssuerNotReady = "IssuerNotReady"
+	// ReasonRequestDenied: a certificate request was denied.
+	ReasonRequestDenied = "RequestDenied"
+)

@@ -1,0 +1,244 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// MeshName is the name of the one Mesh object Capstan accepts.
+const MeshName = "default"
+
+// DefaultProxyImage is the stock Envoy image injected when Mesh.spec.proxy.image is empty.
+const DefaultProxyImage = "envoyproxy/envoy:v1.36.2"
+
+// MTLSMode is the mesh-wide mTLS default.
+// +kubebuilder:validation:Enum=STRICT;PERMISSIVE
+type MTLSMode string
+
+// Mesh-wide mTLS modes.
+const (
+	MTLSStrict     MTLSMode = "STRICT"
+	MTLSPermissive MTLSMode = "PERMISSIVE"
+)
+
+// CertificateProvider names who signs workload certificates.
+// +kubebuilder:validation:Enum=BuiltIn;CertManager
+type CertificateProvider string
+
+// Certificate providers.
+const (
+	ProviderBuiltIn     CertificateProvider = "BuiltIn"
+	ProviderCertManager CertificateProvider = "CertManager"
+)
+
+// MeshSpec is the mesh-wide configuration.
+type MeshSpec struct {
+	// TrustDomain is the SPIFFE trust domain of workload identities.
+	// +kubebuilder:default="cluster.local"
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +optional
+	TrustDomain string `json:"trustDomain,omitempty"`
+
+	// MTLS is the mesh-wide mTLS default; PeerAuthentication overrides it.
+	// +kubebuilder:default={}
+	// +optional
+	MTLS MeshMTLS `json:"mtls,omitempty"`
+
+	// Certificates configures who issues workload certificates and for how long.
+	// +kubebuilder:default={}
+	// +optional
+	Certificates Certificates `json:"certificates,omitempty"`
+
+	// Proxy configures the injected Envoy sidecar.
+	// +kubebuilder:default={}
+	// +optional
+	Proxy ProxyConfig `json:"proxy,omitempty"`
+
+	// Injection configures sidecar injection.
+	// +kubebuilder:default={}
+	// +optional
+	Injection Injection `json:"injection,omitempty"`
+
+	// Telemetry configures access logs and tracing.
+	// +kubebuilder:default={}
+	// +optional
+	Telemetry Telemetry `json:"telemetry,omitempty"`
+}
+
+// MeshMTLS is the mesh-wide mTLS default.
+type MeshMTLS struct {
+	// Mode is STRICT (only mTLS is accepted) or PERMISSIVE (mTLS and plaintext).
+	// +kubebuilder:default=PERMISSIVE
+	// +optional
+	Mode MTLSMode `json:"mode,omitempty"`
+}
+
+// Certificates configures workload certificate issuance.
+// +kubebuilder:validation:XValidation:rule="self.provider != 'CertManager' || has(self.issuerRef)",message="issuerRef is required when provider is CertManager",fieldPath=".issuerRef"
+// +kubebuilder:validation:XValidation:rule="self.provider == 'CertManager' || !has(self.issuerRef)",message="issuerRef may only be set when provider is CertManager",fieldPath=".issuerRef"
+type Certificates struct {
+	// Provider is BuiltIn (a CA managed by Capstan) or CertManager (an issuer named by issuerRef).
+	// +kubebuilder:default=BuiltIn
+	// +optional
+	Provider CertificateProvider `json:"provider,omitempty"`
+
+	// IssuerRef names the cert-manager Issuer or ClusterIssuer that signs workload certificates.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+
+	// WorkloadCertTTL is the lifetime of a workload certificate, between 10m and 720h.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10m') && duration(self) <= duration('720h')",message="workloadCertTTL must be between 10m and 720h"
+	// +optional
+	WorkloadCertTTL metav1.Duration `json:"workloadCertTTL,omitempty"`
+
+	// RotationFraction is the fraction of a certificate's life after which it is renewed.
+	// +kubebuilder:default=0.5
+	// +kubebuilder:validation:Minimum=0.3
+	// +kubebuilder:validation:Maximum=0.8
+	// +optional
+	RotationFraction float64 `json:"rotationFraction,omitempty"`
+}
+
+// IssuerReference names a cert-manager issuer.
+type IssuerReference struct {
+	// Name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// Kind is Issuer (in the operator's namespace) or ClusterIssuer.
+	// +kubebuilder:default=Issuer
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+
+	// Group of the issuer.
+	// +kubebuilder:default="cert-manager.io"
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+}
+
+// ProxyConfig configures the injected Envoy.
+type ProxyConfig struct {
+	// Image is the Envoy image; the stock envoyproxy/envoy image at a pinned tag by default.
+	// +kubebuilder:default="envoyproxy/envoy:v1.36.2"
+	// +kubebuilder:validation:MinLength=1
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// Resources of the sidecar container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// Concurrency is the number of Envoy worker threads; 0 derives it from the CPU limit.
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=64
+	// +optional
+	Concurrency int32 `json:"concurrency,omitempty"`
+
+	// LogLevel of Envoy.
+	// +kubebuilder:default=warning
+	// +kubebuilder:validation:Enum=trace;debug;info;warning;error;critical;off
+	// +optional
+	LogLevel string `json:"logLevel,omitempty"`
+}
+
+// Injection configures sidecar injection.
+type Injection struct {
+	// NativeSidecar injects Envoy as a native sidecar (an init container with restartPolicy Always).
+	// +kubebuilder:default=true
+	// +optional
+	NativeSidecar *bool `json:"nativeSidecar,omitempty"`
+
+	// RestartUninjected lets Capstan restart workloads whose pods run without a sidecar
+	// in a namespace where injection is enabled.
+	// +kubebuilder:default=false
+	// +optional
+	RestartUninjected bool `json:"restartUninjected,omitempty"`
+}
+
+// AccessLogFormat is the format of sidecar access logs.
+// +kubebuilder:validation:Enum=Text;JSON
+type AccessLogFormat string
+
+// Telemetry configures access logs and tracing.
+type Telemetry struct {
+	// AccessLog configures sidecar access logs.
+	// +kubebuilder:default={}
+	// +optional
+	AccessLog AccessLog `json:"accessLog,omitempty"`
+
+	// Tracing configures trace sampling.
+	// +kubebuilder:default={}
+	// +optional
+	Tracing Tracing `json:"tracing,omitempty"`
+}
+
+// AccessLog configures sidecar access logs.
+type AccessLog struct {
+	// Enabled turns access logs on.
+	// +kubebuilder:default=false
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+
+	// Format is Text or JSON.
+	// +kubebuilder:default=Text
+	// +optional
+	Format AccessLogFormat `json:"format,omitempty"`
+}
+
+// Tracing configures trace sampling.
+type Tracing struct {
+	// SamplingPercent is the share of requests traced, 0 to 100.
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	SamplingPercent float64 `json:"samplingPercent,omitempty"`
+}
+
+// MeshStatus is the observed state of the mesh.
+type MeshStatus struct {
+	// Conditions: Accepted, Ready, IssuerReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// Mesh is the mesh-wide configuration. Only one, named "default", is accepted.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,categories=capstan
+// +kubebuilder:validation:XValidation:rule="self.metadata.name == 'default'",message="metadata.name: the Mesh must be named 'default'"
+// +kubebuilder:printcolumn:name="Trust-Domain",type=string,JSONPath=`.spec.trustDomain`
+// +kubebuilder:printcolumn:name="mTLS",type=string,JSONPath=`.spec.mtls.mode`
+// +kubebuilder:printcolumn:name="CA",type=string,JSONPath=`.spec.certificates.provider`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Mesh struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +kubebuilder:default={}
+	// +optional
+	Spec   MeshSpec   `json:"spec,omitempty"`
+	Status MeshStatus `json:"status,omitempty"`
+}
+
+// MeshList is a list of Mesh.
+// +kubebuilder:object:root=true
+type MeshList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Mesh `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Mesh{}, &MeshList{})
+}
