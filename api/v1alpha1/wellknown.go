@@ -1,0 +1,29 @@
+package v1alpha1
+
+// Labels and annotations Capstan reads or writes on Kubernetes objects.
+const (
+	// LabelInject on a namespace ("enabled") turns injection on; on a pod ("true"/"false") overrides it.
+	LabelInject = "capstan.dev/inject"
+	// InjectEnabled is the namespace label value that turns injection on.
+	InjectEnabled = "enabled"
+	// AnnotationStatus is written by the injector on injected pods (injected version, containers added).
+	AnnotationStatus = "capstan.dev/status"
+	// AnnotationAllowAggressiveEjection admits outlier detection settings that can eject a whole pool.
+	AnnotationAllowAggressiveEjection = "capstan.dev/allow-aggressive-ejection"
+	// ProxyContainerName is the name of the injected Envoy container.
+	ProxyContainerName = "capstan-proxy"
+	// ProxyUID is the UID Envoy runs as; its traffic is not captured.
+	ProxyUID = 1337
+)
+
+// Well-known proxy ports.
+const (
+	PortOutboundCapture = 15001
+	PortInboundCapture  = 15006
+	PortEnvoyAdmin      = 15000
+	PortStats           = 15090
+	PortHealth          = 15021
+	PortXDS             = 15012
+	PortWebhook         = 9443
+	PortMetrics         = 8080
+)

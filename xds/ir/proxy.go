@@ -1,0 +1,60 @@
+package ir
+
+// MTLSMode is the mTLS mode of an inbound port, or the mesh-wide default.
+type MTLSMode string
+
+// mTLS modes.
+const (
+	MTLSStrict     MTLSMode = "STRICT"
+	MTLSPermissive MTLSMode = "PERMISSIVE"
+	MTLSDisable    MTLSMode = "DISABLE"
+)
+
+// ProxyKind says which generator serves a proxy.
+type ProxyKind string
+
+// Proxy kinds.
+const (
+	// ProxySidecar is an injected Envoy sidecar.
+	ProxySidecar ProxyKind = "Sidecar"
+	// ProxyGRPC is a proxyless gRPC client.
+	ProxyGRPC ProxyKind = "GRPC"
+)
+
+// Proxy is one data-plane client: an injected pod's sidecar.
+type Proxy struct {
+	// ID is the xDS node ID, sidecar~<podIP>~<pod>.<namespace>~<namespace>.svc.cluster.local.
+	ID        string    `json:"id"`
+	Kind      ProxyKind `json:"kind"`
+	Name      string    `json:"name"`
+	Namespace string    `json:"namespace"`
+	IP        string    `json:"ip"`
+	// ServiceAccount of the pod.
+	ServiceAccount string `json:"serviceAccount"`
+	// Identity is spiffe://<trust-domain>/ns/<namespace>/sa/<serviceaccount>.
+	Identity string            `json:"identity"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	// Inbound are the ports the proxy receives traffic on, sorted by port.
+	Inbound []*InboundPort `json:"inbound,omitempty"`
+}
+
+// InboundPort is one port of the workload served through the proxy.
+type InboundPort struct {
+	// Port is the container port the application listens on.
+	Port     uint32   `json:"port"`
+	Protocol Protocol `json:"protocol"`
+	// MTLS is the effective mode after PeerAuthentication precedence.
+	MTLS MTLSMode `json:"mtls"`
+	// Services lists "namespace/name:port" of the services that target this port, sorted.
+	Services []string `json:"services,omitempty"`
+}
+
+// SidecarNodeID builds the node ID of a pod's sidecar.
+func SidecarNodeID(podIP, pod, namespace string) string {
+	return "sidecar~" + podIP + "~" + pod + "." + namespace + "~" + namespace + ".svc.cluster.local"
+}
+
+// SpiffeID builds a workload identity.
+func SpiffeID(trustDomain, namespace, serviceAccount string) string {
+	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
+}

@@ -1,0 +1,25 @@
+// Package translate turns API objects into the mesh model (ir.Mesh) and a
+// status per object. It is a pure function: no I/O, no clients, and it never
+// mutates its inputs.
+package translate
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+)
+
+// Inputs is everything translation reads, gathered from informer caches,
+// deep-copied and sorted by namespace/name by the controllers.
+type Inputs struct {
+	// Mesh is the "default" Mesh; nil means every default applies.
+	Mesh                *meshv1alpha1.Mesh                `json:"mesh,omitempty"`
+	MeshRoutes          []meshv1alpha1.MeshRoute          `json:"meshRoutes,omitempty"`
+	DestinationPolicies []meshv1alpha1.DestinationPolicy  `json:"destinationPolicies,omitempty"`
+	PeerAuthentications []meshv1alpha1.PeerAuthentication `json:"peerAuthentications,omitempty"`
+	Services            []corev1.Service                  `json:"services,omitempty"`
+	EndpointSlices      []discoveryv1.EndpointSlice       `json:"endpointSlices,omitempty"`
+	Pods                []corev1.Pod                      `json:"pods,omitempty"`
+	Namespaces          []corev1.Namespace                `json:"namespaces,omitempty"`
+}
