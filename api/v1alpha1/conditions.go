@@ -30,6 +30,9 @@ const (
 	ReasonHostNotFound = "HostNotFound"
 	// ReasonSubsetNotFound: a referenced subset is not defined by the host's DestinationPolicy.
 	ReasonSubsetNotFound = "SubsetNotFound"
+	// ReasonPortNotFound: a destination names a port the Service does not have, or names
+	// none when the Service has several.
+	ReasonPortNotFound = "PortNotFound"
 	// ReasonProgrammed: the config was generated and served.
 	ReasonProgrammed = "Programmed"
 	// ReasonPending: the config has not been generated yet.

@@ -110,7 +110,7 @@ type HTTPMatch struct {
 
 // PathMatch matches the request path.
 // +kubebuilder:validation:XValidation:rule="self.type == 'RegularExpression' || self.value.startsWith('/')",message="an Exact or Prefix path must start with '/'",fieldPath=".value"
-// +kubebuilder:validation:XValidation:rule="self.type != 'RegularExpression' || type(''.matches(self.value)) == bool",message="value must be a valid RE2 regular expression",fieldPath=".value"
+// +kubebuilder:validation:XValidation:rule="self.type != 'RegularExpression' || type('x'.matches(self.value)) == bool",message="value must be a valid RE2 regular expression",fieldPath=".value"
 type PathMatch struct {
 	// Type is Exact, Prefix or RegularExpression.
 	// +kubebuilder:default=Prefix
@@ -127,7 +127,7 @@ type PathMatch struct {
 // HeaderMatch matches one request header.
 // +kubebuilder:validation:XValidation:rule="self.type == 'Present' || has(self.value)",message="value is required unless type is Present",fieldPath=".value"
 // +kubebuilder:validation:XValidation:rule="self.type != 'Present' || !has(self.value)",message="value must be empty when type is Present",fieldPath=".value"
-// +kubebuilder:validation:XValidation:rule="self.type != 'RegularExpression' || type(''.matches(self.value)) == bool",message="value must be a valid RE2 regular expression",fieldPath=".value"
+// +kubebuilder:validation:XValidation:rule="self.type != 'RegularExpression' || type('x'.matches(self.value)) == bool",message="value must be a valid RE2 regular expression",fieldPath=".value"
 type HeaderMatch struct {
 	// Name of the header, lower case.
 	// +kubebuilder:validation:MinLength=1
@@ -152,7 +152,7 @@ type HeaderMatch struct {
 
 // QueryParamMatch matches one query parameter.
 // +kubebuilder:validation:XValidation:rule="self.type == 'Present' || has(self.value)",message="value is required unless type is Present",fieldPath=".value"
-// +kubebuilder:validation:XValidation:rule="self.type != 'RegularExpression' || type(''.matches(self.value)) == bool",message="value must be a valid RE2 regular expression",fieldPath=".value"
+// +kubebuilder:validation:XValidation:rule="self.type != 'RegularExpression' || type('x'.matches(self.value)) == bool",message="value must be a valid RE2 regular expression",fieldPath=".value"
 type QueryParamMatch struct {
 	// Name of the query parameter.
 	// +kubebuilder:validation:MinLength=1

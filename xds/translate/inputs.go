@@ -23,3 +23,35 @@ type Inputs struct {
 	Pods                []corev1.Pod                      `json:"pods,omitempty"`
 	Namespaces          []corev1.Namespace                `json:"namespaces,omitempty"`
 }
+
+// DeepCopy returns a copy of in that shares no memory with it.
+func (in *Inputs) DeepCopy() *Inputs {
+	if in == nil {
+		return nil
+	}
+	return &Inputs{
+		Mesh:                in.Mesh.DeepCopy(),
+		MeshRoutes:          deepCopyAll(in.MeshRoutes),
+		DestinationPolicies: deepCopyAll(in.DestinationPolicies),
+		PeerAuthentications: deepCopyAll(in.PeerAuthentications),
+		Services:            deepCopyAll(in.Services),
+		EndpointSlices:      deepCopyAll(in.EndpointSlices),
+		Pods:                deepCopyAll(in.Pods),
+		Namespaces:          deepCopyAll(in.Namespaces),
+	}
+}
+
+// deepCopyAll copies a slice of API objects with their generated DeepCopyInto.
+func deepCopyAll[T any, P interface {
+	*T
+	DeepCopyInto(*T)
+}](items []T) []T {
+	if items == nil {
+		return nil
+	}
+	out := make([]T, len(items))
+	for i := range items {
+		P(&items[i]).DeepCopyInto(&out[i])
+	}
+	return out
+}

@@ -1,0 +1,158 @@
+package translate
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"time"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/xds/ir"
+)
+
+// translatePolicies applies each DestinationPolicy to its host, oldest first;
+// a host already configured by an older policy makes the newer one Conflicted.
+func (t *translator) translatePolicies() {
+	for _, dp := range byAge(t.in.DestinationPolicies) {
+		st := t.statuses.get(KindDestinationPolicy, dp, true)
+		svc, fqdn := t.lookupHost(dp.Spec.Host, dp.Namespace)
+		switch {
+		case svc == nil:
+			st.unresolvedf(meshv1alpha1.ReasonHostNotFound, "spec.host: host %q (%s) names no Service", dp.Spec.Host, fqdn)
+		case svc.PolicySource != nil:
+			st.conflictf("spec.host: host %s is already configured by %s", fqdn, t.statuses.winner(*svc.PolicySource, st))
+		default:
+			applyPolicy(svc, dp, st)
+		}
+	}
+}
+
+func applyPolicy(svc *ir.Service, dp *meshv1alpha1.DestinationPolicy, st *objectStatus) {
+	ref := st.ref
+	svc.PolicySource = &ref
+	svc.Policy = convertTrafficPolicy(dp.Spec.TrafficPolicy)
+	seen := map[string]int{}
+	for i := range dp.Spec.Subsets {
+		ss := &dp.Spec.Subsets[i]
+		if j, dup := seen[ss.Name]; dup {
+			st.invalidf("spec.subsets[%d].name: subset %q is already defined by spec.subsets[%d]", i, ss.Name, j)
+			continue
+		}
+		seen[ss.Name] = i
+		svc.Subsets = append(svc.Subsets, &ir.Subset{
+			Name:   ss.Name,
+			Labels: maps.Clone(ss.Labels),
+			Policy: convertTrafficPolicy(mergeTrafficPolicy(dp.Spec.TrafficPolicy, ss.TrafficPolicy)),
+		})
+	}
+	slices.SortFunc(svc.Subsets, func(a, b *ir.Subset) int { return cmp.Compare(a.Name, b.Name) })
+}
+
+// convertTrafficPolicy converts p, applying the API's defaults; nil when p sets nothing.
+func convertTrafficPolicy(p *meshv1alpha1.TrafficPolicy) *ir.TrafficPolicy {
+	if p == nil {
+		return nil
+	}
+	out := &ir.TrafficPolicy{
+		LoadBalancer:     convertLoadBalancer(p.LoadBalancer),
+		ConnectionPool:   convertConnectionPool(p.ConnectionPool),
+		OutlierDetection: convertOutlierDetection(p.OutlierDetection),
+	}
+	if *out == (ir.TrafficPolicy{}) {
+		return nil
+	}
+	return out
+}
+
+var simpleLBs = map[meshv1alpha1.SimpleLB]ir.LBAlgorithm{
+	meshv1alpha1.LBRoundRobin:   ir.LBRoundRobin,
+	meshv1alpha1.LBLeastRequest: ir.LBLeastRequest,
+	meshv1alpha1.LBRandom:       ir.LBRandom,
+}
+
+func convertLoadBalancer(lb *meshv1alpha1.LoadBalancer) *ir.LoadBalancer {
+	switch {
+	case lb == nil:
+		return nil
+	case lb.ConsistentHash != nil:
+		return convertConsistentHash(lb.ConsistentHash)
+	}
+	if alg, ok := simpleLBs[lb.Simple]; ok {
+		return &ir.LoadBalancer{Algorithm: alg}
+	}
+	return nil
+}
+
+func convertConsistentHash(ch *meshv1alpha1.ConsistentHash) *ir.LoadBalancer {
+	out := &ir.LoadBalancer{
+		Algorithm:    ir.LBRingHash,
+		HashHeader:   ch.HTTPHeaderName,
+		HashSourceIP: ch.UseSourceIP,
+	}
+	if c := ch.HTTPCookie; c != nil {
+		out.HashCookie = &ir.HashCookie{Name: c.Name, Path: c.Path, TTL: irDuration(c.TTL)}
+	}
+	return out
+}
+
+func convertConnectionPool(p *meshv1alpha1.ConnectionPool) *ir.ConnectionPool {
+	if p == nil || (p.TCP == nil && p.HTTP == nil) {
+		return nil
+	}
+	out := &ir.ConnectionPool{}
+	if tcp := p.TCP; tcp != nil {
+		out.MaxConnections = u32(tcp.MaxConnections)
+		out.ConnectTimeout = irDuration(tcp.ConnectTimeout)
+	}
+	if h := p.HTTP; h != nil {
+		out.MaxPendingRequests = u32(h.HTTP1MaxPendingRequests)
+		out.MaxRequests = u32(h.HTTP2MaxRequests)
+		out.MaxRequestsPerConnection = u32(h.MaxRequestsPerConnection)
+		out.MaxRetries = u32(h.MaxRetries)
+		out.IdleTimeout = irDuration(h.IdleTimeout)
+	}
+	return out
+}
+
+// Outlier detection defaults, as in the API: they keep at least half the pool.
+const (
+	defaultConsecutive5xx     = 5
+	defaultOutlierInterval    = 10 * time.Second
+	defaultBaseEjectionTime   = 30 * time.Second
+	defaultMaxEjectionPercent = 50
+	defaultMinHealthPercent   = 50
+)
+
+func convertOutlierDetection(od *meshv1alpha1.OutlierDetection) *ir.OutlierDetection {
+	if od == nil {
+		return nil
+	}
+	return &ir.OutlierDetection{
+		Consecutive5xxErrors:     counter(od.Consecutive5xxErrors, defaultConsecutive5xx),
+		ConsecutiveGatewayErrors: counter(od.ConsecutiveGatewayErrors, 0),
+		Interval:                 durationOr(od.Interval, defaultOutlierInterval),
+		BaseEjectionTime:         durationOr(od.BaseEjectionTime, defaultBaseEjectionTime),
+		MaxEjectionPercent:       int32Or(od.MaxEjectionPercent, defaultMaxEjectionPercent),
+		MinHealthPercent:         int32Or(od.MinHealthPercent, defaultMinHealthPercent),
+	}
+}
+
+// counter is an ejection threshold: def when unset, and nil (check disabled) when 0.
+func counter(v *int32, def int32) *uint32 {
+	n := def
+	if v != nil {
+		n = *v
+	}
+	if n <= 0 {
+		return nil
+	}
+	u := uint32(n)
+	return &u
+}
+
+func int32Or(v *int32, def int32) uint32 {
+	if v == nil {
+		return u32(def)
+	}
+	return u32(*v)
+}

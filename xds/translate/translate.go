@@ -1,0 +1,133 @@
+package translate
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/xds/ir"
+)
+
+// Result is what Translate produces: the mesh model and one status per
+// MeshRoute, DestinationPolicy and PeerAuthentication.
+type Result struct {
+	// Mesh is the model handed to xds/generate. Treat it as read-only: values
+	// (routes of a MeshRoute with several hosts, for instance) may be shared.
+	Mesh *ir.Mesh `json:"mesh"`
+	// Statuses are sorted by kind, namespace and name.
+	Statuses []ObjectStatus `json:"statuses,omitempty"`
+}
+
+// ObjectStatus is the translation verdict on one API object.
+//
+// Conditions hold Accepted and, for MeshRoute and DestinationPolicy,
+// ResolvedRefs, each with ObservedGeneration set and LastTransitionTime left
+// zero (the status writer fills it in). Programmed is deliberately absent: it
+// is owned by the runner, which sets it once generation has run and proxies
+// have acknowledged (or rejected) the config.
+type ObjectStatus struct {
+	Ref        ir.ObjectRef       `json:"ref"`
+	Generation int64              `json:"generation"`
+	Conditions []metav1.Condition `json:"conditions"`
+}
+
+// Status returns the status of the object ref names, or nil.
+func (r *Result) Status(ref ir.ObjectRef) *ObjectStatus {
+	i, ok := slices.BinarySearchFunc(r.Statuses, ref, func(s ObjectStatus, ref ir.ObjectRef) int {
+		return compareRefs(s.Ref, ref)
+	})
+	if !ok {
+		return nil
+	}
+	return &r.Statuses[i]
+}
+
+// Translate turns the inputs into the mesh model and a status per mesh object.
+// It is pure and deterministic and never mutates in. User mistakes become
+// conditions; an error means the inputs are missing or translation produced a
+// model that breaks ir's invariants (a bug).
+func Translate(in *Inputs) (*Result, error) {
+	if in == nil {
+		return nil, errors.New("translate: nil inputs")
+	}
+	t := newTranslator(in)
+	t.translateServices()
+	t.translateEndpoints()
+	t.translatePolicies()
+	t.translateRoutes()
+	t.translatePeerAuthentications()
+	t.translateProxies()
+	mesh := t.model()
+	if err := mesh.Validate(); err != nil {
+		return nil, fmt.Errorf("translate: produced an invalid mesh model: %w", err)
+	}
+	return &Result{Mesh: mesh, Statuses: t.statuses.list()}, nil
+}
+
+// serviceEntry pairs a Service with its model.
+type serviceEntry struct {
+	k8s *corev1.Service
+	ir  *ir.Service
+}
+
+// translator holds the state of one Translate call. It reads in and writes
+// only to the model it builds.
+type translator struct {
+	in          *Inputs
+	trustDomain string
+	meshMode    ir.MTLSMode
+	// services are sorted by FQDN; byFQDN indexes them.
+	services []*serviceEntry
+	byFQDN   map[string]*serviceEntry
+	pods     map[string]*corev1.Pod // by "namespace/name"
+	peerAuth *peerAuthIndex
+	proxies  []*ir.Proxy
+	statuses *statusSet
+}
+
+func newTranslator(in *Inputs) *translator {
+	t := &translator{
+		in:          in,
+		trustDomain: DefaultTrustDomain,
+		meshMode:    ir.MTLSPermissive,
+		byFQDN:      map[string]*serviceEntry{},
+		pods:        map[string]*corev1.Pod{},
+		statuses:    newStatusSet(),
+	}
+	if in.Mesh != nil {
+		t.applyMeshSpec(&in.Mesh.Spec)
+	}
+	for i := range in.Pods {
+		p := &in.Pods[i]
+		t.pods[p.Namespace+"/"+p.Name] = p
+	}
+	return t
+}
+
+// DefaultTrustDomain is the trust domain when the Mesh does not name one.
+const DefaultTrustDomain = "cluster.local"
+
+func (t *translator) applyMeshSpec(spec *meshv1alpha1.MeshSpec) {
+	if spec.TrustDomain != "" {
+		t.trustDomain = spec.TrustDomain
+	}
+	if spec.MTLS.Mode == meshv1alpha1.MTLSStrict {
+		t.meshMode = ir.MTLSStrict
+	}
+}
+
+// model assembles the mesh, sorted.
+func (t *translator) model() *ir.Mesh {
+	m := &ir.Mesh{TrustDomain: t.trustDomain, MTLSMode: t.meshMode}
+	for _, e := range t.services {
+		m.Services = append(m.Services, e.ir)
+	}
+	m.Proxies = t.proxies
+	slices.SortFunc(m.Proxies, func(a, b *ir.Proxy) int { return cmp.Compare(a.ID, b.ID) })
+	return m
+}
