@@ -1,0 +1,122 @@
+package server
+
+import (
+	"context"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+)
+
+// callbacks feed go-control-plane's stream events (state of the world and
+// delta) into the tracker. One value per go-control-plane server instance.
+type callbacks struct {
+	instance int64
+	tracker  *tracker
+	// lookup returns the resource versions the server published to a node
+	// for a type and version, or nil when it no longer holds them.
+	lookup func(node, typeURL, version string) map[string]string
+}
+
+var _ serverv3.Callbacks = (*callbacks)(nil)
+
+func (c *callbacks) key(delta bool, id int64) streamKey {
+	return streamKey{instance: c.instance, delta: delta, id: id}
+}
+
+// OnStreamOpen implements sotw.Callbacks.
+func (c *callbacks) OnStreamOpen(_ context.Context, id int64, _ string) error {
+	c.tracker.opened(c.key(false, id))
+	return nil
+}
+
+// OnStreamClosed implements sotw.Callbacks.
+func (c *callbacks) OnStreamClosed(id int64, _ *corev3.Node) {
+	c.tracker.closed(c.key(false, id))
+}
+
+// OnStreamRequest implements sotw.Callbacks.
+func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest) error {
+	c.tracker.requested(c.key(false, id), reply{
+		node:        req.GetNode().GetId(),
+		typeURL:     req.GetTypeUrl(),
+		nonce:       req.GetResponseNonce(),
+		version:     req.GetVersionInfo(),
+		errorDetail: req.GetErrorDetail(),
+	})
+	return nil
+}
+
+// OnStreamResponse implements sotw.Callbacks. req is the request the
+// response answers; go-control-plane has filled in its node.
+func (c *callbacks) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
+	node := req.GetNode().GetId()
+	c.tracker.responded(c.key(false, id), node, resp.GetTypeUrl(), sentResponse{
+		nonce:     resp.GetNonce(),
+		version:   resp.GetVersionInfo(),
+		resources: c.sotwResources(node, req, resp),
+	})
+}
+
+// sotwResources are the resource versions in a state-of-the-world
+// response: the published set for its version, narrowed to the requested
+// names as the snapshot cache does.
+func (c *callbacks) sotwResources(node string, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) map[string]string {
+	all := c.lookup(node, resp.GetTypeUrl(), resp.GetVersionInfo())
+	if all == nil || len(req.GetResourceNames()) == 0 {
+		return all
+	}
+	out := make(map[string]string, len(req.GetResourceNames()))
+	for _, name := range req.GetResourceNames() {
+		if v, ok := all[name]; ok {
+			out[name] = v
+		}
+	}
+	return out
+}
+
+// OnDeltaStreamOpen implements delta.Callbacks.
+func (c *callbacks) OnDeltaStreamOpen(_ context.Context, id int64, _ string) error {
+	c.tracker.opened(c.key(true, id))
+	return nil
+}
+
+// OnDeltaStreamClosed implements delta.Callbacks.
+func (c *callbacks) OnDeltaStreamClosed(id int64, _ *corev3.Node) {
+	c.tracker.closed(c.key(true, id))
+}
+
+// OnStreamDeltaRequest implements delta.Callbacks. Only a stream's first
+// request is sure to carry the node; the tracker remembers it per stream.
+func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscoveryRequest) error {
+	c.tracker.requested(c.key(true, id), reply{
+		node:        req.GetNode().GetId(),
+		typeURL:     req.GetTypeUrl(),
+		nonce:       req.GetResponseNonce(),
+		errorDetail: req.GetErrorDetail(),
+	})
+	return nil
+}
+
+// OnStreamDeltaResponse implements delta.Callbacks.
+func (c *callbacks) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+	updated := make(map[string]string, len(resp.GetResources()))
+	for _, r := range resp.GetResources() {
+		updated[r.GetName()] = r.GetVersion()
+	}
+	c.tracker.responded(c.key(true, id), req.GetNode().GetId(), resp.GetTypeUrl(), sentResponse{
+		nonce:     resp.GetNonce(),
+		version:   resp.GetSystemVersionInfo(),
+		resources: updated,
+		removed:   resp.GetRemovedResources(),
+		delta:     true,
+	})
+}
+
+// OnFetchRequest implements rest.Callbacks; REST is not served.
+func (c *callbacks) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error {
+	return nil
+}
+
+// OnFetchResponse implements rest.Callbacks; REST is not served.
+func (c *callbacks) OnFetchResponse(*discoveryv3.DiscoveryRequest, *discoveryv3.DiscoveryResponse) {}

@@ -1,0 +1,155 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+)
+
+// SetOption changes how SetProxyResourcesWith checks a snapshot.
+type SetOption func(*setConfig)
+
+type setConfig struct {
+	check consistencyCheck
+}
+
+// ProxylessGRPC marks the node as a proxyless gRPC client: instead of
+// Snapshot.Consistent(), which does not follow the RDS references of API
+// listeners, the snapshot is checked by a variant that does.
+func ProxylessGRPC() SetOption {
+	return func(c *setConfig) { c.check = checkProxyless }
+}
+
+// SkipConsistencyCheck skips the cross-reference check altogether; every
+// resource is still validated.
+func SkipConsistencyCheck() SetOption {
+	return func(c *setConfig) { c.check = checkNone }
+}
+
+// proxyConfig is what the server last published to a node, and the
+// configuration before it: a response being sent while a new snapshot is
+// set may carry either.
+type proxyConfig struct {
+	current, previous configVersions
+}
+
+func (c *proxyConfig) find(typeURL, version string) map[string]string {
+	for _, cv := range []configVersions{c.current, c.previous} {
+		if tv, ok := cv[typeURL]; ok && tv.version == version {
+			return tv.resources
+		}
+	}
+	return nil
+}
+
+// SetProxyResources validates and publishes a node's resources, keyed by
+// type URL. Versions are content hashes: when nothing changed for the node it
+// returns changed=false and leaves the cache alone. When a resource fails
+// ValidateAll or the snapshot is inconsistent it returns an error and the
+// node keeps its previous snapshot. Nodes of type grpc~ are checked as
+// ProxylessGRPC, all others with Snapshot.Consistent(). The resources must
+// not be modified afterwards.
+func (s *Server) SetProxyResources(nodeID string, res map[string][]types.Resource) (changed bool, err error) {
+	var opts []SetOption
+	if strings.HasPrefix(nodeID, string(NodeGRPC)+nodeIDSeparator) {
+		opts = append(opts, ProxylessGRPC())
+	}
+	return s.SetProxyResourcesWith(nodeID, res, opts...)
+}
+
+// SetProxyResourcesWith is SetProxyResources with the consistency check
+// chosen by opts (Snapshot.Consistent() when none).
+func (s *Server) SetProxyResourcesWith(nodeID string, res map[string][]types.Resource, opts ...SetOption) (changed bool, err error) {
+	var cfg setConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	snap, versions, err := buildSnapshot(res, cfg.check)
+	if err != nil {
+		return false, fmt.Errorf("snapshot for %s: %w", nodeID, err)
+	}
+	return s.publish(nodeID, snap, versions)
+}
+
+func buildSnapshot(res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
+	if err := validateResources(res); err != nil {
+		return nil, nil, err
+	}
+	versions, err := newConfigVersions(res)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap := &cachev3.Snapshot{VersionMap: make(map[string]map[string]string, len(versions))}
+	for typeURL, tv := range versions {
+		snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
+		// Set here, ConstructVersionMap keeps it instead of hashing again.
+		snap.VersionMap[typeURL] = tv.resources
+	}
+	if err := checkConsistency(snap, check); err != nil {
+		return nil, nil, err
+	}
+	return snap, versions, nil
+}
+
+func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configVersions) (bool, error) {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	if !s.swapConfig(nodeID, versions) {
+		return false, nil
+	}
+	// Configs are updated first: the cache answers watches inside
+	// SetSnapshot, and the response callbacks look the versions up.
+	// SetSnapshot stores the snapshot before it can fail.
+	err := s.cache.SetSnapshot(context.Background(), nodeID, snap)
+	s.tracker.published(nodeID, versions.typeVersionMap())
+	if err != nil {
+		return true, fmt.Errorf("setting snapshot for %s: %w", nodeID, err)
+	}
+	s.log.V(1).Info("published xDS snapshot", "nodeID", nodeID)
+	return true, nil
+}
+
+// swapConfig records versions as the node's current config, unless they
+// equal it; it reports whether they changed.
+func (s *Server) swapConfig(nodeID string, versions configVersions) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.configs[nodeID]
+	if old != nil && old.current.equal(versions) {
+		return false
+	}
+	next := &proxyConfig{current: versions}
+	if old != nil {
+		next.previous = old.current
+	}
+	s.configs[nodeID] = next
+	return true
+}
+
+// RemoveProxy clears a node's snapshot. go-control-plane's ClearSnapshot
+// also drops the node's open watches: a stream still open afterwards gets
+// new config only after its next request.
+func (s *Server) RemoveProxy(nodeID string) {
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	s.mu.Lock()
+	delete(s.configs, nodeID)
+	s.mu.Unlock()
+	s.cache.ClearSnapshot(nodeID)
+	s.tracker.published(nodeID, nil)
+}
+
+// publishedResources returns the resource versions published to a node for
+// a type at a version, or nil when the server no longer holds them.
+func (s *Server) publishedResources(nodeID, typeURL, version string) map[string]string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	c := s.configs[nodeID]
+	if c == nil {
+		return nil
+	}
+	return c.find(typeURL, version)
+}

@@ -1,0 +1,158 @@
+// Package server is Capstan's xDS server: one content-versioned snapshot per
+// proxy in go-control-plane's snapshot cache, served over ADS (state of the
+// world and delta) and the per-type discovery services, with per-proxy
+// connection, ACK and NACK state recorded from the stream callbacks.
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
+	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
+	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+)
+
+const defaultShutdownTimeout = 10 * time.Second
+
+// Options configure a Server.
+type Options struct {
+	Logger logr.Logger
+	// ServerOptions are added to the gRPC server's options, after the
+	// defaults (keepalive, stream limits), so they can override them.
+	// Transport credentials and interceptors go here.
+	ServerOptions []grpc.ServerOption
+	// OnStatusChange, when set, is called with a node ID after that node's
+	// ProxyStatus changed: streams opened or closed, an ACK or a NACK, config
+	// published or removed. It runs on the stream's goroutine and must not
+	// block; read the status itself with ProxyStatus.
+	OnStatusChange func(nodeID string)
+	// ShutdownTimeout bounds the graceful stop once Serve's context is
+	// done; after it, remaining connections are closed. Default 10s.
+	ShutdownTimeout time.Duration
+}
+
+// Server serves xDS from one snapshot per proxy. It is safe for concurrent use.
+type Server struct {
+	log     logr.Logger
+	opts    Options
+	cache   cachev3.SnapshotCache
+	tracker *tracker
+
+	// publishMu serialises SetProxyResources and RemoveProxy, so that the
+	// cache and configs change together.
+	publishMu sync.Mutex
+	// mu guards configs; the stream callbacks read it.
+	mu      sync.RWMutex
+	configs map[string]*proxyConfig
+
+	instances atomic.Int64
+}
+
+// New returns a Server with an empty cache.
+func New(opts Options) *Server {
+	log := opts.Logger
+	if log.GetSink() == nil {
+		log = logr.Discard()
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = defaultShutdownTimeout
+	}
+	return &Server{
+		log:  log,
+		opts: opts,
+		// IDHash: the snapshot key is the full node ID.
+		cache:   cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLogger{log: log}),
+		tracker: newTracker(log, opts.OnStatusChange),
+		configs: map[string]*proxyConfig{},
+	}
+}
+
+// Serve serves xDS on lis until ctx is done, then stops gracefully.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	gs := s.newGRPCServer(ctx)
+	errCh := make(chan error, 1)
+	go func() { errCh <- gs.Serve(lis) }()
+	s.log.Info("serving xDS", "address", lis.Addr().String())
+
+	select {
+	case err := <-errCh:
+		return fmt.Errorf("serving xDS on %s: %w", lis.Addr(), err)
+	case <-ctx.Done():
+	}
+	stopGracefully(gs, s.opts.ShutdownTimeout)
+	if err := <-errCh; err != nil {
+		return fmt.Errorf("serving xDS on %s: %w", lis.Addr(), err)
+	}
+	return nil
+}
+
+// newGRPCServer registers ADS and the per-type services. Their streams end
+// when ctx is done, which lets the graceful stop complete.
+func (s *Server) newGRPCServer(ctx context.Context) *grpc.Server {
+	cb := &callbacks{instance: s.instances.Add(1), tracker: s.tracker, lookup: s.publishedResources}
+	xds := serverv3.NewServer(ctx, s.cache, cb)
+	gs := grpc.NewServer(append(defaultServerOptions(), s.opts.ServerOptions...)...)
+	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds)
+	listenerservice.RegisterListenerDiscoveryServiceServer(gs, xds)
+	routeservice.RegisterRouteDiscoveryServiceServer(gs, xds)
+	clusterservice.RegisterClusterDiscoveryServiceServer(gs, xds)
+	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, xds)
+	secretservice.RegisterSecretDiscoveryServiceServer(gs, xds)
+	return gs
+}
+
+// defaultServerOptions: xDS streams are long-lived, one per type per
+// connection without ADS; dead peers are found by keepalive pings, and
+// clients may ping every 15s.
+func defaultServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(1 << 20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
+	}
+}
+
+func stopGracefully(gs *grpc.Server, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		gs.GracefulStop()
+		close(done)
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		gs.Stop()
+		<-done
+	}
+}
+
+// ProxyStatuses returns the status of every known node, sorted by node ID.
+// A node is known while it has an open stream or published config.
+func (s *Server) ProxyStatuses() []ProxyStatus {
+	return s.tracker.statuses()
+}
+
+// InSyncProxies counts the nodes for which ProxyStatus.InSync holds.
+func (s *Server) InSyncProxies() int {
+	return s.tracker.count(ProxyStatus.InSync)
+}
+
+// ProxyStatus returns the status of one node.
+func (s *Server) ProxyStatus(nodeID string) (ProxyStatus, bool) {
+	return s.tracker.status(nodeID)
+}

@@ -1,0 +1,282 @@
+package server
+
+import (
+	"cmp"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+)
+
+// streamKey identifies a stream. Stream IDs are counted separately by each
+// go-control-plane server instance (one per Serve call) and by its
+// state-of-the-world and delta halves.
+type streamKey struct {
+	instance int64
+	delta    bool
+	id       int64
+}
+
+// streamState is what the tracker keeps per open stream.
+type streamState struct {
+	// node is the node ID, set by the stream's first request that names one.
+	node string
+	// sent maps type URL to the last response sent on this stream.
+	sent map[string]sentResponse
+}
+
+// sentResponse is a response remembered until the client answers it.
+type sentResponse struct {
+	nonce   string
+	version string
+	// resources: for state of the world, every resource in the response
+	// (nil when unknown); for delta, the updated resources.
+	resources map[string]string
+	// removed lists the delta response's removed_resources.
+	removed []string
+	delta   bool
+}
+
+// ackedResources is the node's resource set once it ACKs s, given the set it
+// had ACKed before.
+func (s sentResponse) ackedResources(prev map[string]string) map[string]string {
+	if !s.delta {
+		return s.resources
+	}
+	out := make(map[string]string, len(prev)+len(s.resources))
+	maps.Copy(out, prev)
+	maps.Copy(out, s.resources)
+	for _, name := range s.removed {
+		delete(out, name)
+	}
+	return out
+}
+
+// reply is a client request, as far as ACK/NACK tracking is concerned.
+type reply struct {
+	node    string
+	typeURL string
+	nonce   string
+	// version is the request's version_info (state of the world only).
+	version     string
+	errorDetail *rpcstatus.Status
+}
+
+// tracker records per-node xDS state from the server callbacks. The
+// Published and AckedResources maps it stores are never mutated in place,
+// only replaced, so they may be shared with the server's published versions.
+type tracker struct {
+	log      logr.Logger
+	onChange func(nodeID string)
+
+	mu      sync.Mutex
+	proxies map[string]*ProxyStatus
+	streams map[streamKey]*streamState
+}
+
+func newTracker(log logr.Logger, onChange func(string)) *tracker {
+	return &tracker{
+		log:      log,
+		onChange: onChange,
+		proxies:  map[string]*ProxyStatus{},
+		streams:  map[streamKey]*streamState{},
+	}
+}
+
+func (t *tracker) notify(node string) {
+	if node != "" && t.onChange != nil {
+		t.onChange(node)
+	}
+}
+
+func (t *tracker) opened(key streamKey) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stream(key)
+}
+
+func (t *tracker) closed(key streamKey) {
+	t.notify(t.recordClose(key))
+}
+
+func (t *tracker) recordClose(key streamKey) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.streams[key]
+	delete(t.streams, key)
+	if st == nil || st.node == "" {
+		return ""
+	}
+	t.proxies[st.node].Streams--
+	t.log.V(1).Info("xDS stream closed", "nodeID", st.node, "stream", key.id, "delta", key.delta)
+	t.dropIfIdle(st.node)
+	return st.node
+}
+
+func (t *tracker) requested(key streamKey, r reply) {
+	t.notify(t.recordRequest(key, r))
+}
+
+func (t *tracker) recordRequest(key streamKey, r reply) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stream(key)
+	changed := t.identify(key, st, r.node)
+	if st.node != "" && t.answer(st, r) {
+		changed = true
+	}
+	if !changed {
+		return ""
+	}
+	return st.node
+}
+
+func (t *tracker) responded(key streamKey, node, typeURL string, sent sentResponse) {
+	t.notify(t.recordResponse(key, node, typeURL, sent))
+}
+
+func (t *tracker) recordResponse(key streamKey, node, typeURL string, sent sentResponse) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.stream(key)
+	changed := t.identify(key, st, node)
+	if st.node == "" {
+		return ""
+	}
+	st.sent[typeURL] = sent
+	p := t.proxies[st.node]
+	ts := p.Types[typeURL]
+	ts.SentVersion, ts.SentNonce = sent.version, sent.nonce
+	p.Types[typeURL] = ts
+	if !changed {
+		return ""
+	}
+	return st.node
+}
+
+// published records the versions now served to a node; nil means none.
+func (t *tracker) published(node string, versions map[string]string) {
+	t.mu.Lock()
+	t.proxy(node).Published = versions
+	t.dropIfIdle(node)
+	t.mu.Unlock()
+	t.notify(node)
+}
+
+func (t *tracker) statuses() []ProxyStatus {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]ProxyStatus, 0, len(t.proxies))
+	for _, p := range t.proxies {
+		out = append(out, p.deepCopy())
+	}
+	slices.SortFunc(out, func(a, b ProxyStatus) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// count returns how many nodes satisfy pred, without copying statuses.
+func (t *tracker) count(pred func(ProxyStatus) bool) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, p := range t.proxies {
+		if pred(*p) {
+			n++
+		}
+	}
+	return n
+}
+
+func (t *tracker) status(node string) (ProxyStatus, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.proxies[node]
+	if !ok {
+		return ProxyStatus{}, false
+	}
+	return p.deepCopy(), true
+}
+
+// stream returns the state of a stream, creating it if needed. t.mu is held.
+func (t *tracker) stream(key streamKey) *streamState {
+	st, ok := t.streams[key]
+	if !ok {
+		st = &streamState{sent: map[string]sentResponse{}}
+		t.streams[key] = st
+	}
+	return st
+}
+
+// proxy returns the status of a node, creating it if needed. t.mu is held.
+func (t *tracker) proxy(node string) *ProxyStatus {
+	p, ok := t.proxies[node]
+	if !ok {
+		p = &ProxyStatus{NodeID: node, Types: map[string]TypeStatus{}}
+		t.proxies[node] = p
+	}
+	return p
+}
+
+// dropIfIdle forgets a node with no stream and no published config. t.mu is held.
+func (t *tracker) dropIfIdle(node string) {
+	if p := t.proxies[node]; p != nil && p.Streams == 0 && len(p.Published) == 0 {
+		delete(t.proxies, node)
+	}
+}
+
+// identify binds a stream to its node on the first message naming one, and
+// reports whether that changed the node's stream count. t.mu is held.
+func (t *tracker) identify(key streamKey, st *streamState, node string) bool {
+	if st.node != "" || node == "" {
+		return false
+	}
+	st.node = node
+	t.proxy(node).Streams++
+	t.log.V(1).Info("xDS stream opened", "nodeID", node, "stream", key.id, "delta", key.delta)
+	return true
+}
+
+// answer applies an ACK or NACK and reports whether it was one. t.mu is held.
+func (t *tracker) answer(st *streamState, r reply) bool {
+	if r.nonce == "" {
+		return false
+	}
+	sent, ok := st.sent[r.typeURL]
+	latest := ok && sent.nonce == r.nonce
+	p := t.proxies[st.node]
+	ts := p.Types[r.typeURL]
+	switch {
+	case r.errorDetail != nil:
+		ts = t.nack(st.node, ts, sent, latest, r)
+	case latest:
+		ts = ack(ts, sent, r)
+	default:
+		return false
+	}
+	p.Types[r.typeURL] = ts
+	return true
+}
+
+func (t *tracker) nack(node string, ts TypeStatus, sent sentResponse, latest bool, r reply) TypeStatus {
+	n := &Nack{Nonce: r.nonce, Code: r.errorDetail.GetCode(), Message: r.errorDetail.GetMessage(), At: time.Now()}
+	if latest {
+		n.Version = sent.version
+		ts.Nacked = true
+	}
+	ts.LastNack = n
+	t.log.Info("xDS response rejected", "nodeID", node, "typeURL", r.typeURL,
+		"version", n.Version, "nonce", n.Nonce, "message", n.Message)
+	return ts
+}
+
+func ack(ts TypeStatus, sent sentResponse, r reply) TypeStatus {
+	ts.AckedVersion = cmp.Or(r.version, sent.version)
+	ts.AckedNonce = r.nonce
+	ts.AckedAt = time.Now()
+	ts.AckedResources = sent.ackedResources(ts.AckedResources)
+	ts.Nacked = false
+	return ts
+}
