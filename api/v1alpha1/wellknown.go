@@ -27,3 +27,22 @@ const (
 	PortWebhook         = 9443
 	PortMetrics         = 8080
 )
+
+// Pod annotations read or written by the sidecar injector (see docs/injection.md).
+const (
+	// AnnotationExcludeInboundPorts lists ports (comma-separated) whose inbound traffic is not captured.
+	AnnotationExcludeInboundPorts = "capstan.dev/exclude-inbound-ports"
+	// AnnotationExcludeOutboundPorts lists destination ports (comma-separated) whose outbound traffic is not captured.
+	AnnotationExcludeOutboundPorts = "capstan.dev/exclude-outbound-ports"
+	// AnnotationExcludeOutboundIPRanges lists destination CIDRs (comma-separated) whose outbound traffic is not captured.
+	AnnotationExcludeOutboundIPRanges = "capstan.dev/exclude-outbound-ip-ranges"
+	// AnnotationProxyCPU is the sidecar's CPU request (a resource quantity).
+	AnnotationProxyCPU = "capstan.dev/proxy-cpu"
+	// AnnotationProxyMemory is the sidecar's memory request (a resource quantity).
+	AnnotationProxyMemory = "capstan.dev/proxy-memory"
+	// AnnotationProxyLogLevel is the sidecar's Envoy log level.
+	AnnotationProxyLogLevel = "capstan.dev/proxy-log-level"
+	// AnnotationOriginalProbes is written by the injector: the app's HTTP probes before they were
+	// rewritten to the sidecar's health port, as JSON keyed by the rewritten path.
+	AnnotationOriginalProbes = "capstan.dev/original-probes"
+)

@@ -1,0 +1,114 @@
+package inject
+
+import (
+	"encoding/json"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+)
+
+// OriginalProbes maps each rewritten probe's app-health path to the probe
+// as the pod declared it, except that a named port is replaced by its number
+// so that whoever serves the path needs nothing else; it is the JSON of the
+// capstan.dev/original-probes annotation.
+type OriginalProbes map[string]*corev1.Probe
+
+// rewriteProbes points the HTTP probes of the application containers (and of
+// the pod's own native sidecars) at the proxy's health port, so that the
+// kubelet's plaintext requests are not refused under STRICT mTLS, and returns
+// the originals. TCP, exec and gRPC probes, probes with a host, and probes
+// whose named port the container does not declare are left as they are.
+func rewriteProbes(spec *corev1.PodSpec) OriginalProbes {
+	orig := OriginalProbes{}
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			rewriteContainerProbes(c, orig)
+		}
+	}
+	for i := range spec.Containers {
+		rewriteContainerProbes(&spec.Containers[i], orig)
+	}
+	return orig
+}
+
+func rewriteContainerProbes(c *corev1.Container, orig OriginalProbes) {
+	for _, p := range []struct {
+		probe **corev1.Probe
+		kind  ProbeKind
+	}{
+		{&c.LivenessProbe, ProbeLiveness},
+		{&c.ReadinessProbe, ProbeReadiness},
+		{&c.StartupProbe, ProbeStartup},
+	} {
+		port, ok := rewritable(c, *p.probe)
+		if !ok {
+			continue
+		}
+		path := AppHealthPath(c.Name, p.kind)
+		orig[path] = (*p.probe).DeepCopy()
+		orig[path].HTTPGet.Port = intstr.FromInt32(port)
+		*p.probe = appHealthProbe(*p.probe, path)
+	}
+}
+
+// rewritable reports whether probe is an HTTP probe of the pod's own IP on a
+// port (a number, or a name the container declares) other than the proxy's,
+// and returns the port's number.
+func rewritable(c *corev1.Container, probe *corev1.Probe) (int32, bool) {
+	if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Host != "" {
+		return 0, false
+	}
+	port, ok := resolvePort(c, probe.HTTPGet.Port)
+	return port, ok && !slices.Contains(wellKnownExcludedInbound, port)
+}
+
+// resolvePort returns the number of a probe port, looking names up among the container's ports.
+func resolvePort(c *corev1.Container, port intstr.IntOrString) (int32, bool) {
+	if port.Type == intstr.Int {
+		return port.IntVal, port.IntVal > 0
+	}
+	for _, p := range c.Ports {
+		if p.Name == port.StrVal {
+			return p.ContainerPort, true
+		}
+	}
+	return 0, false
+}
+
+// appHealthProbe is probe, with its timings, asking the proxy's health port at path instead.
+func appHealthProbe(probe *corev1.Probe, path string) *corev1.Probe {
+	out := probe.DeepCopy()
+	out.ProbeHandler = corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+		Path:   path,
+		Port:   intstr.FromInt32(meshv1alpha1.PortHealth),
+		Scheme: corev1.URISchemeHTTP,
+	}}
+	return out
+}
+
+// marshal is the annotation value: compact JSON, keys sorted.
+func (o OriginalProbes) marshal() string {
+	out, err := json.Marshal(o)
+	if err != nil {
+		panic("inject: marshal original probes: " + err.Error()) // API structs always marshal
+	}
+	return string(out)
+}
+
+// ParseOriginalProbes reads the capstan.dev/original-probes annotation of an
+// injected pod; a pod without it has none.
+func ParseOriginalProbes(pod *corev1.Pod) (OriginalProbes, error) {
+	v, ok := pod.Annotations[meshv1alpha1.AnnotationOriginalProbes]
+	if !ok {
+		return OriginalProbes{}, nil
+	}
+	var o OriginalProbes
+	if err := json.Unmarshal([]byte(v), &o); err != nil {
+		return nil, &annotationError{meshv1alpha1.AnnotationOriginalProbes, v, "is not valid JSON: " + err.Error()}
+	}
+	return o, nil
+}

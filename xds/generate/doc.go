@@ -1,0 +1,16 @@
+// Package generate turns the mesh model (ir.Mesh) into the Envoy v3 resources
+// of one sidecar: listeners, routes, clusters and endpoints. It is a pure
+// function of its inputs — no I/O, no clocks, no mutation of the model — and
+// its output is deterministic: resources are sorted by name and every slice is
+// built in input order.
+//
+// Files are split by concern (listener_outbound.go, listener_inbound.go,
+// listener_static.go, cluster.go, cluster_policy.go, route.go, route_match.go,
+// route_action.go, endpoints.go, tls.go) and by HTTP filter (filter_*.go, each
+// implementing httpFilter; the order is set in httpFilters).
+//
+// Every resource is validated with ValidateAll as it is added, and the whole
+// set passes a reference check (Resources.Validate) before it is returned.
+// Problems caused by one API object are reported as *Error values naming that
+// object; generation goes on for everything else (see ForProxy).
+package generate

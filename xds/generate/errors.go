@@ -1,0 +1,106 @@
+package generate
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/capstanmesh/capstan/xds/ir"
+)
+
+// Error is a problem generation found in the model, attributed to the API
+// object it came from so that translation can report it on that object's
+// status. Source is nil when no object is known.
+type Error struct {
+	Source *ir.ObjectRef
+	Err    error
+}
+
+// Error returns "<source>: <err>".
+func (e *Error) Error() string {
+	if e.Source == nil {
+		return e.Err.Error()
+	}
+	return e.Source.String() + ": " + e.Err.Error()
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errors is every per-object problem of one ForProxy call, in the order found.
+type Errors []*Error
+
+// Error joins the messages, one per line.
+func (es Errors) Error() string {
+	msgs := make([]string, len(es))
+	for i, e := range es {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap returns the errors for errors.Is and errors.As.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+// BySource groups the errors by the object they name; errors without a source
+// are under the zero ObjectRef.
+func (es Errors) BySource() map[ir.ObjectRef][]error {
+	out := map[ir.ObjectRef][]error{}
+	for _, e := range es {
+		var key ir.ObjectRef
+		if e.Source != nil {
+			key = *e.Source
+		}
+		out[key] = append(out[key], e.Err)
+	}
+	return out
+}
+
+// errorList collects Errors, dropping exact duplicates (the same route seen on two ports).
+type errorList struct {
+	errs Errors
+	seen map[string]bool
+}
+
+func (l *errorList) add(src *ir.ObjectRef, format string, args ...any) {
+	l.addErr(src, fmt.Errorf(format, args...))
+}
+
+func (l *errorList) addErr(src *ir.ObjectRef, err error) {
+	e := &Error{Source: src, Err: err}
+	key := e.Error()
+	if l.seen[key] {
+		return
+	}
+	if l.seen == nil {
+		l.seen = map[string]bool{}
+	}
+	l.seen[key] = true
+	l.errs = append(l.errs, e)
+}
+
+// err returns the collected errors, or nil.
+func (l *errorList) err() error {
+	if len(l.errs) == 0 {
+		return nil
+	}
+	return l.errs
+}
+
+// refOf returns a pointer to a copy of r, for Error.Source.
+func refOf(r ir.ObjectRef) *ir.ObjectRef { return &r }
+
+// serviceRef names a Kubernetes Service.
+func serviceRef(s *ir.Service) *ir.ObjectRef {
+	return &ir.ObjectRef{Kind: "Service", Namespace: s.Namespace, Name: s.Name}
+}
+
+// podRef names the pod of a proxy.
+func podRef(p *ir.Proxy) *ir.ObjectRef {
+	return &ir.ObjectRef{Kind: "Pod", Namespace: p.Namespace, Name: p.Name}
+}

@@ -1,0 +1,215 @@
+package generate
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+
+	"github.com/capstanmesh/capstan/xds/ir"
+)
+
+// ForProxy generates the Envoy resources of one sidecar.
+//
+// It returns (nil, err) only when nothing can be generated: a nil mesh or
+// proxy, an invalid proxy, a proxy that is not a sidecar, or — a bug — output
+// that fails the final reference check.
+//
+// Problems that belong to one API object (a route to a cluster that does not
+// exist, a policy Envoy rejects, a service port out of range…) do not stop
+// generation. The offending piece is left out or replaced (see docs/generate.md),
+// every other object still gets its config, and ForProxy returns the usable
+// Resources together with an Errors value listing each problem with its
+// source object:
+//
+//	res, err := generate.ForProxy(mesh, proxy)
+//	var perObject generate.Errors
+//	switch {
+//	case errors.As(err, &perObject): // res is complete and valid for everything else
+//	case err != nil:                 // res is nil
+//	}
+func ForProxy(mesh *ir.Mesh, proxy *ir.Proxy) (*Resources, error) {
+	if err := checkInputs(mesh, proxy); err != nil {
+		return nil, err
+	}
+	b := newBuilder(mesh, proxy)
+	b.outboundClusters()
+	b.outboundRoutes()
+	b.outboundListeners()
+	b.inbound()
+	b.static()
+	if b.fatal != nil {
+		return nil, fmt.Errorf("generate %s: %w", proxy.ID, b.fatal)
+	}
+	b.out.sort()
+	if err := b.out.checkReferences(false); err != nil {
+		return nil, fmt.Errorf("generate %s: inconsistent output: %w", proxy.ID, err)
+	}
+	return b.out, b.errs.err()
+}
+
+// addListener validates and adds a listener. Listeners are built from checked
+// parts only, so a failure here is a bug and voids the whole output.
+func (b *builder) addListener(l *listenerv3.Listener, err error) {
+	if err == nil {
+		err = l.ValidateAll()
+	}
+	if err != nil {
+		b.fail(fmt.Errorf("listener %s: %w", l.GetName(), err))
+		return
+	}
+	b.out.Listeners = append(b.out.Listeners, l)
+}
+
+// fail records the first failure that is no object's fault.
+func (b *builder) fail(err error) {
+	if b.fatal == nil {
+		b.fatal = err
+	}
+}
+
+func checkInputs(mesh *ir.Mesh, proxy *ir.Proxy) error {
+	switch {
+	case mesh == nil:
+		return errors.New("generate: nil mesh")
+	case proxy == nil:
+		return errors.New("generate: nil proxy")
+	case proxy.Kind != "" && proxy.Kind != ir.ProxySidecar:
+		return fmt.Errorf("generate: proxy %s is of kind %s, not %s", proxy.ID, proxy.Kind, ir.ProxySidecar)
+	}
+	if err := proxy.Validate(); err != nil {
+		return fmt.Errorf("generate: proxy %q: %w", proxy.ID, err)
+	}
+	return nil
+}
+
+// builder holds the state of one ForProxy call. It reads the model and never writes it.
+type builder struct {
+	mesh     *ir.Mesh
+	proxy    *ir.Proxy
+	services []*service
+	// targets are the outbound clusters generated so far, by name.
+	targets map[string]*target
+	// budgets are the retry budgets routes ask of their destination clusters, by cluster name.
+	budgets map[string]*ir.RetryBudget
+	// groups are the service ports by number (portGroups).
+	groups []*portGroup
+	// routeNames are the outbound route configurations generated.
+	routeNames map[string]bool
+	out        *Resources
+	errs       errorList
+	// fatal is the first failure that is no object's fault (a bug); it voids the output.
+	fatal error
+}
+
+// service is a model service with the parts generation can use.
+type service struct {
+	*ir.Service
+	// validPorts are the service's ports that are in range and not repeated.
+	validPorts []*ir.ServicePort
+	// ips are the parsed ClusterIPs.
+	ips []netip.Addr
+}
+
+// target is what one outbound cluster sends to.
+type target struct {
+	// name is the cluster name, ir.ClusterName.
+	name    string
+	service *service
+	port    *ir.ServicePort
+	subset  *ir.Subset
+	// policy is the traffic policy the cluster was generated with: the model's,
+	// or nil when Envoy rejected it. Routes take their hash policy from it.
+	policy *ir.TrafficPolicy
+}
+
+func newTarget(s *service, p *ir.ServicePort, subset *ir.Subset) *target {
+	t := &target{service: s, port: p, subset: subset}
+	sub := ""
+	if subset != nil {
+		sub = subset.Name
+	}
+	t.name = clusterName(s.FQDN, p.Port, sub)
+	return t
+}
+
+// modelPolicy is the traffic policy the model asks for: the subset's, else the service's.
+func (t *target) modelPolicy() *ir.TrafficPolicy {
+	if t.subset != nil {
+		return t.subset.Policy
+	}
+	return t.service.Policy
+}
+
+func newBuilder(mesh *ir.Mesh, proxy *ir.Proxy) *builder {
+	b := &builder{
+		mesh:       mesh,
+		proxy:      proxy,
+		targets:    map[string]*target{},
+		routeNames: map[string]bool{},
+		out:        &Resources{},
+	}
+	b.services = b.usableServices()
+	b.budgets = b.retryBudgets()
+	return b
+}
+
+// usableServices returns the services sorted by FQDN, reporting and skipping
+// services without an FQDN or with an FQDN already taken.
+func (b *builder) usableServices() []*service {
+	in := slices.Clone(b.mesh.Services)
+	slices.SortStableFunc(in, func(x, y *ir.Service) int { return cmp.Compare(x.FQDN, y.FQDN) })
+	out := make([]*service, 0, len(in))
+	seen := make(map[string]bool, len(in))
+	for _, s := range in {
+		if s == nil {
+			continue
+		}
+		if s.FQDN == "" || seen[s.FQDN] {
+			b.errs.add(serviceRef(s), "fqdn %q is empty or used by another service; service skipped", s.FQDN)
+			continue
+		}
+		seen[s.FQDN] = true
+		out = append(out, &service{Service: s, validPorts: b.validPorts(s), ips: b.parseIPs(s)})
+	}
+	return out
+}
+
+func (b *builder) validPorts(s *ir.Service) []*ir.ServicePort {
+	out := make([]*ir.ServicePort, 0, len(s.Ports))
+	for _, p := range s.Ports {
+		if p == nil || p.Port == 0 || p.Port > 65535 || slices.ContainsFunc(out, samePort(p.Port)) {
+			b.errs.add(serviceRef(s), "port %v is out of range or repeated; port skipped", portNumber(p))
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func samePort(port uint32) func(*ir.ServicePort) bool {
+	return func(p *ir.ServicePort) bool { return p.Port == port }
+}
+
+func portNumber(p *ir.ServicePort) any {
+	if p == nil {
+		return nil
+	}
+	return p.Port
+}
+
+func (b *builder) parseIPs(s *ir.Service) []netip.Addr {
+	out := make([]netip.Addr, 0, len(s.ClusterIPs))
+	for _, ip := range s.ClusterIPs {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || a.Zone() != "" {
+			b.errs.add(serviceRef(s), "clusterIP %q is not an IP address; ignored", ip)
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}

@@ -1,0 +1,157 @@
+package generate
+
+import (
+	"strconv"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	originaldstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+
+	"github.com/capstanmesh/capstan/xds/ir"
+)
+
+// Transport protocols the TLS inspector reports.
+const (
+	transportTLS       = "tls"
+	transportPlaintext = "raw_buffer"
+)
+
+var (
+	originalDstTypedConfig  = mustPack(&originaldstv3.OriginalDst{})
+	tlsInspectorTypedConfig = mustPack(&tlsinspectorv3.TlsInspector{})
+)
+
+// inbound adds the capture listener on 15006 with chains per inbound port, a
+// STATIC cluster per port, and the passthrough for ports not listed.
+func (b *builder) inbound() {
+	l := &listenerv3.Listener{
+		Name:                             ListenerVirtualInbound,
+		Address:                          socketAddress("0.0.0.0", PortInboundCapture),
+		TrafficDirection:                 corev3.TrafficDirection_INBOUND,
+		ListenerFilters:                  inboundListenerFilters(),
+		ContinueOnListenerFiltersTimeout: true,
+	}
+	var err error
+	for _, in := range b.inboundPorts() {
+		var chains []*listenerv3.FilterChain
+		if chains, err = inboundChains(in); err != nil {
+			break
+		}
+		l.FilterChains = append(l.FilterChains, chains...)
+		b.addCluster(inboundCluster(in))
+	}
+	if err == nil {
+		l.DefaultFilterChain, err = passthroughChain(ClusterInboundPassthrough)
+	}
+	b.addListener(l, err)
+	b.addCluster(inboundPassthroughCluster(), nil)
+}
+
+// inboundListenerFilters restore the original destination (chains match its
+// port) and detect TLS (PERMISSIVE chains match the transport protocol).
+func inboundListenerFilters() []*listenerv3.ListenerFilter {
+	return []*listenerv3.ListenerFilter{
+		{Name: listenerOriginalDst, ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: originalDstTypedConfig}},
+		{Name: listenerTLSInspector, ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: tlsInspectorTypedConfig}},
+	}
+}
+
+// inboundPorts are the proxy's inbound ports that are in range and not repeated.
+func (b *builder) inboundPorts() []*ir.InboundPort {
+	out := make([]*ir.InboundPort, 0, len(b.proxy.Inbound))
+	seen := map[uint32]bool{}
+	for _, in := range b.proxy.Inbound {
+		if in == nil || in.Port == 0 || in.Port > 65535 || seen[in.Port] {
+			b.errs.add(podRef(b.proxy), "inbound port %v is out of range or repeated; port skipped", inboundPortNumber(in))
+			continue
+		}
+		seen[in.Port] = true
+		out = append(out, in)
+	}
+	return out
+}
+
+func inboundPortNumber(in *ir.InboundPort) any {
+	if in == nil {
+		return nil
+	}
+	return in.Port
+}
+
+// inboundChains are a port's chains by mTLS mode: STRICT requires mTLS on
+// every connection; PERMISSIVE has an mTLS chain for TLS connections and a
+// plaintext one for the rest; DISABLE is plaintext only.
+func inboundChains(in *ir.InboundPort) ([]*listenerv3.FilterChain, error) {
+	switch in.MTLS {
+	case ir.MTLSStrict:
+		c, err := inboundChain(in, "", true)
+		return []*listenerv3.FilterChain{c}, err
+	case ir.MTLSPermissive:
+		tls, err := inboundChain(in, transportTLS, true)
+		if err != nil {
+			return nil, err
+		}
+		plain, err := inboundChain(in, transportPlaintext, false)
+		return []*listenerv3.FilterChain{tls, plain}, err
+	default:
+		c, err := inboundChain(in, "", false)
+		return []*listenerv3.FilterChain{c}, err
+	}
+}
+
+// inboundChain matches the port (and the transport protocol when set) and
+// terminates mTLS when asked.
+func inboundChain(in *ir.InboundPort, transport string, mtls bool) (*listenerv3.FilterChain, error) {
+	name := "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|plaintext"
+	f, err := inboundFilter(in)
+	if err != nil {
+		return nil, err
+	}
+	chain := &listenerv3.FilterChain{
+		FilterChainMatch: &listenerv3.FilterChainMatch{
+			DestinationPort:   wrapperspb.UInt32(in.Port),
+			TransportProtocol: transport,
+		},
+		Filters: []*listenerv3.Filter{f},
+	}
+	if mtls {
+		name = "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|mtls"
+		chain.TransportSocket, err = downstreamTLS(inboundALPN(in.Protocol))
+	}
+	chain.Name = name
+	return chain, err
+}
+
+func inboundALPN(p ir.Protocol) []string {
+	if p.IsHTTP() {
+		return []string{"h2", "http/1.1"}
+	}
+	return nil
+}
+
+// inboundFilter proxies HTTP through a connection manager (which tells the
+// application the client's identity in x-forwarded-client-cert) and TCP as is.
+func inboundFilter(in *ir.InboundPort) (*listenerv3.Filter, error) {
+	cluster := InboundClusterName(in.Port)
+	statPrefix := "inbound_" + strconv.FormatUint(uint64(in.Port), 10)
+	if !in.Protocol.IsHTTP() {
+		return tcpProxyFilter(statPrefix, cluster)
+	}
+	rc := &routev3.RouteConfiguration{
+		Name: cluster,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    "inbound|http|" + strconv.FormatUint(uint64(in.Port), 10),
+			Domains: []string{"*"},
+			Routes:  []*routev3.Route{clusterRoute("default", matchAll(), cluster)},
+		}},
+	}
+	m := allowWebsocket(inlineHCM(statPrefix, rc))
+	m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_SANITIZE_SET
+	m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
+	return hcmFilter(m)
+}

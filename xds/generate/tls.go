@@ -1,0 +1,87 @@
+package generate
+
+import (
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+
+	"github.com/capstanmesh/capstan/xds/ir"
+)
+
+// knownSecrets are the only SDS names this package references.
+var knownSecrets = map[string]bool{SecretWorkloadCert: true, SecretRootCA: true}
+
+// sdsSecret references a secret served over ADS.
+func sdsSecret(name string) *tlsv3.SdsSecretConfig {
+	return &tlsv3.SdsSecretConfig{Name: name, SdsConfig: ads()}
+}
+
+// commonTLS presents the workload certificate and verifies peers against the
+// root CA and, when sans is not empty, one of the SPIFFE IDs in sans.
+func commonTLS(sans []string, alpn []string) *tlsv3.CommonTlsContext {
+	validation := &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: uriMatchers(sans)}
+	return &tlsv3.CommonTlsContext{
+		TlsParams:                      &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(SecretWorkloadCert)},
+		ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
+			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         validation,
+				ValidationContextSdsSecretConfig: sdsSecret(SecretRootCA),
+			},
+		},
+		AlpnProtocols: alpn,
+	}
+}
+
+// uriMatchers accept a certificate with one of the URI SANs (SPIFFE IDs).
+func uriMatchers(ids []string) []*tlsv3.SubjectAltNameMatcher {
+	if len(ids) == 0 {
+		return nil
+	}
+	out := make([]*tlsv3.SubjectAltNameMatcher, len(ids))
+	for i, id := range ids {
+		out[i] = &tlsv3.SubjectAltNameMatcher{
+			SanType: tlsv3.SubjectAltNameMatcher_URI,
+			Matcher: &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: id}},
+		}
+	}
+	return out
+}
+
+// setUpstreamTLS makes the cluster originate mTLS to a mesh service: when the
+// mesh does not disable mTLS and the service's pods have identities, which
+// the server certificate must then carry.
+func (b *builder) setUpstreamTLS(c *clusterv3.Cluster, s *service) error {
+	if b.mesh.MTLSMode == ir.MTLSDisable || len(s.Identities) == 0 {
+		return nil
+	}
+	a, err := upstreamTLS.any(s.Identities, s.FQDN)
+	if err != nil {
+		return err
+	}
+	c.TransportSocket = &corev3.TransportSocket{
+		Name:       transportSocketTLS,
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a},
+	}
+	return nil
+}
+
+// downstreamTLS terminates mTLS on an inbound chain: a client certificate
+// signed by the root CA is required; any mesh identity is accepted.
+func downstreamTLS(alpn []string) (*corev3.TransportSocket, error) {
+	ctx := &tlsv3.DownstreamTlsContext{
+		CommonTlsContext:         commonTLS(nil, alpn),
+		RequireClientCertificate: wrapperspb.Bool(true),
+	}
+	a, err := pack(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &corev3.TransportSocket{
+		Name:       transportSocketTLS,
+		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a},
+	}, nil
+}

@@ -1,0 +1,119 @@
+// Package runner is the pipeline between the controllers and the xDS server:
+// it coalesces input snapshots, translates them once, generates config only for
+// proxies whose inputs changed, publishes it, and hands statuses back.
+package runner
+
+import (
+	"context"
+	"time"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/go-logr/logr"
+
+	"github.com/capstanmesh/capstan/xds/translate"
+)
+
+// Publisher serves generated config; *server.Server implements it.
+type Publisher interface {
+	SetProxyResources(nodeID string, res map[string][]types.Resource) (bool, error)
+	RemoveProxy(nodeID string)
+}
+
+// StatusSink writes object statuses back to the API. proxies is the number of
+// proxies that acknowledged their current config.
+type StatusSink interface {
+	WriteStatuses(ctx context.Context, statuses []translate.ObjectStatus, proxies int32) error
+}
+
+// SyncCounter counts proxies that acknowledged every resource type they are served.
+type SyncCounter interface {
+	InSyncProxies() int
+}
+
+// Options configure a Runner.
+type Options struct {
+	Logger    logr.Logger
+	Publisher Publisher
+	Statuses  StatusSink
+	Sync      SyncCounter
+	// Debounce is the quiet period before a push; MaxDelay bounds the wait.
+	Debounce time.Duration
+	MaxDelay time.Duration
+}
+
+// Runner runs the pipeline. Push is safe to call from any goroutine.
+type Runner struct {
+	opts     Options
+	log      logr.Logger
+	inputs   *Coalescer[*translate.Inputs]
+	acks     *Coalescer[struct{}]
+	proxies  *proxyTable
+	statuses *statusTable
+}
+
+// New returns a Runner; call Start to run it.
+func New(opts Options) *Runner {
+	if opts.Debounce <= 0 {
+		opts.Debounce = 100 * time.Millisecond
+	}
+	if opts.MaxDelay <= 0 {
+		opts.MaxDelay = time.Second
+	}
+	log := opts.Logger
+	if log.GetSink() == nil {
+		log = logr.Discard()
+	}
+	return &Runner{
+		opts:     opts,
+		log:      log,
+		inputs:   NewCoalescer[*translate.Inputs](opts.Debounce, opts.MaxDelay),
+		acks:     NewCoalescer[struct{}](opts.Debounce, opts.MaxDelay),
+		proxies:  newProxyTable(),
+		statuses: &statusTable{},
+	}
+}
+
+// Push hands on a new snapshot of the inputs; it never blocks.
+func (r *Runner) Push(in *translate.Inputs) { r.inputs.Push(in) }
+
+// ProxyStatusChanged tells the runner that a proxy ACKed, NACKed, connected or
+// left, so that the proxy counts in statuses are refreshed; it never blocks.
+func (r *Runner) ProxyStatusChanged(string) { r.acks.Push(struct{}{}) }
+
+// Start runs the pipeline until ctx is done (a controller-runtime Runnable).
+func (r *Runner) Start(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r.acks.Run(ctx, func(ctx context.Context, _ struct{}) { r.writeStatuses(ctx) })
+	}()
+	r.inputs.Run(ctx, r.push)
+	<-done
+	return nil
+}
+
+// push translates, generates, publishes and records statuses for one snapshot.
+func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
+	res, err := translate.Translate(in)
+	if err != nil {
+		r.log.Error(err, "translation failed; proxies keep the config they have")
+		return
+	}
+	genErrs := r.proxies.update(res.Mesh, r.opts.Publisher, r.log)
+	r.statuses.set(withProgrammed(res.Statuses, genErrs))
+	r.writeStatuses(ctx)
+}
+
+func (r *Runner) writeStatuses(ctx context.Context) {
+	statuses, ok := r.statuses.get()
+	if !ok || r.opts.Statuses == nil {
+		return
+	}
+	var proxies int32
+	if r.opts.Sync != nil {
+		proxies = int32(r.opts.Sync.InSyncProxies())
+	}
+	if err := r.opts.Statuses.WriteStatuses(ctx, statuses, proxies); err != nil {
+		r.log.Error(err, "writing statuses failed; retrying on the next change")
+	}
+}
