@@ -75,8 +75,8 @@ type MeshMTLS struct {
 }
 
 // Certificates configures workload certificate issuance.
-// +kubebuilder:validation:XValidation:rule="self.provider != 'CertManager' || has(self.issuerRef)",message="issuerRef is required when provider is CertManager",fieldPath=".issuerRef"
-// +kubebuilder:validation:XValidation:rule="self.provider == 'CertManager' || !has(self.issuerRef)",message="issuerRef may only be set when provider is CertManager",fieldPath=".issuerRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.provider) || self.provider != 'CertManager' || has(self.issuerRef)",message="issuerRef is required when provider is CertManager",fieldPath=".issuerRef"
+// +kubebuilder:validation:XValidation:rule="(has(self.provider) && self.provider == 'CertManager') || !has(self.issuerRef)",message="issuerRef may only be set when provider is CertManager",fieldPath=".issuerRef"
 type Certificates struct {
 	// Provider is BuiltIn (a CA managed by Capstan) or CertManager (an issuer named by issuerRef).
 	// +kubebuilder:default=BuiltIn
@@ -93,7 +93,7 @@ type Certificates struct {
 	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('10m') && duration(self) <= duration('720h')",message="workloadCertTTL must be between 10m and 720h"
 	// +optional
-	WorkloadCertTTL metav1.Duration `json:"workloadCertTTL,omitempty"`
+	WorkloadCertTTL metav1.Duration `json:"workloadCertTTL,omitzero"`
 
 	// RotationFraction is the fraction of a certificate's life after which it is renewed.
 	// +kubebuilder:default=0.5

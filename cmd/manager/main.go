@@ -1,0 +1,97 @@
+// Command manager is the Capstan operator: it reconciles the mesh CRDs.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/controllers"
+)
+
+// options are the manager's command-line settings.
+type options struct {
+	MetricsAddr string
+	ProbeAddr   string
+	LeaderElect bool
+	Namespace   string
+	ZapOptions  zap.Options
+}
+
+func main() {
+	opts := parseFlags(flag.CommandLine, os.Args[1:])
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts.ZapOptions)))
+	if err := run(ctrl.SetupSignalHandler(), opts); err != nil {
+		ctrl.Log.Error(err, "manager exited")
+		os.Exit(1)
+	}
+}
+
+// parseFlags reads the command line; it exits on -h or a bad flag.
+// controller-runtime adds --kubeconfig to flag.CommandLine.
+func parseFlags(fs *flag.FlagSet, args []string) options {
+	var opts options
+	fs.StringVar(&opts.MetricsAddr, "metrics-bind-address", fmt.Sprintf(":%d", meshv1alpha1.PortMetrics),
+		`address of the Prometheus metrics endpoint ("0" turns it off)`)
+	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
+	fs.BoolVar(&opts.LeaderElect, "leader-elect", false, "elect a leader so that only one replica writes")
+	fs.StringVar(&opts.Namespace, "namespace", defaultNamespace(), "namespace the operator runs in (default $POD_NAMESPACE or capstan-system)")
+	opts.ZapOptions.BindFlags(fs)
+	_ = fs.Parse(args) // flag.ExitOnError
+	return opts
+}
+
+// defaultNamespace is $POD_NAMESPACE, set by the downward API, or capstan-system.
+func defaultNamespace() string {
+	if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
+		return ns
+	}
+	return "capstan-system"
+}
+
+// run builds the manager, registers the controllers and health checks, and
+// blocks until ctx ends.
+func run(ctx context.Context, opts options) error {
+	log := ctrl.Log.WithName("setup")
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("finding a kubeconfig: %w", err)
+	}
+	scheme, err := controllers.NewScheme()
+	if err != nil {
+		return err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		HealthProbeBindAddress:  opts.ProbeAddr,
+		LeaderElection:          opts.LeaderElect,
+		LeaderElectionID:        "capstan-manager.capstan.dev",
+		LeaderElectionNamespace: opts.Namespace,
+	})
+	if err != nil {
+		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := controllers.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("adding the readiness check: %w", err)
+	}
+	log.Info("starting the manager", "namespace", opts.Namespace, "metrics", opts.MetricsAddr,
+		"probes", opts.ProbeAddr, "leaderElection", opts.LeaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("running the manager: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/test/envtest"
+)
+
+var env *envtest.Env
+
+func TestMain(m *testing.M) { os.Exit(envtest.Run(m, &env)) }
+
+func TestParseFlagsDefaults(t *testing.T) {
+	t.Setenv("POD_NAMESPACE", "")
+	opts := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), nil)
+	if opts.MetricsAddr != ":8080" || opts.ProbeAddr != ":8081" || opts.LeaderElect || opts.Namespace != "capstan-system" {
+		t.Errorf("defaults: %+v", opts)
+	}
+	t.Setenv("POD_NAMESPACE", "mesh-ops")
+	if opts := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), nil); opts.Namespace != "mesh-ops" {
+		t.Errorf("namespace %q, want $POD_NAMESPACE", opts.Namespace)
+	}
+}
+
+// TestRun runs the operator against the control plane: it serves /readyz
+// and accepts a MeshRoute, then stops when its context ends.
+func TestRun(t *testing.T) {
+	t.Setenv("KUBECONFIG", env.Kubeconfig)
+	probeAddr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: "capstan-system"})
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}()
+
+	envtest.Eventually(t, 20*time.Second, func() error {
+		resp, err := http.Get("http://" + probeAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer func() { _ = resp.Body.Close() }()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/readyz: %s", resp.Status)
+		}
+		return nil
+	})
+
+	ns := env.NewNamespace(t)
+	mr := &meshv1alpha1.MeshRoute{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "reviews"},
+		Spec: meshv1alpha1.MeshRouteSpec{
+			Hosts: []string{"reviews"},
+			HTTP:  []meshv1alpha1.HTTPRule{{Route: []meshv1alpha1.Destination{{Host: "reviews"}}}},
+		},
+	}
+	if err := env.Client.Create(ctx, mr); err != nil {
+		t.Fatal(err)
+	}
+	envtest.Eventually(t, 20*time.Second, func() error {
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(mr), mr); err != nil {
+			return err
+		}
+		for _, c := range mr.Status.Conditions {
+			if c.Type == meshv1alpha1.ConditionAccepted && c.Status == metav1.ConditionTrue {
+				return nil
+			}
+		}
+		return errors.New("MeshRoute not accepted yet")
+	})
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
+}

@@ -1,0 +1,153 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/xds/ir"
+	"github.com/capstanmesh/capstan/xds/translate"
+)
+
+// pipelineKind describes a kind whose status comes from the xDS pipeline.
+type pipelineKind[T client.Object] struct {
+	kind       string
+	newObject  func() T
+	conditions func(T) *[]metav1.Condition
+	// local are the conditions the object's own checks give (Accepted).
+	local func(T) []metav1.Condition
+	// proxies points at the object's proxy count, or is nil when the kind has none.
+	proxies func(T) *int32
+}
+
+// PipelineStatusReconciler writes the status of one mesh kind from the
+// pipeline's verdict (Accepted, ResolvedRefs, Programmed, proxy count) held in
+// the StatusStore; until the pipeline has seen the object's generation it
+// writes the object's own validation result. It writes only when something changed.
+type PipelineStatusReconciler[T client.Object] struct {
+	Client   client.Client
+	Recorder recorder.EventRecorder
+	Store    *StatusStore
+	kind     pipelineKind[T]
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *PipelineStatusReconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	obj := r.kind.newObject()
+	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	current := r.kind.conditions(obj)
+	desired, proxies := r.desired(obj)
+	next := nextConditions(*current, desired, obj.GetGeneration())
+	proxiesChanged := r.setProxies(obj, proxies)
+	if conditionsEqual(*current, next) && !proxiesChanged {
+		return ctrl.Result{}, nil
+	}
+	before := meta.FindStatusCondition(*current, meshv1alpha1.ConditionAccepted)
+	*current = next
+	if err := r.Client.Status().Update(ctx, obj); err != nil {
+		if apierrors.IsConflict(err) {
+			log.FromContext(ctx).V(1).Info("status update conflict, waiting for the newer version")
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
+	}
+	recordAcceptedChange(r.Recorder, obj, before, meta.FindStatusCondition(next, meshv1alpha1.ConditionAccepted))
+	return ctrl.Result{}, nil
+}
+
+// desired merges the pipeline's verdict with the object's own checks: a
+// local refusal wins over the pipeline's acceptance.
+func (r *PipelineStatusReconciler[T]) desired(obj T) ([]metav1.Condition, int32) {
+	local := r.kind.local(obj)
+	ref := ir.ObjectRef{Kind: r.kind.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	conds, proxies, ok := r.Store.Lookup(ref, obj.GetGeneration())
+	if !ok {
+		return local, 0
+	}
+	out := make([]metav1.Condition, len(conds))
+	copy(out, conds)
+	if acc := meta.FindStatusCondition(local, meshv1alpha1.ConditionAccepted); acc != nil && acc.Status != metav1.ConditionTrue {
+		meta.SetStatusCondition(&out, *acc)
+		meta.SetStatusCondition(&out, metav1.Condition{Type: meshv1alpha1.ConditionProgrammed, Status: metav1.ConditionFalse,
+			Reason: acc.Reason, Message: "not programmed: the object is not accepted"})
+	}
+	if prog := meta.FindStatusCondition(out, meshv1alpha1.ConditionProgrammed); prog == nil || prog.Status != metav1.ConditionTrue {
+		proxies = 0
+	}
+	return out, proxies
+}
+
+func (r *PipelineStatusReconciler[T]) setProxies(obj T, proxies int32) bool {
+	if r.kind.proxies == nil {
+		return false
+	}
+	p := r.kind.proxies(obj)
+	if *p == proxies {
+		return false
+	}
+	*p = proxies
+	return true
+}
+
+// SetupWithManager watches the kind and the store's events for it.
+func (r *PipelineStatusReconciler[T]) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(r.kind.newObject()).
+		Named(r.kind.kind + "-status").
+		WatchesRawSource(source.Channel(r.Store.Events(r.kind.kind), &handler.EnqueueRequestForObject{})).
+		Complete(r)
+}
+
+// SetupWithStatusStore registers the Mesh reconciler and, for MeshRoute,
+// DestinationPolicy and PeerAuthentication, status reconcilers fed by the
+// pipeline through store. Use it instead of SetupWithManager when the xDS
+// pipeline runs.
+func SetupWithStatusStore(mgr ctrl.Manager, store *StatusStore) error {
+	c, rec := mgr.GetClient(), mgr.GetEventRecorder(EventSource)
+	setups := []func(ctrl.Manager) error{
+		(&MeshReconciler{Client: c, Recorder: rec}).SetupWithManager,
+		(&PipelineStatusReconciler[*meshv1alpha1.MeshRoute]{Client: c, Recorder: rec, Store: store, kind: meshRouteKind}).SetupWithManager,
+		(&PipelineStatusReconciler[*meshv1alpha1.DestinationPolicy]{Client: c, Recorder: rec, Store: store, kind: destinationPolicyKind}).SetupWithManager,
+		(&PipelineStatusReconciler[*meshv1alpha1.PeerAuthentication]{Client: c, Recorder: rec, Store: store, kind: peerAuthenticationKind}).SetupWithManager,
+	}
+	for _, setup := range setups {
+		if err := setup(mgr); err != nil {
+			return fmt.Errorf("setting up a status controller: %w", err)
+		}
+	}
+	return nil
+}
+
+var meshRouteKind = pipelineKind[*meshv1alpha1.MeshRoute]{
+	kind:       translate.KindMeshRoute,
+	newObject:  func() *meshv1alpha1.MeshRoute { return &meshv1alpha1.MeshRoute{} },
+	conditions: func(o *meshv1alpha1.MeshRoute) *[]metav1.Condition { return &o.Status.Conditions },
+	local:      MeshRouteConditions,
+	proxies:    func(o *meshv1alpha1.MeshRoute) *int32 { return &o.Status.Proxies },
+}
+
+var destinationPolicyKind = pipelineKind[*meshv1alpha1.DestinationPolicy]{
+	kind:       translate.KindDestinationPolicy,
+	newObject:  func() *meshv1alpha1.DestinationPolicy { return &meshv1alpha1.DestinationPolicy{} },
+	conditions: func(o *meshv1alpha1.DestinationPolicy) *[]metav1.Condition { return &o.Status.Conditions },
+	local:      DestinationPolicyConditions,
+}
+
+var peerAuthenticationKind = pipelineKind[*meshv1alpha1.PeerAuthentication]{
+	kind:       translate.KindPeerAuthentication,
+	newObject:  func() *meshv1alpha1.PeerAuthentication { return &meshv1alpha1.PeerAuthentication{} },
+	conditions: func(o *meshv1alpha1.PeerAuthentication) *[]metav1.Condition { return &o.Status.Conditions },
+	local:      PeerAuthenticationConditions,
+}

@@ -1,0 +1,137 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+)
+
+// statusKind describes one kind to the shared status reconcile loop: how to
+// make an empty object, where its conditions live, and which conditions it
+// should carry (a pure function of the object).
+type statusKind[T client.Object] struct {
+	newObject  func() T
+	conditions func(T) *[]metav1.Condition
+	desired    func(T) []metav1.Condition
+}
+
+// reconcileStatus reads the object named by req, computes its conditions and
+// writes the status subresource only when a condition changed. It returns
+// transient errors so the request is requeued; user mistakes end up in
+// conditions, not errors.
+func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec recorder.EventRecorder, req ctrl.Request, kind statusKind[T]) (ctrl.Result, error) {
+	obj := kind.newObject()
+	if err := c.Get(ctx, req.NamespacedName, obj); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	current := kind.conditions(obj)
+	next := nextConditions(*current, kind.desired(obj), obj.GetGeneration())
+	if conditionsEqual(*current, next) {
+		return ctrl.Result{}, nil
+	}
+	before := meta.FindStatusCondition(*current, meshv1alpha1.ConditionAccepted)
+	*current = next
+	if err := c.Status().Update(ctx, obj); err != nil {
+		if apierrors.IsConflict(err) {
+			// Our cached copy is stale; the newer version is already on its way
+			// through the watch and will be reconciled.
+			log.FromContext(ctx).V(1).Info("status update conflict, waiting for the newer version")
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
+	}
+	log.FromContext(ctx).V(1).Info("status updated", "generation", obj.GetGeneration())
+	recordAcceptedChange(rec, obj, before, meta.FindStatusCondition(next, meshv1alpha1.ConditionAccepted))
+	return ctrl.Result{}, nil
+}
+
+// nextConditions returns a copy of current with every desired condition set
+// at the given generation. meta.SetStatusCondition keeps LastTransitionTime
+// when a condition's status does not change.
+func nextConditions(current, desired []metav1.Condition, generation int64) []metav1.Condition {
+	next := make([]metav1.Condition, len(current))
+	for i := range current {
+		current[i].DeepCopyInto(&next[i])
+	}
+	for _, cond := range desired {
+		cond.ObservedGeneration = generation
+		meta.SetStatusCondition(&next, cond)
+	}
+	return next
+}
+
+// conditionsEqual compares two condition lists as sets keyed by type,
+// ignoring LastTransitionTime.
+func conditionsEqual(a, b []metav1.Condition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, ca := range a {
+		cb := meta.FindStatusCondition(b, ca.Type)
+		if cb == nil || ca.Status != cb.Status || ca.Reason != cb.Reason ||
+			ca.Message != cb.Message || ca.ObservedGeneration != cb.ObservedGeneration {
+			return false
+		}
+	}
+	return true
+}
+
+// recordAcceptedChange tells the user, through an Event, when an object is
+// refused (Accepted turns False or its reason changes) and when a refused
+// object is accepted again. A first acceptance is not worth an Event.
+func recordAcceptedChange(rec recorder.EventRecorder, obj client.Object, before, after *metav1.Condition) {
+	if rec == nil || after == nil {
+		return
+	}
+	if before != nil && before.Status == after.Status && before.Reason == after.Reason {
+		return
+	}
+	switch {
+	case after.Status != metav1.ConditionTrue:
+		rec.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Validate", "%s", after.Message)
+	case before != nil:
+		rec.Eventf(obj, nil, corev1.EventTypeNormal, after.Reason, "Validate", "%s", after.Message)
+	}
+}
+
+// accepted is the Accepted condition for an object with the given problems:
+// True when there are none, False with the given reason and a message naming
+// the field otherwise.
+func accepted(problems field.ErrorList, reason string) metav1.Condition {
+	if len(problems) == 0 {
+		return metav1.Condition{
+			Type:    meshv1alpha1.ConditionAccepted,
+			Status:  metav1.ConditionTrue,
+			Reason:  meshv1alpha1.ReasonAccepted,
+			Message: "the object is valid",
+		}
+	}
+	return metav1.Condition{
+		Type:    meshv1alpha1.ConditionAccepted,
+		Status:  metav1.ConditionFalse,
+		Reason:  reason,
+		Message: ConditionMessage(problems),
+	}
+}
+
+// ConditionMessage formats problems for a condition message or an Event: each as
+// "<field path>: <detail>", joined by "; ".
+func ConditionMessage(problems field.ErrorList) string {
+	parts := make([]string, 0, len(problems))
+	for _, p := range problems {
+		parts = append(parts, p.Field+": "+p.Detail)
+	}
+	return strings.Join(parts, "; ")
+}

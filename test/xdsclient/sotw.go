@@ -1,0 +1,80 @@
+package xdsclient
+
+import (
+	"testing"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/protobuf/types/known/anypb"
+)
+
+// SotW is a state-of-the-world ADS client.
+type SotW struct {
+	*base
+	stream discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient
+	sendMu chan struct{}
+	// names remembers each type's subscription, repeated in ACKs as the protocol requires.
+	names map[string][]string
+}
+
+// DialSotW opens a state-of-the-world ADS stream to addr as nodeID.
+func DialSotW(t testing.TB, addr, nodeID string) *SotW {
+	t.Helper()
+	b := dial(t, addr, nodeID)
+	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(b.conn).StreamAggregatedResources(contextFor(t))
+	if err != nil {
+		t.Fatalf("opening an ADS stream: %v", err)
+	}
+	s := &SotW{base: b, stream: stream, sendMu: make(chan struct{}, 1), names: map[string][]string{}}
+	go s.receive()
+	return s
+}
+
+// Watch asks for resources of a type; no names means every resource (wildcard).
+func (s *SotW) Watch(t testing.TB, typeURL string, names ...string) {
+	t.Helper()
+	s.mu.Lock()
+	s.names[typeURL] = names
+	s.mu.Unlock()
+	if err := s.send(&discoveryv3.DiscoveryRequest{Node: s.node, TypeUrl: typeURL, ResourceNames: names}); err != nil {
+		t.Fatalf("watching %s: %v", typeURL, err)
+	}
+}
+
+func (s *SotW) send(req *discoveryv3.DiscoveryRequest) error {
+	s.sendMu <- struct{}{}
+	defer func() { <-s.sendMu }()
+	return s.stream.Send(req)
+}
+
+func (s *SotW) receive() {
+	for {
+		resp, err := s.stream.Recv()
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		names := s.apply(resp)
+		ack := &discoveryv3.DiscoveryRequest{Node: s.node, TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(),
+			ResponseNonce: resp.GetNonce(), ResourceNames: names}
+		if err := s.send(ack); err != nil {
+			s.fail(err)
+			return
+		}
+	}
+}
+
+// apply replaces the type's state with the response and returns the subscription to ACK with.
+func (s *SotW) apply(resp *discoveryv3.DiscoveryResponse) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	byName := map[string]*anypb.Any{}
+	rec := Response{TypeURL: resp.GetTypeUrl()}
+	for _, r := range resp.GetResources() {
+		name := resourceName(r)
+		byName[name] = r
+		rec.Names = append(rec.Names, name)
+	}
+	s.state[resp.GetTypeUrl()] = byName
+	s.responses = append(s.responses, rec)
+	return s.names[resp.GetTypeUrl()]
+}
