@@ -14,6 +14,7 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/xds/runner"
 )
 
 // options are the manager's command-line settings.
@@ -22,6 +23,7 @@ type options struct {
 	ProbeAddr   string
 	LeaderElect bool
 	Namespace   string
+	XDSAddr     string
 	ZapOptions  zap.Options
 }
 
@@ -43,6 +45,8 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&opts.LeaderElect, "leader-elect", false, "elect a leader so that only one replica writes")
 	fs.StringVar(&opts.Namespace, "namespace", defaultNamespace(), "namespace the operator runs in (default $POD_NAMESPACE or capstan-system)")
+	fs.StringVar(&opts.XDSAddr, "xds-address", fmt.Sprintf("127.0.0.1:%d", meshv1alpha1.PortXDS),
+		"address of the xDS server (plaintext until TLS lands: keep it on loopback)")
 	opts.ZapOptions.BindFlags(fs)
 	_ = fs.Parse(args) // flag.ExitOnError
 	return opts
@@ -79,7 +83,7 @@ func run(ctx context.Context, opts options) error {
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
 	}
-	if err := controllers.SetupWithManager(mgr); err != nil {
+	if _, err := runner.AddToManager(mgr, runner.ManagerOptions{Addr: opts.XDSAddr}); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -89,7 +93,7 @@ func run(ctx context.Context, opts options) error {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
 	log.Info("starting the manager", "namespace", opts.Namespace, "metrics", opts.MetricsAddr,
-		"probes", opts.ProbeAddr, "leaderElection", opts.LeaderElect)
+		"probes", opts.ProbeAddr, "xds", opts.XDSAddr, "leaderElection", opts.LeaderElect)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}

@@ -42,7 +42,7 @@ func TestRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: "capstan-system"})
+		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: "capstan-system", XDSAddr: "127.0.0.1:0"})
 	}()
 	defer func() {
 		cancel()

@@ -1,0 +1,72 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/xds/server"
+)
+
+// ManagerOptions configure the xDS side of the operator.
+type ManagerOptions struct {
+	// Listener serves xDS; when nil, Addr is listened on.
+	Listener net.Listener
+	Addr     string
+	// ServerOptions are passed to the gRPC server (TLS, interceptors).
+	ServerOptions []grpc.ServerOption
+	Debounce      time.Duration
+	MaxDelay      time.Duration
+}
+
+// AddToManager wires the pipeline into mgr: the inputs controller feeds the
+// runner, the runner publishes to the xDS server and hands statuses to the
+// status reconcilers. It returns the server so callers can read proxy state.
+func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error) {
+	log := mgr.GetLogger().WithName("xds")
+	store := controllers.NewStatusStore()
+	var r *Runner
+	srv := server.New(server.Options{
+		Logger:         log.WithName("server"),
+		ServerOptions:  opts.ServerOptions,
+		OnStatusChange: func(id string) { r.ProxyStatusChanged(id) },
+	})
+	r = New(Options{
+		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
+		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
+	})
+	if err := (&controllers.InputsReconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the inputs controller: %w", err)
+	}
+	if err := controllers.SetupWithStatusStore(mgr, store); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(r); err != nil {
+		return nil, fmt.Errorf("adding the runner: %w", err)
+	}
+	serve := manager.RunnableFunc(func(ctx context.Context) error { return serveXDS(ctx, srv, opts) })
+	if err := mgr.Add(serve); err != nil {
+		return nil, fmt.Errorf("adding the xDS server: %w", err)
+	}
+	return srv, nil
+}
+
+func serveXDS(ctx context.Context, srv *server.Server, opts ManagerOptions) error {
+	lis := opts.Listener
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", opts.Addr); err != nil {
+			return fmt.Errorf("listening for xDS on %s: %w", opts.Addr, err)
+		}
+	}
+	if err := srv.Serve(ctx, lis); err != nil {
+		return fmt.Errorf("serving xDS: %w", err)
+	}
+	return nil
+}
