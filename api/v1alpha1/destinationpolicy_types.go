@@ -247,5 +247,5 @@ type DestinationPolicyList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DestinationPolicy{}, &DestinationPolicyList{})
+	register(&DestinationPolicy{}, &DestinationPolicyList{})
 }

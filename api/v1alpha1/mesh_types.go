@@ -240,5 +240,5 @@ type MeshList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&Mesh{}, &MeshList{})
+	register(&Mesh{}, &MeshList{})
 }

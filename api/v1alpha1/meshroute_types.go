@@ -417,5 +417,5 @@ type MeshRouteList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&MeshRoute{}, &MeshRouteList{})
+	register(&MeshRoute{}, &MeshRouteList{})
 }

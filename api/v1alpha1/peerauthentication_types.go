@@ -86,5 +86,5 @@ type PeerAuthenticationList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&PeerAuthentication{}, &PeerAuthenticationList{})
+	register(&PeerAuthentication{}, &PeerAuthenticationList{})
 }

@@ -5,7 +5,6 @@ package xdsclient
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -112,5 +111,3 @@ func contextFor(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }

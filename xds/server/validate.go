@@ -91,8 +91,10 @@ func checkConsistency(snap *cachev3.Snapshot, check consistencyCheck) error {
 		return nil
 	case checkProxyless:
 		return proxylessConsistent(snap)
-	default:
+	case checkSnapshot:
 		return snap.Consistent()
+	default:
+		return fmt.Errorf("unknown consistency check %d", check)
 	}
 }
 
