@@ -209,6 +209,23 @@ type MeshStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// UninjectedPods counts the running pods in namespaces labelled
+	// capstan.dev/inject=enabled that have no sidecar (they predate the label
+	// or the injector).
+	// +optional
+	UninjectedPods int32 `json:"uninjectedPods,omitempty"`
+
+	// UninjectedSample lists the first uninjected pods, as "namespace/name", sorted.
+	// +kubebuilder:validation:MaxItems=5
+	// +listType=atomic
+	// +optional
+	UninjectedSample []string `json:"uninjectedSample,omitempty"`
+
+	// OutdatedPods counts the running pods whose sidecar was injected by
+	// another version of Capstan.
+	// +optional
+	OutdatedPods int32 `json:"outdatedPods,omitempty"`
 }
 
 // Mesh is the mesh-wide configuration. Only one, named "default", is accepted.

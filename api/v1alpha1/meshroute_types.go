@@ -388,7 +388,7 @@ type MeshRouteStatus struct {
 
 	// Proxies is the number of proxies that acknowledged the config of this route.
 	// +optional
-	Proxies int32 `json:"proxies,omitempty"`
+	Proxies int32 `json:"proxies"`
 }
 
 // MeshRoute routes HTTP traffic to one or more hosts.

@@ -107,7 +107,7 @@ func TestKubectlColumns(t *testing.T) {
 		row    []string
 	}{
 		{[]string{"NAMESPACE", "NAME", "HOSTS", "ACCEPTED", "PROGRAMMED", "PROXIES", "AGE"},
-			[]string{ns, "meshroute.mesh.capstan.dev/reviews", `["reviews","reviews.example.com"]`, "True", "", ""}},
+			[]string{ns, "meshroute.mesh.capstan.dev/reviews", `["reviews","reviews.example.com"]`, "True", "", "0"}},
 		// The API server prints only the first value a printer column's
 		// JSONPath finds, so SUBSETS shows the first subset's name.
 		{[]string{"NAMESPACE", "NAME", "HOST", "SUBSETS", "ACCEPTED", "AGE"},

@@ -113,7 +113,7 @@ func (r *Runner) writeStatuses(ctx context.Context) {
 	if r.opts.Sync != nil {
 		proxies = int32(r.opts.Sync.InSyncProxies())
 	}
-	if err := r.opts.Statuses.WriteStatuses(ctx, statuses, proxies); err != nil {
+	if err := r.opts.Statuses.WriteStatuses(ctx, statuses, proxies); err != nil && ctx.Err() == nil {
 		r.log.Error(err, "writing statuses failed; retrying on the next change")
 	}
 }
