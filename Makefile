@@ -70,6 +70,7 @@ bench: envtest-assets ## Run the benchmarks.
 .PHONY: build
 build: ## Build the binaries into bin/.
 	go build -o $(BIN)/manager ./cmd/manager
+	go build -o $(BIN)/capstan-init ./cmd/capstan-init
 
 .PHONY: run
 run: envtest-assets build ## Run the operator against $$KUBECONFIG, or a local API server when none is set.
