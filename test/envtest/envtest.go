@@ -47,6 +47,10 @@ type Env struct {
 	Kubectl string
 	// RepoRoot is the directory holding go.mod.
 	RepoRoot string
+	// Webhooks, after StartWithWebhooks, holds the local host, port and
+	// certificate directory the webhook server must serve on (LocalServingHost,
+	// LocalServingPort, LocalServingCertDir); nil after Start.
+	Webhooks *crenvtest.WebhookInstallOptions
 
 	env    *crenvtest.Environment
 	tmpDir string
@@ -74,6 +78,19 @@ func Run(m *testing.M, env **Env) int {
 // Start starts etcd and kube-apiserver, installs the CRDs from
 // config/crd/bases and writes an admin kubeconfig. Call Stop when done.
 func Start() (*Env, error) {
+	return start(nil)
+}
+
+// StartWithWebhooks is Start with the webhook configurations of webhooks
+// (Paths, MutatingWebhooks, ValidatingWebhooks) installed: envtest points
+// their clientConfig at a local address with a generated CA, which Env.Webhooks
+// gives; serve them there (a manager's webhook server with that Host, Port
+// and CertDir). Until then, requests the webhooks match fail.
+func StartWithWebhooks(webhooks crenvtest.WebhookInstallOptions) (*Env, error) {
+	return start(&webhooks)
+}
+
+func start(webhooks *crenvtest.WebhookInstallOptions) (*Env, error) {
 	setLogger()
 	root, err := RepoRoot()
 	if err != nil {
@@ -93,6 +110,10 @@ func Start() (*Env, error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+	}
+	if webhooks != nil {
+		e.env.WebhookInstallOptions = *webhooks
+		e.Webhooks = &e.env.WebhookInstallOptions
 	}
 	if e.Config, err = e.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)
