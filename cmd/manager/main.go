@@ -11,9 +11,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/webhook/handler"
+	"github.com/capstanmesh/capstan/webhook/inject"
 	"github.com/capstanmesh/capstan/xds/runner"
 )
 
@@ -24,7 +27,9 @@ type options struct {
 	LeaderElect bool
 	Namespace   string
 	XDSAddr     string
-	ZapOptions  zap.Options
+	// WebhookCertDir holds tls.crt and tls.key for the admission webhooks; empty serves none.
+	WebhookCertDir string
+	ZapOptions     zap.Options
 }
 
 func main() {
@@ -47,6 +52,8 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.StringVar(&opts.Namespace, "namespace", defaultNamespace(), "namespace the operator runs in (default $POD_NAMESPACE or capstan-system)")
 	fs.StringVar(&opts.XDSAddr, "xds-address", fmt.Sprintf("127.0.0.1:%d", meshv1alpha1.PortXDS),
 		"address of the xDS server (plaintext until TLS lands: keep it on loopback)")
+	fs.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "",
+		"directory with tls.crt and tls.key for the admission webhooks on :9443 (empty: webhooks off)")
 	opts.ZapOptions.BindFlags(fs)
 	_ = fs.Parse(args) // flag.ExitOnError
 	return opts
@@ -75,6 +82,7 @@ func run(ctx context.Context, opts options) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
+		WebhookServer:           webhook.NewServer(webhook.Options{Port: meshv1alpha1.PortWebhook, CertDir: opts.WebhookCertDir}),
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionID:        "capstan-manager.capstan.dev",
@@ -82,6 +90,9 @@ func run(ctx context.Context, opts options) error {
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)
+	}
+	if err := setupWebhooks(mgr, opts); err != nil {
+		return err
 	}
 	if _, err := runner.AddToManager(mgr, runner.ManagerOptions{Addr: opts.XDSAddr}); err != nil {
 		return err
@@ -98,4 +109,13 @@ func run(ctx context.Context, opts options) error {
 		return fmt.Errorf("running the manager: %w", err)
 	}
 	return nil
+}
+
+// setupWebhooks serves the admission webhooks when a certificate directory is given.
+func setupWebhooks(mgr ctrl.Manager, opts options) error {
+	if opts.WebhookCertDir == "" {
+		ctrl.Log.WithName("setup").Info("admission webhooks off: no --webhook-cert-dir")
+		return nil
+	}
+	return handler.SetupWebhooks(mgr, handler.Options{Inject: inject.Options{OperatorNamespace: opts.Namespace}})
 }
