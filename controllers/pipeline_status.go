@@ -121,6 +121,7 @@ func SetupWithStatusStore(mgr ctrl.Manager, store *StatusStore) error {
 		(&PipelineStatusReconciler[*meshv1alpha1.MeshRoute]{Client: c, Recorder: rec, Store: store, kind: meshRouteKind}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.DestinationPolicy]{Client: c, Recorder: rec, Store: store, kind: destinationPolicyKind}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.PeerAuthentication]{Client: c, Recorder: rec, Store: store, kind: peerAuthenticationKind}).SetupWithManager,
+		(&UninjectedReconciler{Client: c, Recorder: rec}).SetupWithManager,
 	}
 	for _, setup := range setups {
 		if err := setup(mgr); err != nil {

@@ -44,6 +44,7 @@ func SetupWithManager(mgr ctrl.Manager) error {
 		{"meshroute", (&MeshRouteReconciler{Client: c, Recorder: rec}).SetupWithManager},
 		{"destinationpolicy", (&DestinationPolicyReconciler{Client: c, Recorder: rec}).SetupWithManager},
 		{"peerauthentication", (&PeerAuthenticationReconciler{Client: c, Recorder: rec}).SetupWithManager},
+		{"uninjected", (&UninjectedReconciler{Client: c, Recorder: rec}).SetupWithManager},
 	}
 	for _, s := range setups {
 		if err := s.setup(mgr); err != nil {
