@@ -49,9 +49,11 @@ type Response struct {
 	Removed []string
 }
 
-func dial(t testing.TB, addr, nodeID string) *base {
+// dial connects without transport security unless opts say otherwise (a
+// later WithTransportCredentials wins).
+func dial(t testing.TB, addr, nodeID string, opts ...grpc.DialOption) *base {
 	t.Helper()
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(addr, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		t.Fatalf("dialing xDS at %s: %v", addr, err)
 	}

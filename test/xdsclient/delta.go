@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -17,7 +18,14 @@ type Delta struct {
 // DialDelta opens a delta ADS stream to addr as nodeID.
 func DialDelta(t testing.TB, addr, nodeID string) *Delta {
 	t.Helper()
-	b := dial(t, addr, nodeID)
+	return DialDeltaWith(t, addr, nodeID)
+}
+
+// DialDeltaWith is DialDelta with extra dial options, such as
+// WithBearerToken or transport credentials.
+func DialDeltaWith(t testing.TB, addr, nodeID string, opts ...grpc.DialOption) *Delta {
+	t.Helper()
+	b := dial(t, addr, nodeID, opts...)
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(b.conn).DeltaAggregatedResources(contextFor(t))
 	if err != nil {
 		t.Fatalf("opening a delta ADS stream: %v", err)
@@ -74,4 +82,10 @@ func (d *Delta) apply(resp *discoveryv3.DeltaDiscoveryResponse) {
 		delete(byName, name)
 	}
 	d.responses = append(d.responses, rec)
+}
+
+// TrySubscribe is Subscribe returning the send error instead of failing the
+// test, for streams the server may already have refused.
+func (d *Delta) TrySubscribe(typeURL string, names ...string) error {
+	return d.send(&discoveryv3.DeltaDiscoveryRequest{Node: d.node, TypeUrl: typeURL, ResourceNamesSubscribe: names})
 }

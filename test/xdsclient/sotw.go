@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -19,7 +20,14 @@ type SotW struct {
 // DialSotW opens a state-of-the-world ADS stream to addr as nodeID.
 func DialSotW(t testing.TB, addr, nodeID string) *SotW {
 	t.Helper()
-	b := dial(t, addr, nodeID)
+	return DialSotWWith(t, addr, nodeID)
+}
+
+// DialSotWWith is DialSotW with extra dial options, such as
+// WithBearerToken or transport credentials.
+func DialSotWWith(t testing.TB, addr, nodeID string, opts ...grpc.DialOption) *SotW {
+	t.Helper()
+	b := dial(t, addr, nodeID, opts...)
 	stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(b.conn).StreamAggregatedResources(contextFor(t))
 	if err != nil {
 		t.Fatalf("opening an ADS stream: %v", err)

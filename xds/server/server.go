@@ -42,6 +42,16 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful stop once Serve's context is
 	// done; after it, remaining connections are closed. Default 10s.
 	ShutdownTimeout time.Duration
+	// Authenticator, when set, authenticates every stream by its bearer
+	// token and binds it to the pod the token names (see auth.go); nil
+	// serves every stream unauthenticated (tests of other things).
+	Authenticator Authenticator
+	// Pods looks up the pods that node IDs name. With an Authenticator and
+	// no Pods, every stream is refused.
+	Pods PodLookup
+	// AuthCacheTTL is how long a successful authentication is reused for
+	// the same token: 0 means DefaultAuthCacheTTL, negative no caching.
+	AuthCacheTTL time.Duration
 }
 
 // Server serves xDS from one snapshot per proxy. It is safe for concurrent use.
@@ -50,6 +60,8 @@ type Server struct {
 	opts    Options
 	cache   cachev3.SnapshotCache
 	tracker *tracker
+	// auth is nil when streams are not authenticated.
+	auth *authCache
 
 	// publishMu serialises SetProxyResources and RemoveProxy, so that the
 	// cache and configs change together.
@@ -70,7 +82,16 @@ func New(opts Options) *Server {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = defaultShutdownTimeout
 	}
+	var auth *authCache
+	if opts.Authenticator != nil {
+		ttl := opts.AuthCacheTTL
+		if ttl == 0 {
+			ttl = DefaultAuthCacheTTL
+		}
+		auth = newAuthCache(opts.Authenticator, ttl)
+	}
 	return &Server{
+		auth: auth,
 		log:  log,
 		opts: opts,
 		// IDHash: the snapshot key is the full node ID.
@@ -104,7 +125,14 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 func (s *Server) newGRPCServer(ctx context.Context) *grpc.Server {
 	cb := &callbacks{instance: s.instances.Add(1), tracker: s.tracker, lookup: s.publishedResources}
 	xds := serverv3.NewServer(ctx, s.cache, cb)
-	gs := grpc.NewServer(append(defaultServerOptions(), s.opts.ServerOptions...)...)
+	gsOpts := defaultServerOptions()
+	if s.auth != nil {
+		// First of the chained interceptors, so ServerOptions' chained
+		// interceptors see only authenticated streams (a non-chained
+		// grpc.StreamInterceptor in ServerOptions would run before it).
+		gsOpts = append(gsOpts, grpc.ChainStreamInterceptor(s.streamAuth))
+	}
+	gs := grpc.NewServer(append(gsOpts, s.opts.ServerOptions...)...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds)
 	listenerservice.RegisterListenerDiscoveryServiceServer(gs, xds)
 	routeservice.RegisterRouteDiscoveryServiceServer(gs, xds)

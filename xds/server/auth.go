@@ -1,0 +1,292 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+)
+
+// Caller is the workload an xDS stream's token was issued to: the
+// ServiceAccount, and the pod the token is bound to.
+type Caller struct {
+	Namespace      string
+	ServiceAccount string
+	PodName        string
+	PodUID         string
+}
+
+// Authenticator verifies a proxy's bearer token (a projected ServiceAccount
+// token, audience capstan). It returns an error when the token is not
+// valid; errors wrapping ErrAuthUnavailable mean the token could not be
+// checked (the stream then ends with Unavailable, not PermissionDenied).
+// Error messages must not contain the token.
+type Authenticator interface {
+	Authenticate(ctx context.Context, token string) (Caller, error)
+}
+
+// PodLookup finds a pod the control plane knows: its UID and ServiceAccount.
+type PodLookup interface {
+	Pod(namespace, name string) (uid, serviceAccount string, ok bool)
+}
+
+// ErrAuthUnavailable marks an Authenticator error that says nothing about the
+// token: the verifier could not be reached.
+var ErrAuthUnavailable = errors.New("token verification unavailable")
+
+// Reasons an xDS stream is refused: the reason label of
+// capstan_xds_auth_failures_total, and the text the client is told.
+const (
+	ReasonMissingToken     = "missing_token"
+	ReasonInvalidToken     = "invalid_token"
+	ReasonUnavailable      = "verification_unavailable"
+	ReasonUnboundToken     = "token_not_bound_to_pod"
+	ReasonBadNodeID        = "bad_node_id"
+	ReasonPodMismatch      = "pod_mismatch"
+	ReasonUnknownPod       = "unknown_pod"
+	ReasonPodUIDMismatch   = "pod_uid_mismatch"
+	ReasonServiceAccount   = "service_account_mismatch"
+	ReasonNodeChanged      = "node_id_changed"
+	authMetricName         = "capstan_xds_auth_failures_total"
+	authorizationHeader    = "authorization"
+	bearerPrefix           = "bearer "
+	redactedToken          = "[REDACTED]"
+	maxAuthorizationLength = 16 << 10
+)
+
+var authReasons = []string{
+	ReasonMissingToken, ReasonInvalidToken, ReasonUnavailable, ReasonUnboundToken, ReasonBadNodeID,
+	ReasonPodMismatch, ReasonUnknownPod, ReasonPodUIDMismatch, ReasonServiceAccount, ReasonNodeChanged,
+}
+
+// authFailures counts refused xDS streams by reason, on controller-runtime's
+// metrics registry (served by the manager's metrics endpoint).
+var authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: authMetricName,
+	Help: "xDS streams refused by authentication or node-ID binding, by reason.",
+}, []string{"reason"})
+
+func init() {
+	metrics.Registry.MustRegister(authFailures)
+	for _, r := range authReasons {
+		authFailures.WithLabelValues(r)
+	}
+}
+
+type callerKey struct{}
+
+// CallerFromContext returns the authenticated caller of an xDS stream, when
+// the server authenticates streams.
+func CallerFromContext(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
+// refusal is why a stream was refused; its error is what the client sees.
+type refusal struct {
+	reason string
+	code   codes.Code
+	detail string // for the log only; never holds the token
+}
+
+func (r *refusal) status() error {
+	return status.Error(r.code, "xDS stream refused: "+r.reason)
+}
+
+// streamAuth is the gRPC stream interceptor that authenticates every xDS
+// stream: the bearer token, then the node ID of the first request (and of
+// every later request that names one) against the token's pod.
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx := ss.Context()
+	token, ref := bearerToken(ctx)
+	if ref != nil {
+		return s.refuse(ctx, ref, "", nil)
+	}
+	caller, err := s.auth.authenticate(ctx, token)
+	if err != nil {
+		ref := &refusal{reason: ReasonInvalidToken, code: codes.PermissionDenied, detail: redact(err.Error(), token)}
+		if errors.Is(err, ErrAuthUnavailable) {
+			ref.reason, ref.code = ReasonUnavailable, codes.Unavailable
+		}
+		return s.refuse(ctx, ref, "", nil)
+	}
+	if caller.PodName == "" || caller.PodUID == "" {
+		return s.refuse(ctx, &refusal{reason: ReasonUnboundToken, code: codes.PermissionDenied,
+			detail: "the token is not bound to a pod"}, "", &caller)
+	}
+	sctx, cancel := context.WithCancel(context.WithValue(ctx, callerKey{}, caller))
+	defer cancel()
+	as := &authStream{ServerStream: ss, ctx: sctx, cancel: cancel, caller: caller, check: s.checkNode}
+	err = handler(srv, as)
+	if ref, node := as.refused(); ref != nil {
+		return s.refuse(ctx, ref, node, &caller)
+	}
+	return err
+}
+
+// refuse logs and counts a refusal and returns its status.
+func (s *Server) refuse(ctx context.Context, ref *refusal, node string, caller *Caller) error {
+	authFailures.WithLabelValues(ref.reason).Inc()
+	kv := []any{"reason", ref.reason, "detail", ref.detail}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		kv = append(kv, "peer", p.Addr.String())
+	}
+	if node != "" {
+		kv = append(kv, "nodeID", node)
+	}
+	if caller != nil {
+		kv = append(kv, "namespace", caller.Namespace, "serviceAccount", caller.ServiceAccount, "pod", caller.PodName)
+	}
+	s.log.Info("refused xDS stream", kv...)
+	return ref.status()
+}
+
+// bearerToken reads the stream's "authorization: Bearer <token>" metadata.
+func bearerToken(ctx context.Context) (string, *refusal) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(authorizationHeader)
+	missing := func(detail string) *refusal {
+		return &refusal{reason: ReasonMissingToken, code: codes.PermissionDenied, detail: detail}
+	}
+	switch {
+	case len(vals) == 0:
+		return "", missing("no authorization metadata")
+	case len(vals) > 1:
+		return "", missing("more than one authorization value")
+	}
+	v := vals[0]
+	if len(v) > maxAuthorizationLength {
+		return "", missing("authorization value too long")
+	}
+	if len(v) < len(bearerPrefix) || !strings.EqualFold(v[:len(bearerPrefix)], bearerPrefix) {
+		return "", missing("authorization is not a bearer token")
+	}
+	token := strings.TrimSpace(v[len(bearerPrefix):])
+	if token == "" {
+		return "", missing("empty bearer token")
+	}
+	return token, nil
+}
+
+// redact removes the token from a message.
+func redact(msg, token string) string {
+	if token == "" {
+		return msg
+	}
+	return strings.ReplaceAll(msg, token, redactedToken)
+}
+
+// checkNode checks that a node ID names the caller's pod, and that the pod
+// the control plane knows by that name is the token's pod (same UID) and
+// runs as the token's ServiceAccount.
+func (s *Server) checkNode(caller Caller, nodeID string) *refusal {
+	deny := func(reason, format string, args ...any) *refusal {
+		return &refusal{reason: reason, code: codes.PermissionDenied, detail: fmt.Sprintf(format, args...)}
+	}
+	id, err := ParseNodeID(nodeID)
+	if err != nil {
+		return deny(ReasonBadNodeID, "%v", err)
+	}
+	if id.Namespace != caller.Namespace || id.Pod != caller.PodName {
+		return deny(ReasonPodMismatch, "node ID names pod %s/%s, the token is bound to pod %s/%s",
+			id.Namespace, id.Pod, caller.Namespace, caller.PodName)
+	}
+	if s.opts.Pods == nil {
+		return deny(ReasonUnknownPod, "no pod lookup configured")
+	}
+	uid, sa, ok := s.opts.Pods.Pod(id.Namespace, id.Pod)
+	if !ok {
+		return deny(ReasonUnknownPod, "pod %s/%s is not known", id.Namespace, id.Pod)
+	}
+	if uid != caller.PodUID {
+		return deny(ReasonPodUIDMismatch, "pod %s/%s has UID %s, the token is bound to UID %s", id.Namespace, id.Pod, uid, caller.PodUID)
+	}
+	if sa != caller.ServiceAccount {
+		return deny(ReasonServiceAccount, "pod %s/%s runs as %s, the token is for %s", id.Namespace, id.Pod, sa, caller.ServiceAccount)
+	}
+	return nil
+}
+
+// authStream checks the node ID of the requests it receives. After a
+// refusal it receives and sends nothing more, and its context is cancelled.
+type authStream struct {
+	grpc.ServerStream
+	ctx    context.Context
+	cancel context.CancelFunc
+	caller Caller
+	check  func(Caller, string) *refusal
+
+	mu     sync.Mutex
+	node   string // the node ID accepted with the first request
+	refuse *refusal
+	// refusedNode is the node ID that was refused, for the log.
+	refusedNode string
+}
+
+func (a *authStream) Context() context.Context { return a.ctx }
+
+func (a *authStream) refused() (*refusal, string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.refuse, a.refusedNode
+}
+
+func (a *authStream) SendMsg(m any) error {
+	if ref, _ := a.refused(); ref != nil {
+		return ref.status()
+	}
+	return a.ServerStream.SendMsg(m)
+}
+
+func (a *authStream) RecvMsg(m any) error {
+	if ref, _ := a.refused(); ref != nil {
+		return ref.status()
+	}
+	if err := a.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	node, hasNode := requestNode(m)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ref *refusal
+	switch {
+	case a.node == "":
+		// The first request must name the node.
+		ref = a.check(a.caller, node.GetId())
+		if ref == nil {
+			a.node = node.GetId()
+		}
+	case hasNode && node.GetId() != a.node:
+		ref = &refusal{reason: ReasonNodeChanged, code: codes.PermissionDenied,
+			detail: fmt.Sprintf("stream of node %s named another node", a.node)}
+	}
+	if ref != nil {
+		a.refuse, a.refusedNode = ref, node.GetId()
+		a.cancel()
+		return ref.status()
+	}
+	return nil
+}
+
+// requestNode returns the node of an xDS request, and whether it has one.
+func requestNode(m any) (*corev3.Node, bool) {
+	var n *corev3.Node
+	switch r := m.(type) {
+	case *discoveryv3.DiscoveryRequest:
+		n = r.GetNode()
+	case *discoveryv3.DeltaDiscoveryRequest:
+		n = r.GetNode()
+	}
+	return n, n != nil
+}
