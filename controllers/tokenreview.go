@@ -7,7 +7,7 @@ import (
 	"slices"
 	"strings"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
+	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -53,7 +53,7 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 	if token == "" {
 		return server.Caller{}, errors.New("empty token")
 	}
-	review := &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
+	review := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{
 		Token:     token,
 		Audiences: []string{audience},
 	}}
@@ -77,7 +77,7 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 }
 
 // callerOf reads the ServiceAccount and bound pod of a reviewed token.
-func callerOf(u authenticationv1.UserInfo) (server.Caller, error) {
+func callerOf(u authnv1.UserInfo) (server.Caller, error) {
 	rest, ok := strings.CutPrefix(u.Username, serviceAccountUserPrefix)
 	if !ok {
 		return server.Caller{}, fmt.Errorf("user %q is not a ServiceAccount", u.Username)
@@ -99,7 +99,7 @@ func callerOf(u authenticationv1.UserInfo) (server.Caller, error) {
 
 // singleExtra returns the one value of an extra, or "" when it is absent
 // (the token is not bound to a pod).
-func singleExtra(extra map[string]authenticationv1.ExtraValue, key string) (string, error) {
+func singleExtra(extra map[string]authnv1.ExtraValue, key string) (string, error) {
 	v := extra[key]
 	switch len(v) {
 	case 0:

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	authenticationv1 "k8s.io/api/authentication/v1"
+	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,7 +20,7 @@ import (
 const testToken = "eyJhbGciOi.secret-token-value"
 
 // reviewer answers TokenReviews with status, after checking the request.
-func reviewer(t *testing.T, status authenticationv1.TokenReviewStatus, createErr error) client.Client {
+func reviewer(t *testing.T, status authnv1.TokenReviewStatus, createErr error) client.Client {
 	t.Helper()
 	scheme, err := NewScheme()
 	if err != nil {
@@ -28,7 +28,7 @@ func reviewer(t *testing.T, status authenticationv1.TokenReviewStatus, createErr
 	}
 	return fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{
 		Create: func(_ context.Context, _ client.WithWatch, obj client.Object, _ ...client.CreateOption) error {
-			tr, ok := obj.(*authenticationv1.TokenReview)
+			tr, ok := obj.(*authnv1.TokenReview)
 			if !ok {
 				t.Fatalf("created %T", obj)
 			}
@@ -44,10 +44,10 @@ func reviewer(t *testing.T, status authenticationv1.TokenReviewStatus, createErr
 	}).Build()
 }
 
-func podBoundUser() authenticationv1.UserInfo {
-	return authenticationv1.UserInfo{
+func podBoundUser() authnv1.UserInfo {
+	return authnv1.UserInfo{
 		Username: "system:serviceaccount:shop:web",
-		Extra: map[string]authenticationv1.ExtraValue{
+		Extra: map[string]authnv1.ExtraValue{
 			extraPodName: {"web-0"},
 			extraPodUID:  {"1234"},
 		},
@@ -55,7 +55,7 @@ func podBoundUser() authenticationv1.UserInfo {
 }
 
 func TestTokenReviewAuthenticator(t *testing.T) {
-	ok := authenticationv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"capstan"}, User: podBoundUser()}
+	ok := authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"capstan"}, User: podBoundUser()}
 	got, err := (&TokenReviewAuthenticator{Client: reviewer(t, ok, nil)}).Authenticate(context.Background(), testToken)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 	}
 
 	unbound := ok
-	unbound.User = authenticationv1.UserInfo{Username: "system:serviceaccount:shop:web"}
+	unbound.User = authnv1.UserInfo{Username: "system:serviceaccount:shop:web"}
 	if got, err := (&TokenReviewAuthenticator{Client: reviewer(t, unbound, nil)}).Authenticate(context.Background(), testToken); err != nil || got.PodName != "" {
 		t.Errorf("unbound token: %+v, %v; want no pod, no error", got, err)
 	}
@@ -75,22 +75,22 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 func TestTokenReviewAuthenticatorRefusals(t *testing.T) {
 	user := podBoundUser()
 	twoPods := podBoundUser()
-	twoPods.Extra[extraPodName] = authenticationv1.ExtraValue{"a", "b"}
+	twoPods.Extra[extraPodName] = authnv1.ExtraValue{"a", "b"}
 	tests := []struct {
 		name      string
-		status    authenticationv1.TokenReviewStatus
+		status    authnv1.TokenReviewStatus
 		createErr error
 		want      string
 		transient bool
 	}{
-		{name: "not authenticated", status: authenticationv1.TokenReviewStatus{Error: "[invalid bearer token " + testToken + "]"}, want: "not authenticated"},
-		{name: "no audience", status: authenticationv1.TokenReviewStatus{Authenticated: true, User: user}, want: "audience"},
-		{name: "other audience", status: authenticationv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"api"}, User: user}, want: "audience"},
-		{name: "not a ServiceAccount", status: authenticationv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"capstan"},
-			User: authenticationv1.UserInfo{Username: "alice"}}, want: "not a ServiceAccount"},
-		{name: "malformed user", status: authenticationv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"capstan"},
-			User: authenticationv1.UserInfo{Username: "system:serviceaccount:shop"}}, want: "malformed"},
-		{name: "two pods", status: authenticationv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"capstan"}, User: twoPods}, want: "2 values"},
+		{name: "not authenticated", status: authnv1.TokenReviewStatus{Error: "[invalid bearer token " + testToken + "]"}, want: "not authenticated"},
+		{name: "no audience", status: authnv1.TokenReviewStatus{Authenticated: true, User: user}, want: "audience"},
+		{name: "other audience", status: authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"api"}, User: user}, want: "audience"},
+		{name: "not a ServiceAccount", status: authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"capstan"},
+			User: authnv1.UserInfo{Username: "alice"}}, want: "not a ServiceAccount"},
+		{name: "malformed user", status: authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"capstan"},
+			User: authnv1.UserInfo{Username: "system:serviceaccount:shop"}}, want: "malformed"},
+		{name: "two pods", status: authnv1.TokenReviewStatus{Authenticated: true, Audiences: []string{"capstan"}, User: twoPods}, want: "2 values"},
 		{name: "API down", createErr: apierrors.NewServiceUnavailable("etcd " + testToken), want: "TokenReview", transient: true},
 		{name: "forbidden", createErr: apierrors.NewForbidden(schema.GroupResource{Group: "authentication.k8s.io", Resource: "tokenreviews"}, "", errors.New("no")), want: "Forbidden", transient: true},
 	}

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
-	authenticationv1 "k8s.io/api/authentication/v1"
+	authnv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -199,10 +199,10 @@ func createPod(t *testing.T, ns, sa, name, ip string) *corev1.Pod {
 // bound to the workload's pod.
 func (w *workload) token(t *testing.T, audience string) string {
 	t.Helper()
-	tr := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
+	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
 		Audiences:         []string{audience},
 		ExpirationSeconds: ptr.To[int64](600),
-		BoundObjectRef: &authenticationv1.BoundObjectReference{
+		BoundObjectRef: &authnv1.BoundObjectReference{
 			Kind: "Pod", APIVersion: "v1", Name: w.pod.Name, UID: w.pod.UID,
 		},
 	}}
