@@ -72,7 +72,7 @@ var (
 	fuzzSubsetNames  = []string{"v1", "v2", "canary"}
 	fuzzPortNames    = []string{"http", "http-web", "http2", "grpc", "grpc-web", "tcp", "tcp-db", "mongo", "https", "http-alt"}
 	fuzzAppProtocols = []string{"http", "http2", "grpc", "tcp", "https", "kubernetes.io/h2c", "kubernetes.io/ws", "grpc-web", "example.com/custom"}
-	fuzzServicePorts = []int32{80, 8080, 9080, 9090, 5432, 443, 15021, 65535}
+	fuzzServicePorts = []int32{80, 8080, 9080, 9090, 5432, 443}
 	fuzzContainer    = []corev1.ContainerPort{
 		{Name: "web", ContainerPort: 8080}, {Name: "rpc", ContainerPort: 9091}, {Name: "metrics", ContainerPort: 9102},
 		{Name: "admin", ContainerPort: 9080}, {ContainerPort: 5432}, {Name: "alt", ContainerPort: 15006},
@@ -201,6 +201,9 @@ func (b *fuzzInputs) service(ns string) {
 	usedNames, usedPorts := map[string]bool{}, map[int32]bool{}
 	for range nPorts {
 		p := corev1.ServicePort{Protocol: corev1.ProtocolTCP, Port: fuzzPick(z, fuzzServicePorts...)}
+		if z.chance(16) { // reserved for the sidecar, or the highest port
+			p.Port = fuzzPick(z, int32(15001), 15006, 15021, 15090, 65535)
+		}
 		if usedPorts[p.Port] {
 			continue
 		}
