@@ -55,11 +55,12 @@ func rewriteContainerProbes(c *corev1.Container, orig OriginalProbes) {
 	}
 }
 
-// rewritable reports whether probe is an HTTP probe of the pod's own IP on a
+// rewritable reports whether probe is a plain-HTTP probe (HTTPS probes are left
+// alone: the proxy forwards probes in plaintext) of the pod's own IP on a
 // port (a number, or a name the container declares) other than the proxy's,
 // and returns the port's number.
 func rewritable(c *corev1.Container, probe *corev1.Probe) (int32, bool) {
-	if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Host != "" {
+	if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Host != "" || probe.HTTPGet.Scheme == corev1.URISchemeHTTPS {
 		return 0, false
 	}
 	port, ok := resolvePort(c, probe.HTTPGet.Port)

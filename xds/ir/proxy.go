@@ -36,6 +36,21 @@ type Proxy struct {
 	Labels   map[string]string `json:"labels,omitempty"`
 	// Inbound are the ports the proxy receives traffic on, sorted by port.
 	Inbound []*InboundPort `json:"inbound,omitempty"`
+	// AppProbes are the application's HTTP health checks that the injector
+	// pointed at the proxy's health port, sorted by path; the proxy forwards
+	// each to the application in plaintext, so they work under STRICT mTLS.
+	AppProbes []*AppProbe `json:"appProbes,omitempty"`
+}
+
+// AppProbe is one rewritten HTTP probe.
+type AppProbe struct {
+	// Path the kubelet now asks the proxy for, /app-health/<container>/<kind>.
+	Path string `json:"path"`
+	// Port and TargetPath are where the application answers the probe.
+	Port       uint32 `json:"port"`
+	TargetPath string `json:"targetPath"`
+	// Headers the probe sends, in the pod's order.
+	Headers []*Header `json:"headers,omitempty"`
 }
 
 // InboundPort is one port of the workload served through the proxy.

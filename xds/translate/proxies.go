@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/webhook/inject"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -37,6 +38,7 @@ func (t *translator) newProxy(pod *corev1.Pod) *ir.Proxy {
 		Identity:       ir.SpiffeID(t.trustDomain, pod.Namespace, sa),
 		Labels:         maps.Clone(pod.Labels),
 		Inbound:        t.inboundPorts(pod),
+		AppProbes:      appProbes(pod),
 	}
 }
 
@@ -110,4 +112,32 @@ func namedContainerPort(pod *corev1.Pod, name string) (uint32, bool) {
 		}
 	}
 	return 0, false
+}
+
+// appProbes reads the probes the injector rewrote (capstan.dev/original-probes).
+// HTTP probes only; a malformed annotation, which only the injector writes,
+// yields none, and the kubelet then reports the probes failing.
+func appProbes(pod *corev1.Pod) []*ir.AppProbe {
+	orig, err := inject.ParseOriginalProbes(pod)
+	if err != nil {
+		return nil
+	}
+	var out []*ir.AppProbe
+	for path, probe := range orig {
+		get := probe.HTTPGet
+		if get == nil || get.Port.IntValue() <= 0 || get.Scheme == corev1.URISchemeHTTPS {
+			continue
+		}
+		target := get.Path
+		if target == "" {
+			target = "/"
+		}
+		probe := &ir.AppProbe{Path: path, Port: uint32(get.Port.IntValue()), TargetPath: target}
+		for _, h := range get.HTTPHeaders {
+			probe.Headers = append(probe.Headers, &ir.Header{Name: h.Name, Value: h.Value})
+		}
+		out = append(out, probe)
+	}
+	slices.SortFunc(out, func(a, b *ir.AppProbe) int { return cmp.Compare(a.Path, b.Path) })
+	return out
 }
