@@ -19,10 +19,10 @@ const defaultConnectTimeout = 10 * time.Second
 func (b *builder) outboundClusters() {
 	for _, s := range b.services {
 		for _, p := range s.validPorts {
-			b.addOutboundCluster(newTarget(s, p, nil))
+			b.addOutboundCluster(b.newTarget(s, p, nil))
 			for _, ss := range s.Subsets {
 				if ss != nil {
-					b.addOutboundCluster(newTarget(s, p, ss))
+					b.addOutboundCluster(b.newTarget(s, p, ss))
 				}
 			}
 		}
@@ -65,10 +65,17 @@ func (b *builder) policySource(s *service) *ir.ObjectRef {
 	return serviceRef(s.Service)
 }
 
-// outboundCluster builds and validates the cluster of t with the given policy
+// outboundCluster builds and checks the cluster of t with the given policy
 // (recorded in t.policy on success). Failures the policy causes are *policyError.
+//
+// Only a cluster shaped by a traffic policy or a retry budget goes through
+// ValidateAll: any other is its name (never empty, "outbound|…"), shared
+// constant parts validated at start-up and the upstream TLS context (its
+// one input-dependent rule checked by upstreamTLS.check), which leaves
+// ValidateAll nothing to find.
 func (b *builder) outboundCluster(t *target, policy *ir.TrafficPolicy) (*clusterv3.Cluster, error) {
-	c := &clusterv3.Cluster{Name: t.name, ConnectTimeout: sharedConnectTimeout}
+	c := b.mem.clusters.new()
+	c.Name, c.ConnectTimeout = t.name, sharedConnectTimeout
 	if t.service.Headless {
 		setOriginalDst(c)
 	} else {
@@ -80,10 +87,13 @@ func (b *builder) outboundCluster(t *target, policy *ir.TrafficPolicy) (*cluster
 	if err := applyPolicy(c, policy, t.port.Protocol); err != nil {
 		return nil, blame(policy, err)
 	}
-	applyRetryBudget(c, b.budgets[c.Name])
-	if err := c.ValidateAll(); err != nil {
-		// Everything but the policy is built from checked parts.
-		return nil, blame(policy, err)
+	budget := b.budgets[c.Name]
+	applyRetryBudget(c, budget)
+	if policy != nil || budget != nil {
+		if err := c.ValidateAll(); err != nil {
+			// Everything but the policy is built from checked parts.
+			return nil, blame(policy, err)
+		}
 	}
 	t.policy = policy
 	return c, nil

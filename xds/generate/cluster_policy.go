@@ -149,17 +149,23 @@ func protocolOptions(proto ir.Protocol, pool *ir.ConnectionPool) (map[string]*an
 	if !proto.IsHTTP() || (common == nil && proto == ir.ProtocolHTTP) {
 		return nil, nil
 	}
-	opts := &upstreamhttpv3.HttpProtocolOptions{
+	if common == nil {
+		return map[string]*anypb.Any{httpProtocolOptionsID: sharedHTTP2Options}, nil
+	}
+	a, err := pack(httpOptions(proto, common))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]*anypb.Any{httpProtocolOptionsID: a}, nil
+}
+
+func httpOptions(proto ir.Protocol, common *corev3.HttpProtocolOptions) *upstreamhttpv3.HttpProtocolOptions {
+	return &upstreamhttpv3.HttpProtocolOptions{
 		CommonHttpProtocolOptions: common,
 		UpstreamProtocolOptions: &upstreamhttpv3.HttpProtocolOptions_ExplicitHttpConfig_{
 			ExplicitHttpConfig: explicitHTTP(proto),
 		},
 	}
-	a, err := pack(opts)
-	if err != nil {
-		return nil, err
-	}
-	return map[string]*anypb.Any{httpProtocolOptionsID: a}, nil
 }
 
 func commonHTTPOptions(pool *ir.ConnectionPool) *corev3.HttpProtocolOptions {

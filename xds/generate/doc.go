@@ -5,12 +5,15 @@
 // built in input order.
 //
 // Files are split by concern (listener_outbound.go, listener_inbound.go,
-// listener_static.go, cluster.go, cluster_policy.go, route.go, route_match.go,
-// route_action.go, endpoints.go, tls.go) and by HTTP filter (filter_*.go, each
-// implementing httpFilter; the order is set in httpFilters).
+// listener_static.go, cluster.go, cluster_policy.go, route.go,
+// route_domains.go, route_match.go, route_action.go, endpoints.go, tls.go,
+// alloc.go) and by HTTP filter (filter_*.go, each implementing httpFilter;
+// the order is set in httpFilters).
 //
-// Every resource is validated with ValidateAll as it is added, and the whole
-// set passes a reference check (Resources.Validate) before it is returned.
+// Every resource is valid: each part taken from the model is checked as it is
+// built — with ValidateAll, or with cheaper equivalent checks for resources
+// made only of checked parts (docs/generate.md lists which) — and the whole
+// set passes a reference check before it is returned.
 // Problems caused by one API object are reported as *Error values naming that
 // object; generation goes on for everything else (see ForProxy).
 package generate

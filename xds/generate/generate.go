@@ -7,6 +7,9 @@ import (
 	"net/netip"
 	"slices"
 
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/capstanmesh/capstan/xds/ir"
@@ -99,19 +102,39 @@ type builder struct {
 	groups []*portGroup
 	// routeNames are the outbound route configurations generated.
 	routeNames map[string]bool
-	out        *Resources
-	errs       errorList
+	// mem holds the output's messages and strings (alloc.go).
+	mem *memory
+	// scratch is where names are assembled before they are stored or looked up.
+	scratch []byte
+	// endpointScratch and zoneScratch are reused by each loadAssignment.
+	endpointScratch []usableEndpoint
+	zoneScratch     []zone
+	// localities are the Locality messages by zone, shared by the endpoint groups.
+	localities map[string]*corev3.Locality
+	// portEndpoints lets subset clusters share the endpoint messages of their base cluster.
+	portEndpoints endpointCache
+	out           *Resources
+	errs          errorList
 	// fatal is the first failure that is no object's fault (a bug); it voids the output.
 	fatal error
 }
 
-// service is a model service with the parts generation can use.
+// service is a model service with the parts generation can use, worked out
+// once per ForProxy call.
 type service struct {
 	*ir.Service
 	// validPorts are the service's ports that are in range and not repeated.
 	validPorts []*ir.ServicePort
 	// ips are the parsed ClusterIPs.
 	ips []netip.Addr
+	// plainNames is true when the names that make up the service's domains
+	// (FQDN, and name and namespace when both are set) are plain ASCII
+	// without upper case, ':', NUL, CR or LF (see plainNames).
+	plainNames bool
+	// tls (or tlsErr) is the upstream TLS transport socket of the service's
+	// clusters, built by the first of them and shared by the others.
+	tls    *corev3.TransportSocket
+	tlsErr error
 }
 
 // target is what one outbound cluster sends to.
@@ -126,14 +149,28 @@ type target struct {
 	policy *ir.TrafficPolicy
 }
 
-func newTarget(s *service, p *ir.ServicePort, subset *ir.Subset) *target {
-	t := &target{service: s, port: p, subset: subset}
+func (b *builder) newTarget(s *service, p *ir.ServicePort, subset *ir.Subset) *target {
+	t := b.mem.targets.new()
+	t.service, t.port, t.subset = s, p, subset
 	sub := ""
 	if subset != nil {
 		sub = subset.Name
 	}
-	t.name = clusterName(s.FQDN, p.Port, sub)
+	t.name = b.clusterName(s.FQDN, p.Port, sub)
 	return t
+}
+
+// clusterName is ir.ClusterName, stored with the output's strings.
+func (b *builder) clusterName(fqdn string, port uint32, subset string) string {
+	b.scratch = appendClusterName(b.scratch[:0], fqdn, port, subset)
+	return b.mem.text.string(b.scratch)
+}
+
+// target returns the outbound cluster generated for a service port and
+// subset, or nil. The lookup allocates nothing.
+func (b *builder) target(fqdn string, port uint32, subset string) *target {
+	b.scratch = appendClusterName(b.scratch[:0], fqdn, port, subset)
+	return b.targets[string(b.scratch)]
 }
 
 // modelPolicy is the traffic policy the model asks for: the subset's, else the service's.
@@ -148,11 +185,14 @@ func newBuilder(mesh *ir.Mesh, proxy *ir.Proxy) *builder {
 	b := &builder{
 		mesh:       mesh,
 		proxy:      proxy,
-		targets:    map[string]*target{},
 		routeNames: map[string]bool{},
 		out:        &Resources{},
 	}
 	b.services = b.usableServices()
+	b.mem = b.newMemory()
+	b.targets = make(map[string]*target, b.mem.size.targets)
+	b.out.Clusters = make([]*clusterv3.Cluster, 0, b.mem.size.targets+len(proxy.Inbound)+3)
+	b.out.Endpoints = make([]*endpointv3.ClusterLoadAssignment, 0, b.mem.size.targets)
 	b.budgets = b.retryBudgets()
 	return b
 }
@@ -160,34 +200,73 @@ func newBuilder(mesh *ir.Mesh, proxy *ir.Proxy) *builder {
 // usableServices returns the services sorted by FQDN, reporting and skipping
 // services without an FQDN or with an FQDN already taken.
 func (b *builder) usableServices() []*service {
-	in := slices.Clone(b.mesh.Services)
-	slices.SortStableFunc(in, func(x, y *ir.Service) int { return cmp.Compare(x.FQDN, y.FQDN) })
+	in := b.mesh.Services
+	if !slices.IsSortedFunc(in, byFQDN) {
+		in = slices.Clone(in)
+		slices.SortStableFunc(in, byFQDN)
+	}
 	out := make([]*service, 0, len(in))
-	seen := make(map[string]bool, len(in))
-	for _, s := range in {
+	store := make([]service, len(in))
+	addrs := make([]netip.Addr, 0, clusterIPCount(in))
+	last := "" // the FQDNs are sorted: a repeated one follows the one it repeats
+	for i, s := range in {
 		if s == nil {
 			continue
 		}
-		if s.FQDN == "" || seen[s.FQDN] {
+		if s.FQDN == "" || s.FQDN == last {
 			b.errs.add(serviceRef(s), "fqdn %q is empty or used by another service; service skipped", s.FQDN)
 			continue
 		}
-		seen[s.FQDN] = true
-		out = append(out, &service{Service: s, validPorts: b.validPorts(s), ips: b.parseIPs(s)})
+		last = s.FQDN
+		sv := &store[i]
+		sv.Service, sv.validPorts, sv.plainNames = s, b.validPorts(s), plainNames(s)
+		sv.ips, addrs = b.parseIPs(s, addrs)
+		out = append(out, sv)
 	}
 	return out
 }
 
+func byFQDN(x, y *ir.Service) int { return cmp.Compare(x.FQDN, y.FQDN) }
+
+func clusterIPCount(services []*ir.Service) int {
+	n := 0
+	for _, s := range services {
+		if s != nil {
+			n += len(s.ClusterIPs)
+		}
+	}
+	return n
+}
+
+// validPorts returns the service's ports that are in range and not repeated:
+// s.Ports itself when they all are (it is only read).
 func (b *builder) validPorts(s *ir.Service) []*ir.ServicePort {
+	if allValidPorts(s.Ports) {
+		return s.Ports
+	}
 	out := make([]*ir.ServicePort, 0, len(s.Ports))
 	for _, p := range s.Ports {
-		if p == nil || p.Port == 0 || p.Port > 65535 || slices.ContainsFunc(out, samePort(p.Port)) {
+		if !validPort(p, out) {
 			b.errs.add(serviceRef(s), "port %v is out of range or repeated; port skipped", portNumber(p))
 			continue
 		}
 		out = append(out, p)
 	}
 	return out
+}
+
+func allValidPorts(ports []*ir.ServicePort) bool {
+	for i, p := range ports {
+		if !validPort(p, ports[:i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// validPort reports whether p is in range and not repeated from earlier (valid) ports.
+func validPort(p *ir.ServicePort, earlier []*ir.ServicePort) bool {
+	return p != nil && p.Port != 0 && p.Port <= 65535 && !slices.ContainsFunc(earlier, samePort(p.Port))
 }
 
 func samePort(port uint32) func(*ir.ServicePort) bool {
@@ -201,15 +280,17 @@ func portNumber(p *ir.ServicePort) any {
 	return p.Port
 }
 
-func (b *builder) parseIPs(s *ir.Service) []netip.Addr {
-	out := make([]netip.Addr, 0, len(s.ClusterIPs))
+// parseIPs parses the cluster IPs into the free room of addrs, returning them
+// and what is left of addrs.
+func (b *builder) parseIPs(s *ir.Service, addrs []netip.Addr) (ips, rest []netip.Addr) {
+	start := len(addrs)
 	for _, ip := range s.ClusterIPs {
 		a, err := netip.ParseAddr(ip)
 		if err != nil || a.Zone() != "" {
 			b.errs.add(serviceRef(s), "clusterIP %q is not an IP address; ignored", ip)
 			continue
 		}
-		out = append(out, a)
+		addrs = append(addrs, a)
 	}
-	return out
+	return addrs[start:len(addrs):len(addrs)], addrs
 }

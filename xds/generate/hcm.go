@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -49,10 +50,14 @@ func hcmFilter(m *hcmv3.HttpConnectionManager) (*listenerv3.Filter, error) {
 
 // tcpProxyFilter forwards a connection to one cluster.
 func tcpProxyFilter(statPrefix, cluster string) (*listenerv3.Filter, error) {
-	return networkFilter(filterTCPProxy, &tcpproxyv3.TcpProxy{
+	return networkFilter(filterTCPProxy, tcpProxy(statPrefix, cluster))
+}
+
+func tcpProxy(statPrefix, cluster string) *tcpproxyv3.TcpProxy {
+	return &tcpproxyv3.TcpProxy{
 		StatPrefix:       statPrefix,
 		ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: cluster},
-	})
+	}
 }
 
 func networkFilter(name string, m proto.Message) (*listenerv3.Filter, error) {
@@ -60,5 +65,10 @@ func networkFilter(name string, m proto.Message) (*listenerv3.Filter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}, nil
+	return packedFilter(name, a), nil
+}
+
+// packedFilter is a network filter with a config already packed.
+func packedFilter(name string, a *anypb.Any) *listenerv3.Filter {
+	return &listenerv3.Filter{Name: name, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: a}}
 }

@@ -45,9 +45,7 @@ func (b *builder) inbound() {
 		l.FilterChains = append(l.FilterChains, chains...)
 		b.addCluster(inboundCluster(in))
 	}
-	if err == nil {
-		l.DefaultFilterChain, err = passthroughChain(ClusterInboundPassthrough)
-	}
+	l.DefaultFilterChain = passthroughChain(ClusterInboundPassthrough)
 	b.addListener(l, err)
 	b.addCluster(inboundPassthroughCluster(), nil)
 }
@@ -85,34 +83,28 @@ func inboundPortNumber(in *ir.InboundPort) any {
 
 // inboundChains are a port's chains by mTLS mode: STRICT requires mTLS on
 // every connection; PERMISSIVE has an mTLS chain for TLS connections and a
-// plaintext one for the rest; DISABLE is plaintext only.
+// plaintext one for the rest; DISABLE is plaintext only. The chains of a
+// port share its network filter.
 func inboundChains(in *ir.InboundPort) ([]*listenerv3.FilterChain, error) {
+	f, err := inboundFilter(in)
+	if err != nil {
+		return nil, err
+	}
 	switch in.MTLS {
 	case ir.MTLSStrict:
-		c, err := inboundChain(in, "", true)
-		return []*listenerv3.FilterChain{c}, err
+		return []*listenerv3.FilterChain{inboundChain(in, f, "", true)}, nil
 	case ir.MTLSPermissive:
-		tls, err := inboundChain(in, transportTLS, true)
-		if err != nil {
-			return nil, err
-		}
-		plain, err := inboundChain(in, transportPlaintext, false)
-		return []*listenerv3.FilterChain{tls, plain}, err
+		return []*listenerv3.FilterChain{inboundChain(in, f, transportTLS, true), inboundChain(in, f, transportPlaintext, false)}, nil
 	default:
-		c, err := inboundChain(in, "", false)
-		return []*listenerv3.FilterChain{c}, err
+		return []*listenerv3.FilterChain{inboundChain(in, f, "", false)}, nil
 	}
 }
 
 // inboundChain matches the port (and the transport protocol when set) and
 // terminates mTLS when asked.
-func inboundChain(in *ir.InboundPort, transport string, mtls bool) (*listenerv3.FilterChain, error) {
-	name := "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|plaintext"
-	f, err := inboundFilter(in)
-	if err != nil {
-		return nil, err
-	}
+func inboundChain(in *ir.InboundPort, f *listenerv3.Filter, transport string, mtls bool) *listenerv3.FilterChain {
 	chain := &listenerv3.FilterChain{
+		Name: "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|plaintext",
 		FilterChainMatch: &listenerv3.FilterChainMatch{
 			DestinationPort:   wrapperspb.UInt32(in.Port),
 			TransportProtocol: transport,
@@ -120,18 +112,10 @@ func inboundChain(in *ir.InboundPort, transport string, mtls bool) (*listenerv3.
 		Filters: []*listenerv3.Filter{f},
 	}
 	if mtls {
-		name = "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|mtls"
-		chain.TransportSocket, err = downstreamTLS(inboundALPN(in.Protocol))
+		chain.Name = "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|mtls"
+		chain.TransportSocket = downstreamTLS(in.Protocol.IsHTTP())
 	}
-	chain.Name = name
-	return chain, err
-}
-
-func inboundALPN(p ir.Protocol) []string {
-	if p.IsHTTP() {
-		return []string{"h2", "http/1.1"}
-	}
-	return nil
+	return chain
 }
 
 // inboundFilter proxies HTTP through a connection manager (which tells the

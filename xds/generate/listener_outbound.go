@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -76,26 +77,26 @@ func (b *builder) outboundListeners() {
 // virtualOutbound captures outbound connections; use_original_dst hands each
 // to the listener of its original port, and the rest pass through.
 func virtualOutbound() (*listenerv3.Listener, error) {
-	chain, err := passthroughChain(ClusterPassthrough)
-	if err != nil {
-		return nil, err
-	}
 	return &listenerv3.Listener{
 		Name:               ListenerVirtualOutbound,
 		Address:            socketAddress("0.0.0.0", PortOutboundCapture),
 		UseOriginalDst:     wrapperspb.Bool(true),
 		TrafficDirection:   corev3.TrafficDirection_OUTBOUND,
-		DefaultFilterChain: chain,
+		DefaultFilterChain: passthroughChain(ClusterPassthrough),
 	}, nil
 }
 
-// passthroughChain forwards a connection untouched to an ORIGINAL_DST cluster.
-func passthroughChain(cluster string) (*listenerv3.FilterChain, error) {
-	f, err := tcpProxyFilter(cluster, cluster)
-	if err != nil {
-		return nil, err
-	}
-	return &listenerv3.FilterChain{Name: cluster, Filters: []*listenerv3.Filter{f}}, nil
+// passthroughChain forwards a connection untouched to an ORIGINAL_DST
+// cluster, ClusterPassthrough or ClusterInboundPassthrough.
+func passthroughChain(cluster string) *listenerv3.FilterChain {
+	return &listenerv3.FilterChain{Name: cluster, Filters: []*listenerv3.Filter{packedFilter(filterTCPProxy, passthroughConfigs[cluster])}}
+}
+
+// passthroughConfigs are the TCP proxy configs of the passthrough chains, by
+// cluster, packed once.
+var passthroughConfigs = map[string]*anypb.Any{
+	ClusterPassthrough:        constConfig(tcpProxy(ClusterPassthrough, ClusterPassthrough), ClusterPassthrough),
+	ClusterInboundPassthrough: constConfig(tcpProxy(ClusterInboundPassthrough, ClusterInboundPassthrough), ClusterInboundPassthrough),
 }
 
 // outboundPortListener is 0.0.0.0_<port>, not bound: a chain per TCP service
@@ -126,7 +127,7 @@ func (b *builder) outboundPortListener(g *portGroup) (*listenerv3.Listener, erro
 
 func (b *builder) defaultOutboundChain(g *portGroup) (*listenerv3.FilterChain, error) {
 	if len(g.http) == 0 || !b.routeNames[RouteConfigName(g.port)] {
-		return passthroughChain(ClusterPassthrough)
+		return passthroughChain(ClusterPassthrough), nil
 	}
 	f, err := hcmFilter(rdsHCM("outbound_"+OutboundListenerName(g.port), RouteConfigName(g.port)))
 	if err != nil {
@@ -139,11 +140,12 @@ func (b *builder) defaultOutboundChain(g *portGroup) (*listenerv3.FilterChain, e
 // claimed by an earlier service on the port are reported and left out; nil
 // when no address is left or the cluster was not generated.
 func (b *builder) tcpChain(sp servicePort, claimed map[netip.Addr]bool) (*listenerv3.FilterChain, error) {
-	name := clusterName(sp.service.FQDN, sp.port.Port, "")
+	t := b.target(sp.service.FQDN, sp.port.Port, "")
 	ranges := b.prefixRanges(sp, claimed)
-	if len(ranges) == 0 || b.targets[name] == nil {
+	if len(ranges) == 0 || t == nil {
 		return nil, nil
 	}
+	name := t.name
 	f, err := tcpProxyFilter(name, name)
 	if err != nil {
 		return nil, err

@@ -56,7 +56,13 @@ var reservedPorts = map[uint32]bool{
 // clusterName is ir.ClusterName without fmt, "outbound|<port>|<subset>|<fqdn>"
 // (a test keeps the two equal).
 func clusterName(fqdn string, port uint32, subset string) string {
-	return "outbound|" + strconv.FormatUint(uint64(port), 10) + "|" + subset + "|" + fqdn
+	return string(appendClusterName(nil, fqdn, port, subset))
+}
+
+// appendClusterName appends clusterName(fqdn, port, subset) to b.
+func appendClusterName(b []byte, fqdn string, port uint32, subset string) []byte {
+	b = strconv.AppendUint(append(b, "outbound|"...), uint64(port), 10)
+	return append(append(append(append(b, '|'), subset...), '|'), fqdn...)
 }
 
 // OutboundListenerName is the name of the outbound listener of a service port, "0.0.0.0_<port>".

@@ -58,11 +58,31 @@ func asResources[T types.Resource](in []T) []types.Resource {
 
 // sort orders every slice by resource name.
 func (r *Resources) sort() {
-	slices.SortFunc(r.Listeners, func(a, b *listenerv3.Listener) int { return cmp.Compare(a.Name, b.Name) })
-	slices.SortFunc(r.Routes, func(a, b *routev3.RouteConfiguration) int { return cmp.Compare(a.Name, b.Name) })
-	slices.SortFunc(r.Clusters, func(a, b *clusterv3.Cluster) int { return cmp.Compare(a.Name, b.Name) })
-	slices.SortFunc(r.Endpoints, func(a, b *endpointv3.ClusterLoadAssignment) int {
-		return cmp.Compare(a.ClusterName, b.ClusterName)
-	})
-	slices.SortFunc(r.Secrets, func(a, b *tlsv3.Secret) int { return cmp.Compare(a.Name, b.Name) })
+	sortByName(r.Listeners, (*listenerv3.Listener).GetName)
+	sortByName(r.Routes, (*routev3.RouteConfiguration).GetName)
+	sortByName(r.Clusters, (*clusterv3.Cluster).GetName)
+	sortByName(r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	sortByName(r.Secrets, (*tlsv3.Secret).GetName)
+}
+
+// sortByName sorts list by name. Generation leaves lists nearly sorted (the
+// outbound resources of a large mesh in order, a few fixed ones after them):
+// when little follows the sorted prefix, each of those resources is moved
+// into place (a binary search and a copy); otherwise the list is sorted.
+func sortByName[T any](list []T, name func(T) string) {
+	compare := func(x, y T) int { return cmp.Compare(name(x), name(y)) }
+	sorted := 1
+	for sorted < len(list) && compare(list[sorted-1], list[sorted]) <= 0 {
+		sorted++
+	}
+	if len(list)-sorted > 16 {
+		slices.SortFunc(list, compare)
+		return
+	}
+	for i := sorted; i < len(list); i++ {
+		v := list[i]
+		at, _ := slices.BinarySearchFunc(list[:i], v, compare)
+		copy(list[at+1:i+1], list[at:i])
+		list[at] = v
+	}
 }

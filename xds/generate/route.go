@@ -1,12 +1,8 @@
 package generate
 
 import (
-	"errors"
-	"fmt"
-	"net/netip"
 	"slices"
 	"strconv"
-	"strings"
 
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -21,17 +17,18 @@ import (
 const allowAnyVirtualHost = "allow_any"
 
 // outboundRoutes adds one RouteConfiguration per outbound HTTP port, named by the port.
+//
+// Route configurations are not run through ValidateAll as a whole: each is
+// made of rule routes that passed ValidateAll one by one (buildRoute), hosts
+// whose domains follow ValidateAll's rule for them (virtualHost), and parts
+// built from constants and names that are never empty (host names, default
+// routes to existing clusters, allow_any).
 func (b *builder) outboundRoutes() {
 	for _, pg := range b.portGroups() {
 		if len(pg.http) == 0 {
 			continue
 		}
 		rc := b.routeConfig(pg)
-		if err := validateRouteConfig(rc); err != nil {
-			// Every rule and host was checked on its own: this is a bug.
-			b.fail(fmt.Errorf("route configuration %s: %w", rc.Name, err))
-			continue
-		}
 		b.out.Routes = append(b.out.Routes, rc)
 		b.routeNames[rc.Name] = true
 	}
@@ -45,8 +42,12 @@ func (b *builder) routeConfig(pg *portGroup) *routev3.RouteConfiguration {
 		ValidateClusters: wrapperspb.Bool(false),
 		VirtualHosts:     make([]*routev3.VirtualHost, 0, len(pg.http)+1),
 	}
-	claimed := make(map[string]bool, 6*len(pg.http)+1)
-	claimed["*"] = true
+	hosts := 1
+	for _, sp := range pg.http {
+		hosts += b.hostCount(sp.service)
+	}
+	claimed := make(claims, hosts)
+	claimed["*"] = struct{}{}
 	for _, sp := range pg.http {
 		if vh := b.virtualHost(sp, claimed); vh != nil {
 			rc.VirtualHosts = append(rc.VirtualHosts, vh)
@@ -57,143 +58,40 @@ func (b *builder) routeConfig(pg *portGroup) *routev3.RouteConfiguration {
 }
 
 // virtualHost routes one service port; nil (reported) when it cannot be used.
-func (b *builder) virtualHost(sp servicePort, claimed map[string]bool) *routev3.VirtualHost {
+func (b *builder) virtualHost(sp servicePort, claimed claims) *routev3.VirtualHost {
 	s, port := sp.service, sp.port.Port
-	vh := &routev3.VirtualHost{
-		Name:    s.FQDN + ":" + strconv.FormatUint(uint64(port), 10),
-		Domains: b.domains(s, port, claimed),
-		Routes:  b.routes(s, port),
-	}
-	if len(vh.Domains) == 0 {
-		b.errs.add(serviceRef(s.Service), "virtual host %s: every domain is used by another service; host skipped", vh.Name)
+	name := b.hostPort(s.FQDN, port)
+	domains := b.domains(s, port, claimed)
+	routes := b.routes(s, port)
+	if len(domains) == 0 {
+		b.errs.add(serviceRef(s.Service), "virtual host %s: every domain is used by another service; host skipped", name)
 		return nil
 	}
-	// The rules were validated one by one and the whole route configuration
-	// is validated when added; only the domains are left to check here.
-	if err := checkDomains(vh.Domains); err != nil {
-		b.errs.add(serviceRef(s.Service), "virtual host %s: %v; host skipped", vh.Name, err)
-		return nil
+	// A domain is made of the service's names, IPs, "*.", ":" and digits:
+	// when the names are plain, the domains have no control character.
+	if !s.plainNames {
+		if err := checkDomains(domains); err != nil {
+			b.errs.add(serviceRef(s.Service), "virtual host %s: %v; host skipped", name, err)
+			return nil
+		}
 	}
+	vh := b.mem.hosts.new()
+	vh.Name, vh.Domains, vh.Routes = name, domains, routes
 	return vh
 }
 
-// validateRouteConfig is rc.ValidateAll() with one rule applied differently:
-// the domains of virtual hosts, checked by checkDomains when each host is
-// built, stand aside for the ValidateAll pass (a placeholder takes their
-// place, then they are put back). PGV checks each domain with a regular
-// expression, and that is most of the cost of validating the configuration
-// of a large mesh. Resources.Validate, which the tests and the fuzz target
-// run on every output, applies the plain ValidateAll.
-func validateRouteConfig(rc *routev3.RouteConfiguration) error {
-	domains := make([][]string, len(rc.VirtualHosts))
-	for i, vh := range rc.VirtualHosts {
-		domains[i], vh.Domains = vh.Domains, placeholderDomains
-	}
-	err := rc.ValidateAll()
-	for i, vh := range rc.VirtualHosts {
-		vh.Domains = domains[i]
-	}
-	return err
-}
-
-// placeholderDomains stand in for checked domains in validateRouteConfig.
-var placeholderDomains = []string{"*"}
-
-// checkDomains applies the rule ValidateAll applies to domains (no NUL, CR or
-// LF) without its regular expression, which is the costliest part of
-// validating a large route configuration.
-func checkDomains(domains []string) error {
-	if len(domains) == 0 {
-		return errors.New("no domains")
-	}
-	for _, d := range domains {
-		if strings.ContainsAny(d, "\x00\r\n") {
-			return fmt.Errorf("domain %q contains a control character", d)
-		}
-	}
-	return nil
-}
-
-// domains are the names a client may use for the service: name (only from
-// the proxy's own namespace, as DNS search paths resolve it there),
-// name.namespace, name.namespace.svc, the FQDN, "*.<fqdn>" for the pods of a
-// headless service, and the cluster IPs, each bare and with ":port". Domains
-// already claimed are left out.
-func (b *builder) domains(s *service, port uint32, claimed map[string]bool) []string {
-	hosts := b.hostNames(s)
-	suffix := ":" + strconv.FormatUint(uint64(port), 10)
-	// One string holds every domain and each domain is a substring of it: one
-	// allocation instead of one per domain.
-	var buf strings.Builder
-	buf.Grow(2*len(hosts)*(len(s.FQDN)+len(suffix)) + 16)
-	ends := make([]int, 0, 2*len(hosts))
-	for _, h := range hosts {
-		// A host claims its ":port" form with it: within one route
-		// configuration (one port) "a:port" and "b:port" clash only if a and b do.
-		if !claim(claimed, h) {
-			continue
-		}
-		buf.WriteString(h)
-		ends = append(ends, buf.Len())
-		buf.WriteString(h)
-		buf.WriteString(suffix)
-		ends = append(ends, buf.Len())
-	}
-	all, start := buf.String(), 0
-	out := make([]string, len(ends))
-	for i, end := range ends {
-		out[i], start = all[start:end], end
-	}
-	return out
-}
-
-// hostNames are the service's names and cluster IPs, without a port.
-func (b *builder) hostNames(s *service) []string {
-	hosts := make([]string, 0, 5+len(s.ips))
-	if s.Name != "" && s.Namespace != "" {
-		if s.Namespace == b.proxy.Namespace {
-			hosts = append(hosts, s.Name)
-		}
-		hosts = append(hosts, s.Name+"."+s.Namespace, s.Name+"."+s.Namespace+".svc")
-	}
-	hosts = append(hosts, s.FQDN)
-	if s.Headless {
-		// StatefulSet pods are reached as <pod>.<fqdn>.
-		hosts = append(hosts, "*."+s.FQDN)
-	}
-	for _, ip := range s.ips {
-		hosts = append(hosts, ipHost(ip))
-	}
-	return hosts
-}
-
-// claim reports whether no earlier host claimed h, and claims it. Envoy
-// compares domains case-insensitively. A name with a colon (not a bracketed
-// IPv6 address) is never claimed: it could clash with another's ":port" form.
-func claim(claimed map[string]bool, h string) bool {
-	if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
-		return false
-	}
-	key := strings.ToLower(h)
-	if claimed[key] {
-		return false
-	}
-	claimed[key] = true
-	return true
-}
-
-// ipHost is an IP as it appears in a Host header without a port.
-func ipHost(ip netip.Addr) string {
-	if ip.Is6() {
-		return "[" + ip.String() + "]"
-	}
-	return ip.String()
+// hostPort is "<host>:<port>", stored with the output's strings.
+func (b *builder) hostPort(host string, port uint32) string {
+	b.scratch = strconv.AppendUint(append(append(b.scratch[:0], host...), ':'), uint64(port), 10)
+	return b.mem.text.string(b.scratch)
 }
 
 // routes are the rules of the service, or one default route to the port's cluster.
 func (b *builder) routes(s *service, port uint32) []*routev3.Route {
 	if len(s.Routes) == 0 {
-		return []*routev3.Route{b.defaultRoute(s, port)}
+		out := b.mem.routeLists.slice(1)
+		out[0] = b.defaultRoute(s, port)
+		return out
 	}
 	out := make([]*routev3.Route, 0, len(s.Routes))
 	for _, r := range s.Routes {
@@ -206,20 +104,31 @@ func (b *builder) routes(s *service, port uint32) []*routev3.Route {
 
 // defaultRoute sends every request to the port's cluster.
 func (b *builder) defaultRoute(s *service, port uint32) *routev3.Route {
-	name := clusterName(s.FQDN, port, "")
-	t := b.targets[name]
+	t := b.target(s.FQDN, port, "")
 	if t == nil {
 		return directResponseRoute("default", matchAll(), 503)
 	}
-	return &routev3.Route{
-		Name:  "default",
-		Match: sharedMatchAll,
-		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: name},
-			Timeout:          noTimeout(),
-			HashPolicy:       hashPolicy([]*target{t}),
-		}},
-	}
+	rt := b.mem.routes.new().clusterRoute("default", sharedMatchAll, t.name)
+	rt.GetRoute().HashPolicy = hashPolicy([]*target{t})
+	return rt
+}
+
+// routeMessages are the four messages of a route to one cluster, allocated
+// together (see alloc.go).
+type routeMessages struct {
+	route   routev3.Route
+	action  routev3.Route_Route
+	forward routev3.RouteAction
+	cluster routev3.RouteAction_Cluster
+}
+
+// clusterRoute is clusterRoute(name, m, cluster) in msgs.
+func (msgs *routeMessages) clusterRoute(name string, m *routev3.RouteMatch, cluster string) *routev3.Route {
+	msgs.cluster.Cluster = cluster
+	msgs.forward.ClusterSpecifier, msgs.forward.Timeout = &msgs.cluster, noTimeout()
+	msgs.action.Route = &msgs.forward
+	msgs.route.Name, msgs.route.Match, msgs.route.Action = name, m, &msgs.action
+	return &msgs.route
 }
 
 // httpRoute builds a rule, one Envoy route per alternative match. A rule whose

@@ -17,10 +17,19 @@ import (
 // destinationCluster is the cluster of a destination reached through a port;
 // a destination without a port uses the port the request came in on.
 func destinationCluster(d *ir.Destination, port uint32) string {
+	return clusterName(d.Service, destinationPort(d, port), d.Subset)
+}
+
+func destinationPort(d *ir.Destination, port uint32) uint32 {
 	if d.Port != 0 {
-		port = d.Port
+		return d.Port
 	}
-	return clusterName(d.Service, port, d.Subset)
+	return port
+}
+
+// destination is the generated cluster of destinationCluster(d, port), or nil.
+func (b *builder) destination(d *ir.Destination, port uint32) *target {
+	return b.target(d.Service, destinationPort(d, port), d.Subset)
 }
 
 // routeAction forwards a rule's requests: destinations, timeout, retries,
@@ -50,13 +59,12 @@ func (b *builder) setDestinations(a *routev3.RouteAction, port uint32, ds []*ir.
 		if d == nil {
 			return nil, errors.New("nil destination")
 		}
-		name := destinationCluster(d, port)
-		t := b.targets[name]
+		t := b.destination(d, port)
 		if t == nil {
-			return nil, fmt.Errorf("destination cluster %s not found", name)
+			return nil, fmt.Errorf("destination cluster %s not found", destinationCluster(d, port))
 		}
 		targets = append(targets, t)
-		weights = append(weights, &routev3.WeightedCluster_ClusterWeight{Name: name, Weight: wrapperspb.UInt32(d.Weight)})
+		weights = append(weights, &routev3.WeightedCluster_ClusterWeight{Name: t.name, Weight: wrapperspb.UInt32(d.Weight)})
 	}
 	if len(weights) == 1 {
 		a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: weights[0].Name}
@@ -104,13 +112,13 @@ func (b *builder) mirrorPolicies(port uint32, in *ir.HTTPRoute) []*routev3.Route
 	if in.Mirror == nil {
 		return nil
 	}
-	name := destinationCluster(&in.Mirror.Destination, port)
-	if b.targets[name] == nil {
-		b.errs.add(refOf(in.Source), "route %s: mirror cluster %s not found; mirror dropped", in.Name, name)
+	t := b.destination(&in.Mirror.Destination, port)
+	if t == nil {
+		b.errs.add(refOf(in.Source), "route %s: mirror cluster %s not found; mirror dropped", in.Name, destinationCluster(&in.Mirror.Destination, port))
 		return nil
 	}
 	return []*routev3.RouteAction_RequestMirrorPolicy{{
-		Cluster:         name,
+		Cluster:         t.name,
 		RuntimeFraction: &corev3.RuntimeFractionalPercent{DefaultValue: percent(in.Mirror.Percent)},
 	}}
 }

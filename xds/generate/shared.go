@@ -4,6 +4,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+
+	"github.com/capstanmesh/capstan/xds/ir"
 )
 
 // Immutable messages shared by many resources: in a mesh of thousands of
@@ -21,4 +23,7 @@ var (
 	// sharedEDSType and sharedEDSConfig make a cluster EDS over ADS.
 	sharedEDSType   = &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS}
 	sharedEDSConfig = &clusterv3.Cluster_EdsClusterConfig{EdsConfig: sharedADS}
+	// sharedHTTP2Options are the protocol options of HTTP2 and GRPC clusters
+	// without connection pool settings: explicit HTTP/2.
+	sharedHTTP2Options = mustPack(httpOptions(ir.ProtocolHTTP2, nil))
 )

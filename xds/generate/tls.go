@@ -1,6 +1,7 @@
 package generate
 
 import (
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -53,35 +54,66 @@ func uriMatchers(ids []string) []*tlsv3.SubjectAltNameMatcher {
 
 // setUpstreamTLS makes the cluster originate mTLS to a mesh service: when the
 // mesh does not disable mTLS and the service's pods have identities, which
-// the server certificate must then carry.
+// the server certificate must then carry. The service's clusters share one
+// transport socket.
 func (b *builder) setUpstreamTLS(c *clusterv3.Cluster, s *service) error {
 	if b.mesh.MTLSMode == ir.MTLSDisable || len(s.Identities) == 0 {
 		return nil
 	}
-	a, err := upstreamTLS.any(s.Identities, s.FQDN)
-	if err != nil {
-		return err
+	if s.tls == nil && s.tlsErr == nil {
+		s.tls, s.tlsErr = b.upstreamTLSSocket(s.Identities, s.FQDN)
 	}
-	c.TransportSocket = &corev3.TransportSocket{
-		Name:       transportSocketTLS,
-		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a},
+	c.TransportSocket = s.tls
+	return s.tlsErr
+}
+
+// tlsMessages are the three messages of an upstream TLS transport socket,
+// allocated together (see alloc.go).
+type tlsMessages struct {
+	socket corev3.TransportSocket
+	config corev3.TransportSocket_TypedConfig
+	any    anypb.Any
+}
+
+// upstreamTLSSocket is the transport socket originating mTLS to a service
+// with the given SPIFFE IDs and SNI, encoded by upstreamTLS.
+func (b *builder) upstreamTLSSocket(sans []string, sni string) (*corev3.TransportSocket, error) {
+	if err := upstreamTLS.check(sni); err != nil {
+		return nil, err
 	}
-	return nil
+	m := b.mem.tls.new()
+	m.any.TypeUrl = upstreamTLS.typeURL
+	l := upstreamTLS.layout(sans, sni)
+	m.any.Value = upstreamTLS.encode(b.mem.tlsBytes.slice(l.size)[:0], sans, sni, l)
+	m.config.TypedConfig = &m.any
+	m.socket.Name, m.socket.ConfigType = transportSocketTLS, &m.config
+	return &m.socket, nil
 }
 
 // downstreamTLS terminates mTLS on an inbound chain: a client certificate
-// signed by the root CA is required; any mesh identity is accepted.
-func downstreamTLS(alpn []string) (*corev3.TransportSocket, error) {
-	ctx := &tlsv3.DownstreamTlsContext{
-		CommonTlsContext:         commonTLS(nil, alpn),
-		RequireClientCertificate: wrapperspb.Bool(true),
-	}
-	a, err := pack(ctx)
-	if err != nil {
-		return nil, err
+// signed by the root CA is required; any mesh identity is accepted. Its
+// config is a constant per ALPN list, packed once.
+func downstreamTLS(http bool) *corev3.TransportSocket {
+	a := downstreamTLSConfigs.plain
+	if http {
+		a = downstreamTLSConfigs.http
 	}
 	return &corev3.TransportSocket{
 		Name:       transportSocketTLS,
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a},
-	}, nil
+	}
+}
+
+// downstreamTLSConfigs are the DownstreamTlsContext of inbound HTTP ports
+// (ALPN h2 and http/1.1) and of the others (no ALPN).
+var downstreamTLSConfigs = struct{ http, plain *anypb.Any }{
+	http:  constConfig(downstreamTLSContext([]string{"h2", "http/1.1"}), ""),
+	plain: constConfig(downstreamTLSContext(nil), ""),
+}
+
+func downstreamTLSContext(alpn []string) *tlsv3.DownstreamTlsContext {
+	return &tlsv3.DownstreamTlsContext{
+		CommonTlsContext:         commonTLS(nil, alpn),
+		RequireClientCertificate: wrapperspb.Bool(true),
+	}
 }

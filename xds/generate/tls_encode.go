@@ -31,6 +31,8 @@ type upstreamTLSEncoding struct {
 	common []byte
 	// rootCA is CombinedCertificateValidationContext's validation_context_sds_secret_config.
 	rootCA []byte
+	// typeURL is the Any type URL of UpstreamTlsContext.
+	typeURL string
 	// Field numbers, from the descriptors.
 	commonField, sniField, combinedField, defaultField, sanField, sanTypeField, matcherField, exactField protowire.Number
 }
@@ -47,6 +49,7 @@ func newUpstreamTLSEncoding() *upstreamTLSEncoding {
 	return &upstreamTLSEncoding{
 		common:        mustMarshal(&tlsv3.CommonTlsContext{TlsParams: ctx.TlsParams, TlsCertificateSdsSecretConfigs: ctx.TlsCertificateSdsSecretConfigs}),
 		rootCA:        mustMarshal(&tlsv3.CommonTlsContext_CombinedCertificateValidationContext{ValidationContextSdsSecretConfig: combined.ValidationContextSdsSecretConfig}),
+		typeURL:       typeURL(ref),
 		commonField:   fieldNumber(ref, "common_tls_context"),
 		sniField:      fieldNumber(ref, "sni"),
 		combinedField: fieldNumber(ctx, "combined_validation_context"),
@@ -58,28 +61,63 @@ func newUpstreamTLSEncoding() *upstreamTLSEncoding {
 	}
 }
 
-// any encodes the context for the SPIFFE IDs and SNI of one service, into one
-// buffer of the exact size. The only rule ValidateAll would apply to these
-// inputs is SNI's 255-byte limit.
+// any encodes the context for the SPIFFE IDs and SNI of one service into a
+// new Any (the builder uses upstreamTLSSocket instead).
 func (e *upstreamTLSEncoding) any(sans []string, sni string) (*anypb.Any, error) {
+	if err := e.check(sni); err != nil {
+		return nil, err
+	}
+	l := e.layout(sans, sni)
+	return &anypb.Any{TypeUrl: e.typeURL, Value: e.encode(make([]byte, 0, l.size), sans, sni, l)}, nil
+}
+
+// check applies the only rule ValidateAll would apply to these inputs:
+// SNI's 255-byte limit.
+func (e *upstreamTLSEncoding) check(sni string) error {
 	if len(sni) > 255 {
-		return nil, fmt.Errorf("invalid UpstreamTlsContext.Sni: %q is longer than 255 bytes", sni)
+		return fmt.Errorf("invalid UpstreamTlsContext.Sni: %q is longer than 255 bytes", sni)
 	}
-	validationLen := 0
+	return nil
+}
+
+// tlsLayout is the encoded length of the nested messages of one context,
+// and its total size.
+type tlsLayout struct {
+	validation int // CertificateValidationContext
+	combined   int // CombinedCertificateValidationContext
+	common     int // CommonTlsContext
+	size       int // UpstreamTlsContext
+}
+
+func (e *upstreamTLSEncoding) layout(sans []string, sni string) tlsLayout {
+	var l tlsLayout
 	for _, id := range sans {
-		validationLen += protowire.SizeTag(e.sanField) + protowire.SizeBytes(e.sanSize(id))
+		l.validation += protowire.SizeTag(e.sanField) + protowire.SizeBytes(e.sanSize(id))
 	}
-	combinedLen := protowire.SizeTag(e.defaultField) + protowire.SizeBytes(validationLen) + len(e.rootCA)
-	commonLen := len(e.common) + protowire.SizeTag(e.combinedField) + protowire.SizeBytes(combinedLen)
-	size := protowire.SizeTag(e.commonField) + protowire.SizeBytes(commonLen)
+	l.combined = protowire.SizeTag(e.defaultField) + protowire.SizeBytes(l.validation) + len(e.rootCA)
+	l.common = len(e.common) + protowire.SizeTag(e.combinedField) + protowire.SizeBytes(l.combined)
+	l.size = protowire.SizeTag(e.commonField) + protowire.SizeBytes(l.common)
 	if sni != "" {
-		size += protowire.SizeTag(e.sniField) + protowire.SizeBytes(len(sni))
+		l.size += protowire.SizeTag(e.sniField) + protowire.SizeBytes(len(sni))
 	}
-	out := make([]byte, 0, size)
-	out = appendLen(out, e.commonField, commonLen)
+	return l
+}
+
+// sizeEstimate is a little more than layout(sans, sni).size, without the work.
+func (e *upstreamTLSEncoding) sizeEstimate(sans []string, sni string) int {
+	n := len(e.common) + len(e.rootCA) + len(sni) + 32
+	for _, id := range sans {
+		n += len(id) + 16
+	}
+	return n
+}
+
+// encode appends the context, laid out as l, to out.
+func (e *upstreamTLSEncoding) encode(out []byte, sans []string, sni string, l tlsLayout) []byte {
+	out = appendLen(out, e.commonField, l.common)
 	out = append(out, e.common...)
-	out = appendLen(out, e.combinedField, combinedLen)
-	out = appendLen(out, e.defaultField, validationLen)
+	out = appendLen(out, e.combinedField, l.combined)
+	out = appendLen(out, e.defaultField, l.validation)
 	for _, id := range sans {
 		out = appendLen(out, e.sanField, e.sanSize(id))
 		out = e.appendSAN(out, id)
@@ -89,7 +127,7 @@ func (e *upstreamTLSEncoding) any(sans []string, sni string) (*anypb.Any, error)
 		out = protowire.AppendTag(out, e.sniField, protowire.BytesType)
 		out = protowire.AppendString(out, sni)
 	}
-	return &anypb.Any{TypeUrl: typeURL(&tlsv3.UpstreamTlsContext{}), Value: out}, nil
+	return out
 }
 
 // appendLen starts a length-delimited field of n bytes.

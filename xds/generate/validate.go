@@ -10,11 +10,13 @@ import (
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // Validate runs ValidateAll on every resource, and on the typed configs
@@ -56,9 +58,8 @@ func (r *Resources) CheckReferences() error { return r.checkReferences(true) }
 func (r *Resources) checkReferences(deep bool) error {
 	c := &refChecker{
 		deep:     deep,
-		clusters: make(map[string]bool, len(r.Clusters)),
+		clusters: make(map[string]clusterState, len(r.Clusters)),
 		rds:      map[string]bool{},
-		eds:      make(map[string]bool, len(r.Endpoints)),
 	}
 	for _, cl := range r.Clusters {
 		c.cluster(cl)
@@ -76,24 +77,36 @@ func (r *Resources) checkReferences(deep bool) error {
 
 type refChecker struct {
 	deep     bool
-	clusters map[string]bool // defined clusters
-	rds      map[string]bool // route configurations listeners ask for
-	eds      map[string]bool // EDS clusters
+	clusters map[string]clusterState // defined clusters
+	eds      int                     // how many are EDS clusters
+	rds      map[string]bool         // route configurations listeners ask for
 	errs     []error
 }
+
+// clusterState is what the checker knows of a defined cluster.
+type clusterState uint8
+
+const (
+	undefinedCluster    clusterState = iota
+	otherCluster                     // defined, not EDS
+	edsCluster                       // EDS, no endpoints resource seen yet
+	edsClusterEndpoints              // EDS, its endpoints resource seen
+)
 
 func (c *refChecker) addf(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf(format, args...))
 }
 
 func (c *refChecker) cluster(cl *clusterv3.Cluster) {
-	c.clusters[cl.Name] = true
+	state := otherCluster
 	if cl.GetType() == clusterv3.Cluster_EDS {
 		if cl.GetEdsClusterConfig().GetServiceName() != "" {
 			c.addf("cluster %s: eds service_name is not used by this generator", cl.Name)
 		}
-		c.eds[cl.Name] = true
+		state = edsCluster
+		c.eds++
 	}
+	c.clusters[cl.Name] = state
 	if !c.deep {
 		return
 	}
@@ -125,7 +138,7 @@ func (c *refChecker) listener(l *listenerv3.Listener) {
 }
 
 func (c *refChecker) chain(where string, ch *listenerv3.FilterChain) {
-	if ts := ch.GetTransportSocket(); ts != nil {
+	if ts := ch.GetTransportSocket(); ts != nil && !c.constant(where, ts.GetTypedConfig()) {
 		ctx := &tlsv3.DownstreamTlsContext{}
 		if c.unpack(where, ts.GetTypedConfig(), ctx) {
 			c.secrets(where, ctx.GetCommonTlsContext())
@@ -136,7 +149,36 @@ func (c *refChecker) chain(where string, ch *listenerv3.FilterChain) {
 	}
 }
 
+// constant reports whether a is one of the typed configs packed once at
+// start-up (constConfig) and, unless deep, checks the cluster it references
+// by name instead of decoding it.
+func (c *refChecker) constant(where string, a *anypb.Any) bool {
+	cluster, ok := constantRefs[a]
+	if !ok || c.deep {
+		return false
+	}
+	if cluster != "" {
+		c.clusterRef(loc{where}, cluster)
+	}
+	return true
+}
+
+// constantRefs are the typed configs packed once at start-up, with the
+// cluster each references ("" for none).
+var constantRefs = map[*anypb.Any]string{}
+
+// constConfig packs a config built only from constants (validated once, as
+// mustPack does) and records the cluster it references for checkReferences.
+func constConfig(m proto.Message, cluster string) *anypb.Any {
+	a := mustPack(m)
+	constantRefs[a] = cluster
+	return a
+}
+
 func (c *refChecker) networkFilter(where string, f *listenerv3.Filter) {
+	if c.constant(where, f.GetTypedConfig()) {
+		return
+	}
 	switch f.Name {
 	case filterHCM:
 		m := &hcmv3.HttpConnectionManager{}
@@ -210,7 +252,7 @@ func (c *refChecker) route(where loc, rt *routev3.Route) {
 }
 
 func (c *refChecker) clusterRef(where loc, name string) {
-	if !c.clusters[name] {
+	if c.clusters[name] == undefinedCluster {
 		c.addf("%s: cluster %q does not exist", where, name)
 	}
 }
@@ -246,15 +288,22 @@ func (c *refChecker) orphans(r *Resources) {
 			c.addf("route configuration %s is used by a listener but missing", name)
 		}
 	}
-	endpoints := make(map[string]bool, len(r.Endpoints))
+	withEndpoints := 0
 	for _, cla := range r.Endpoints {
-		endpoints[cla.ClusterName] = true
-		if !c.eds[cla.ClusterName] {
+		switch c.clusters[cla.ClusterName] {
+		case edsCluster:
+			c.clusters[cla.ClusterName] = edsClusterEndpoints
+			withEndpoints++
+		case edsClusterEndpoints: // a duplicate, which sortedUnique reports
+		default:
 			c.addf("endpoints %s belong to no EDS cluster", cla.ClusterName)
 		}
 	}
-	for name := range c.eds {
-		if !endpoints[name] {
+	if withEndpoints == c.eds {
+		return
+	}
+	for name, state := range c.clusters {
+		if state == edsCluster {
 			c.addf("EDS cluster %s has no endpoints resource", name)
 		}
 	}
@@ -262,11 +311,17 @@ func (c *refChecker) orphans(r *Resources) {
 
 // sortedUnique checks that each type's names are sorted and unique, as ForProxy leaves them.
 func (c *refChecker) sortedUnique(r *Resources) {
-	for typ, list := range r.ByType() {
-		for i := 1; i < len(list); i++ {
-			if prev, name := resourceName(list[i-1]), resourceName(list[i]); prev >= name {
-				c.addf("%s: %q after %q: names must be sorted and unique", typ, name, prev)
-			}
+	checkSorted(c, resource.ListenerType, r.Listeners, (*listenerv3.Listener).GetName)
+	checkSorted(c, resource.RouteType, r.Routes, (*routev3.RouteConfiguration).GetName)
+	checkSorted(c, resource.ClusterType, r.Clusters, (*clusterv3.Cluster).GetName)
+	checkSorted(c, resource.EndpointType, r.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	checkSorted(c, resource.SecretType, r.Secrets, (*tlsv3.Secret).GetName)
+}
+
+func checkSorted[T any](c *refChecker, typ string, list []T, name func(T) string) {
+	for i := 1; i < len(list); i++ {
+		if prev, next := name(list[i-1]), name(list[i]); prev >= next {
+			c.addf("%s: %q after %q: names must be sorted and unique", typ, next, prev)
 		}
 	}
 }

@@ -80,26 +80,26 @@ func TestOnlyChangedProxiesAreRegenerated(t *testing.T) {
 	in := canaryInputs(t)
 	client := ir.SidecarNodeID("10.1.0.99", "client", "bookinfo")
 
-	table.update(translated(t, in), pub, logr.Discard())
+	_ = table.update(translated(t, in), pub, logr.Discard())
 	if got, _ := pub.take(); len(got) != 3 {
 		t.Fatalf("first push published %v, want all 3 proxies", got)
 	}
 
-	table.update(translated(t, in), pub, logr.Discard())
+	_ = table.update(translated(t, in), pub, logr.Discard())
 	if got, _ := pub.take(); len(got) != 0 {
 		t.Fatalf("an unchanged push published %v, want nothing", got)
 	}
 
 	changed := in.DeepCopy()
 	changed.Pods[len(changed.Pods)-1].Labels["tier"] = "frontend"
-	table.update(translated(t, changed), pub, logr.Discard())
+	_ = table.update(translated(t, changed), pub, logr.Discard())
 	if got, _ := pub.take(); len(got) != 1 || got[client] != 1 {
 		t.Fatalf("a change to the client pod published %v, want only %s", got, client)
 	}
 
 	gone := changed.DeepCopy()
 	gone.Pods = gone.Pods[:len(gone.Pods)-1]
-	table.update(translated(t, gone), pub, logr.Discard())
+	_ = table.update(translated(t, gone), pub, logr.Discard())
 	if got, removed := pub.take(); len(got) != 0 || len(removed) != 1 || removed[0] != client {
 		t.Fatalf("removing the client pod published %v and removed %v, want only %s removed", got, removed, client)
 	}
