@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
@@ -43,28 +41,17 @@ type PipelineStatusReconciler[T client.Object] struct {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *PipelineStatusReconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	obj := r.kind.newObject()
-	if err := r.Client.Get(ctx, req.NamespacedName, obj); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	current := r.kind.conditions(obj)
-	desired, proxies := r.desired(obj)
-	next := nextConditions(*current, desired, obj.GetGeneration())
-	proxiesChanged := r.setProxies(obj, proxies)
-	if conditionsEqual(*current, next) && !proxiesChanged {
-		return ctrl.Result{}, nil
-	}
-	before := meta.FindStatusCondition(*current, meshv1alpha1.ConditionAccepted)
-	*current = next
-	if err := r.Client.Status().Update(ctx, obj); err != nil {
-		if apierrors.IsConflict(err) {
-			log.FromContext(ctx).V(1).Info("status update conflict, waiting for the newer version")
-			return ctrl.Result{}, nil
-		}
-		return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
-	}
-	recordAcceptedChange(r.Recorder, obj, before, meta.FindStatusCondition(next, meshv1alpha1.ConditionAccepted))
-	return ctrl.Result{}, nil
+	var proxies int32
+	return reconcileStatus(ctx, r.Client, r.Recorder, req, statusKind[T]{
+		newObject:  r.kind.newObject,
+		conditions: r.kind.conditions,
+		desired: func(obj T) []metav1.Condition {
+			conds, n := r.desired(obj)
+			proxies = n
+			return conds
+		},
+		setFields: func(obj T) bool { return r.setProxies(obj, proxies) },
+	})
 }
 
 // desired merges the pipeline's verdict with the object's own checks: a

@@ -25,6 +25,9 @@ type statusKind[T client.Object] struct {
 	newObject  func() T
 	conditions func(T) *[]metav1.Condition
 	desired    func(T) []metav1.Condition
+	// setFields, when set, updates the status fields besides the conditions
+	// (after desired ran) and reports whether any changed.
+	setFields func(T) bool
 }
 
 // reconcileStatus reads the object named by req, computes its conditions and
@@ -38,7 +41,8 @@ func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec 
 	}
 	current := kind.conditions(obj)
 	next := nextConditions(*current, kind.desired(obj), obj.GetGeneration())
-	if conditionsEqual(*current, next) {
+	fieldsChanged := kind.setFields != nil && kind.setFields(obj)
+	if conditionsEqual(*current, next) && !fieldsChanged {
 		return ctrl.Result{}, nil
 	}
 	before := meta.FindStatusCondition(*current, meshv1alpha1.ConditionAccepted)
