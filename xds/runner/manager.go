@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"crypto/tls"
 	"context"
 	"fmt"
 	"net"
@@ -23,6 +24,12 @@ type ManagerOptions struct {
 	ServerOptions []grpc.ServerOption
 	Debounce      time.Duration
 	MaxDelay      time.Duration
+	// Authenticator and Pods turn stream authentication on (see
+	// server.Options); GetCertificate turns TLS on and, with an
+	// Authenticator, the token exchange.
+	Authenticator  server.Authenticator
+	Pods           server.PodLookup
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 }
 
 // AddToManager wires the pipeline into mgr: the inputs controller feeds the
@@ -36,6 +43,9 @@ func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error)
 		Logger:         log.WithName("server"),
 		ServerOptions:  opts.ServerOptions,
 		OnStatusChange: func(id string) { r.ProxyStatusChanged(id) },
+		Authenticator:  opts.Authenticator,
+		Pods:           opts.Pods,
+		GetCertificate: opts.GetCertificate,
 	})
 	r = New(Options{
 		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
