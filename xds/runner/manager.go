@@ -1,8 +1,8 @@
 package runner
 
 import (
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
