@@ -23,6 +23,9 @@ type ManagerOptions struct {
 	ServerOptions []grpc.ServerOption
 	Debounce      time.Duration
 	MaxDelay      time.Duration
+	// Secrets, when set, issues workload certificates for connected proxies
+	// and the runner delivers them over SDS (controllers.CertificateManager).
+	Secrets SecretSource
 }
 
 // AddToManager wires the pipeline into mgr: the inputs controller feeds the
@@ -40,6 +43,7 @@ func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error)
 	r = New(Options{
 		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
 		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
+		Secrets: opts.Secrets, Connections: srv,
 	})
 	if err := (&controllers.InputsReconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the inputs controller: %w", err)
