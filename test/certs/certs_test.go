@@ -107,10 +107,8 @@ func TestIssuerFailures(t *testing.T) {
 	waitForMeshEvent(t, meshv1alpha1.ReasonIssuerNotReady)
 	checkStillHolds(t, c, held)
 
-	// An issuer of another API group: cert-manager's approver leaves its
-	// requests alone, and a policy (here the test) denies them.
-	denyRequests(t, "external.example.com")
-	setMesh(t, certManagerMesh("external", "external.example.com"))
+	// The approval policy denies requests for issuers of deniedGroup.
+	setMesh(t, certManagerMesh("external", deniedGroup))
 	waitForIssuerCondition(t, metav1.ConditionFalse, meshv1alpha1.ReasonRequestDenied)
 	waitForMeshEvent(t, meshv1alpha1.ReasonRequestDenied)
 	checkStillHolds(t, c, held)
@@ -244,17 +242,22 @@ func breakIssuer(t *testing.T, name string) {
 	waitForIssuer(t, cm, name, cmmeta.ConditionFalse)
 }
 
-// denyRequests denies, as an approval policy would, every pending
-// CertificateRequest for issuers of group until t ends.
-func denyRequests(t *testing.T, group string) {
-	t.Helper()
-	cm := certManagerClient(t)
-	ctx, cancel := context.WithCancel(context.Background())
+// deniedGroup is the API group of issuers whose requests the approval
+// policy denies.
+const deniedGroup = "denied.example.com"
+
+// runApprovalPolicy approves every pending CertificateRequest for
+// cert-manager's issuers and denies those for issuers of deniedGroup, until
+// ctx is done.
+func runApprovalPolicy(ctx context.Context) (<-chan struct{}, error) {
+	cm, err := controllers.NewCertManagerClient(env.Config)
+	if err != nil {
+		return nil, err
+	}
 	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); <-done })
 	go func() {
 		defer close(done)
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
 			select {
@@ -263,20 +266,30 @@ func denyRequests(t *testing.T, group string) {
 			case <-tick.C:
 			}
 			var list cmapi.CertificateRequestList
-			if err := cm.List(ctx, &list, client.InNamespace(operatorNamespace)); err != nil {
+			if err := cm.List(ctx, &list); err != nil {
 				continue
 			}
 			for i := range list.Items {
-				cr := &list.Items[i]
-				if cr.Spec.IssuerRef.Group != group || len(cr.Status.Conditions) > 0 {
-					continue
-				}
-				cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{
-					Type: cmapi.CertificateRequestConditionDenied, Status: cmmeta.ConditionTrue,
-					Reason: "TestPolicy", Message: "denied by the test's approval policy",
-				})
-				_ = cm.Status().Update(ctx, cr)
+				decide(ctx, cm, &list.Items[i])
 			}
 		}
 	}()
+	return done, nil
+}
+
+func decide(ctx context.Context, cm client.Client, cr *cmapi.CertificateRequest) {
+	for _, c := range cr.Status.Conditions {
+		if c.Type == cmapi.CertificateRequestConditionApproved || c.Type == cmapi.CertificateRequestConditionDenied {
+			return
+		}
+	}
+	cond := cmapi.CertificateRequestCondition{
+		Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue,
+		Reason: "TestPolicy", Message: "approved by the test's approval policy",
+	}
+	if cr.Spec.IssuerRef.Group == deniedGroup {
+		cond.Type, cond.Message = cmapi.CertificateRequestConditionDenied, "denied by the test's approval policy"
+	}
+	cr.Status.Conditions = append(cr.Status.Conditions, cond)
+	_ = cm.Status().Update(ctx, cr) // a conflict is retried on the next tick
 }

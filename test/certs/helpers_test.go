@@ -363,7 +363,7 @@ func waitForMeshEvent(t *testing.T, reason string) {
 
 // testCA is a self-signed CA for cert-manager's CA Issuer.
 type testCA struct {
-	cert           *x509.Certificate
+	cert            *x509.Certificate
 	certPEM, keyPEM []byte
 }
 

@@ -19,7 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	// cert-manager's controllers register themselves; the CA issuer too.
-	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/approver"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/ca"
 	_ "github.com/cert-manager/cert-manager/pkg/controller/issuers"
 	_ "github.com/cert-manager/cert-manager/pkg/issuer/ca"
@@ -34,8 +33,10 @@ var env *envtest.Env
 const operatorNamespace = "capstan-system"
 
 // certManagerControllers are the cert-manager controllers the tests need:
-// issuer readiness, approval and CA signing of CertificateRequests.
-var certManagerControllers = []string{"issuers", "certificaterequests-approver", "certificaterequests-issuer-ca"}
+// issuer readiness and CA signing of CertificateRequests. cert-manager's
+// own approver approves every request; like a cluster running an approval
+// policy instead, the tests run theirs (runApprovalPolicy).
+var certManagerControllers = []string{"issuers", "certificaterequests-issuer-ca"}
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -75,7 +76,17 @@ func setUp(ctx context.Context) (<-chan struct{}, error) {
 	if err := env.Client.Create(ctx, ns); err != nil {
 		return nil, fmt.Errorf("creating namespace %s: %w", operatorNamespace, err)
 	}
-	return startCertManager(ctx)
+	done, err := startCertManager(ctx)
+	if err != nil {
+		return nil, err
+	}
+	policyDone, err := runApprovalPolicy(ctx)
+	if err != nil {
+		return nil, err
+	}
+	both := make(chan struct{})
+	go func() { <-done; <-policyDone; close(both) }()
+	return both, nil
 }
 
 // certManagerCRDs locates cert-manager's CRDs in its Go module, the
