@@ -70,19 +70,17 @@ type CertificateManager struct {
 	// certificates of an older provider are replaced.
 	provider pki.Provider
 	epoch    int
-	// providerErr is why the provider could not be built.
-	providerErr error
 	// bundle is the trust bundle proxies get: the provider's, plus the
 	// previous provider's while certificates of it are in use.
 	bundle, prevBundle, providerBundle []byte
 	cmClient                           client.Client
-	workloads          map[string]*certState
-	serving            *certState
-	servingReady       chan struct{}
-	inflight           int
-	subscribers        []func(identity string)
-	issuer             issuerState
-	statusDirty        chan struct{}
+	workloads                          map[string]*certState
+	serving                            *certState
+	servingReady                       chan struct{}
+	inflight                           int
+	subscribers                        []func(identity string)
+	issuer                             issuerState
+	statusDirty                        chan struct{}
 }
 
 // certState is one certificate kept up to date: a workload identity's or

@@ -308,7 +308,7 @@ func setMesh(t *testing.T, spec meshv1alpha1.MeshSpec) {
 			if apierrors.IsNotFound(err) {
 				return nil
 			}
-			return fmt.Errorf("the Mesh still exists (%v)", err)
+			return fmt.Errorf("the Mesh still exists (%w)", err)
 		})
 	})
 }

@@ -141,7 +141,9 @@ func startCertManager(ctx context.Context) (<-chan struct{}, error) {
 			go func() { errs <- c.Run(1, ctx) }()
 		}
 		for range ctrls {
-			<-errs
+			if err := <-errs; err != nil && ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "cert-manager controller: %v\n", err)
+			}
 		}
 	}()
 	return done, nil
