@@ -22,7 +22,7 @@ const (
 	RootSecretCertKey = "ca.crt"
 	RootSecretKeyKey  = "ca.key"
 	// DefaultRootSecretName is the built-in CA's Secret in the operator's namespace.
-	DefaultRootSecretName = "capstan-root-ca"
+	DefaultRootSecretName = "capstan-builtin-ca"
 )
 
 // SecretRootStore is the built-in CA's builtin.RootStore: one Secret in the
