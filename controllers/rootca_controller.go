@@ -29,9 +29,6 @@ type BundleSource interface {
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update
 
-// labelManagedBy marks the ConfigMaps Capstan writes.
-const labelManagedBy = "app.kubernetes.io/managed-by"
-
 // RootCAPublisher keeps the ConfigMap capstan-root-ca, holding the mesh's
 // trust bundle, in every namespace with injection enabled: injected proxies
 // mount it to verify the xDS server, and cannot start without it. It

@@ -30,6 +30,9 @@ type ManagerOptions struct {
 	Authenticator  server.Authenticator
 	Pods           server.PodLookup
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Secrets, when set, issues workload certificates for connected proxies
+	// and the runner delivers them over SDS (controllers.CertificateManager).
+	Secrets SecretSource
 }
 
 // AddToManager wires the pipeline into mgr: the inputs controller feeds the
@@ -50,6 +53,7 @@ func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error)
 	r = New(Options{
 		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
 		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
+		Secrets: opts.Secrets, Connections: srv,
 	})
 	if err := (&controllers.InputsReconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the inputs controller: %w", err)
