@@ -3,7 +3,10 @@ package controllers
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -19,6 +22,23 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 )
+
+// bundleRetry is how soon a namespace is looked at again when there is no
+// bundle to publish yet.
+const bundleRetry = 2 * time.Second
+
+// BundleOf is the BundleSource of a certificate manager: its current trust
+// bundle, or an error before it knows one.
+func BundleOf(m *CertificateManager) BundleSource { return managerBundle{m} }
+
+type managerBundle struct{ m *CertificateManager }
+
+func (b managerBundle) TrustBundle(context.Context) ([]byte, error) {
+	if bundle := b.m.TrustBundle(); len(bundle) > 0 {
+		return bundle, nil
+	}
+	return nil, errors.New("the certificate provider has no trust bundle yet")
+}
 
 // BundleSource is where the mesh's current trust bundle comes from (the
 // certificate provider in use).
@@ -43,11 +63,25 @@ type RootCAPublisher struct {
 	Bundle BundleSource
 
 	changes chan event.GenericEvent
+
+	mu   sync.Mutex
+	last []byte // the bundle of the last BundleChanged that republished
 }
 
-// BundleChanged republishes the bundle to every enabled namespace. It does
-// not block.
+// BundleChanged republishes the bundle to every enabled namespace if it
+// differs from the one last republished. It does not block.
 func (p *RootCAPublisher) BundleChanged() {
+	b, err := p.Bundle.TrustBundle(context.Background())
+	if err != nil {
+		return // nothing to publish yet; the next change will come
+	}
+	p.mu.Lock()
+	same := bytes.Equal(b, p.last)
+	p.last = b
+	p.mu.Unlock()
+	if same {
+		return
+	}
 	select {
 	case p.changes <- event.GenericEvent{Object: &corev1.Namespace{}}:
 	default: // one pending republish is enough
@@ -105,7 +139,10 @@ func (p *RootCAPublisher) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	}
 	bundle, err := p.Bundle.TrustBundle(ctx)
 	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("reading the trust bundle for namespace %s: %w", ns.Name, err)
+		// The provider is still starting (or its issuer is not ready, which
+		// the Mesh's IssuerReady condition says): look again shortly.
+		ctrl.LoggerFrom(ctx).V(1).Info("no trust bundle to publish yet", "error", err.Error())
+		return ctrl.Result{RequeueAfter: bundleRetry}, nil
 	}
 	return ctrl.Result{}, p.ensureConfigMap(ctx, ns.Name, bundle)
 }
