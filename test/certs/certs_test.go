@@ -2,6 +2,7 @@ package certs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -9,6 +10,9 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -19,6 +23,7 @@ import (
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/generate"
 )
 
 // TestBuiltInCA: with the default Mesh (built-in CA) each proxy gets its own
@@ -292,4 +297,36 @@ func decide(ctx context.Context, cm client.Client, cr *cmapi.CertificateRequest)
 	}
 	cr.Status.Conditions = append(cr.Status.Conditions, cond)
 	_ = cm.Status().Update(ctx, cr) // a conflict is retried on the next tick
+}
+
+// TestRefusedStreamsGetNoSecret: while identity A's proxy holds its
+// certificate, a stream naming A's node with B's token, or with no token,
+// is refused with PermissionDenied and receives nothing, secrets included.
+func TestRefusedStreamsGetNoSecret(t *testing.T) {
+	setMesh(t, meshv1alpha1.MeshSpec{})
+	op := startOperator(t, time.Hour)
+	a := newWorkload(t, op.ns, "sa-a", "a", "10.7.0.1")
+	b := newWorkload(t, op.ns, "sa-b", "b", "10.7.0.2")
+	waitForCert(t, a.connect(t, op), a.spiffeID(), nil)
+
+	for name, opts := range map[string][]grpc.DialOption{
+		"B's token": {xdsclient.WithBearerToken(b.token(t))},
+		"no token":  nil,
+	} {
+		c := xdsclient.DialDeltaWith(t, op.addr, a.nodeID, opts...)
+		_ = c.TrySubscribe(resourcev3.SecretType, generate.SecretWorkloadCert, generate.SecretRootCA)
+		var err error
+		envtest.Eventually(t, wait, func() error {
+			if err = c.Err(); err == nil {
+				return errors.New("stream still open")
+			}
+			return nil
+		})
+		if status.Code(err) != codes.PermissionDenied {
+			t.Errorf("%s: stream ended with %v, want PermissionDenied", name, err)
+		}
+		if r := c.Responses(); len(r) != 0 {
+			t.Errorf("%s: refused stream received %d responses", name, len(r))
+		}
+	}
 }
