@@ -56,8 +56,8 @@ type Options struct {
 
 // Server serves xDS from one snapshot per proxy. It is safe for concurrent use.
 type Server struct {
-	log     logr.Logger
-	opts    Options
+	log   logr.Logger
+	opts  Options
 	cache cachev3.SnapshotCache
 	// grpcCache holds the snapshots of proxyless gRPC clients (grpc~ node
 	// IDs). It is not in ADS mode: a gRPC client asks for the resources of
