@@ -58,8 +58,11 @@ if [[ "$apply_samples" == true ]]; then
   kubectl apply --server-side -n default -k config/samples
 fi
 
+operator_ns=${POD_NAMESPACE:-capstan-system}
+# The built-in CA keeps its root in a Secret in the operator's namespace.
+kubectl create namespace "$operator_ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 "$root/bin/manager" --metrics-bind-address="$metrics_addr" --health-probe-bind-address="$probe_addr" \
-  --namespace="${POD_NAMESPACE:-capstan-system}" &
+  --namespace="$operator_ns" --xds-address="${XDS_ADDR:-127.0.0.1:15012}" &
 pids+=($!)
 cat <<MSG
 

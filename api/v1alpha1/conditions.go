@@ -10,7 +10,8 @@ const (
 	ConditionProgrammed = "Programmed"
 	// ConditionReady is the Mesh's summary condition.
 	ConditionReady = "Ready"
-	// ConditionIssuerReady says whether the certificate issuer can sign workload certificates.
+	// ConditionIssuerReady says whether the certificate issuer can sign workload
+	// certificates (reasons IssuerReady, IssuerNotReady, RequestDenied, IssuanceFailed).
 	ConditionIssuerReady = "IssuerReady"
 )
 
@@ -49,4 +50,9 @@ const (
 	ReasonIssuerNotReady = "IssuerNotReady"
 	// ReasonRequestDenied: a certificate request was denied.
 	ReasonRequestDenied = "RequestDenied"
+	// ReasonIssuerReady: the issuer signs workload certificates.
+	ReasonIssuerReady = "IssuerReady"
+	// ReasonIssuanceFailed: issuing a certificate failed for another reason
+	// (a timeout, an unusable answer); the message says why.
+	ReasonIssuanceFailed = "IssuanceFailed"
 )

@@ -52,3 +52,12 @@ const (
 	// rewritten to the sidecar's health port, as JSON keyed by the rewritten path.
 	AnnotationOriginalProbes = "capstan.dev/original-probes"
 )
+
+// The mesh root CA that Capstan publishes in every namespace with injection
+// enabled, for proxies to verify the xDS server against.
+const (
+	// RootCAConfigMapName is the ConfigMap holding the root bundle.
+	RootCAConfigMapName = "capstan-root-ca"
+	// RootCAConfigMapKey is its key (and the file name in the proxy), a PEM bundle.
+	RootCAConfigMapKey = "root-cert.pem"
+)

@@ -27,6 +27,9 @@ type options struct {
 	LeaderElect bool
 	Namespace   string
 	XDSAddr     string
+	// XDSPlaintext serves xDS without TLS and without authentication: for
+	// local development only.
+	XDSPlaintext bool
 	// WebhookCertDir holds tls.crt and tls.key for the admission webhooks; empty serves none.
 	WebhookCertDir string
 	ZapOptions     zap.Options
@@ -50,8 +53,10 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.StringVar(&opts.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&opts.LeaderElect, "leader-elect", false, "elect a leader so that only one replica writes")
 	fs.StringVar(&opts.Namespace, "namespace", defaultNamespace(), "namespace the operator runs in (default $POD_NAMESPACE or capstan-system)")
-	fs.StringVar(&opts.XDSAddr, "xds-address", fmt.Sprintf("127.0.0.1:%d", meshv1alpha1.PortXDS),
-		"address of the xDS server (plaintext until TLS lands: keep it on loopback)")
+	fs.StringVar(&opts.XDSAddr, "xds-address", fmt.Sprintf(":%d", meshv1alpha1.PortXDS),
+		"address of the xDS server (TLS, authenticated proxies, and the token exchange)")
+	fs.BoolVar(&opts.XDSPlaintext, "xds-plaintext", false,
+		"serve xDS in plaintext and without authentication (local development only: never in a cluster)")
 	fs.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "",
 		"directory with tls.crt and tls.key for the admission webhooks on :9443 (empty: webhooks off)")
 	opts.ZapOptions.BindFlags(fs)
@@ -94,7 +99,7 @@ func run(ctx context.Context, opts options) error {
 	if err := setupWebhooks(mgr, opts); err != nil {
 		return err
 	}
-	if _, err := runner.AddToManager(mgr, runner.ManagerOptions{Addr: opts.XDSAddr}); err != nil {
+	if err := setupXDS(mgr, opts); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -104,7 +109,7 @@ func run(ctx context.Context, opts options) error {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
 	log.Info("starting the manager", "namespace", opts.Namespace, "metrics", opts.MetricsAddr,
-		"probes", opts.ProbeAddr, "xds", opts.XDSAddr, "leaderElection", opts.LeaderElect)
+		"probes", opts.ProbeAddr, "xds", opts.XDSAddr, "xdsPlaintext", opts.XDSPlaintext, "leaderElection", opts.LeaderElect)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
 	}
@@ -118,4 +123,43 @@ func setupWebhooks(mgr ctrl.Manager, opts options) error {
 		return nil
 	}
 	return handler.SetupWebhooks(mgr, handler.Options{Inject: inject.Options{OperatorNamespace: opts.Namespace}})
+}
+
+// setupXDS adds the certificate manager, the root CA publisher and the xDS
+// pipeline: TLS with a serving certificate from the mesh's provider and
+// authenticated streams, unless XDSPlaintext.
+func setupXDS(mgr ctrl.Manager, opts options) error {
+	certs, err := controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
+		Namespace:       opts.Namespace,
+		ServingDNSNames: xdsDNSNames(opts.Namespace),
+	})
+	if err != nil {
+		return fmt.Errorf("setting up the certificate manager: %w", err)
+	}
+	if err := mgr.Add(certs); err != nil {
+		return fmt.Errorf("adding the certificate manager: %w", err)
+	}
+	publisher := &controllers.RootCAPublisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
+		Bundle: controllers.BundleOf(certs)}
+	if err := publisher.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	certs.OnChange(func(string) { publisher.BundleChanged() })
+	xds := runner.ManagerOptions{Addr: opts.XDSAddr, Secrets: certs}
+	if !opts.XDSPlaintext {
+		xds.GetCertificate = certs.GetCertificate
+		xds.Authenticator = &controllers.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: controllers.XDSTokenAudience}
+		xds.Pods = controllers.PodLookup{Reader: mgr.GetClient()}
+	}
+	if _, err := runner.AddToManager(mgr, xds); err != nil {
+		return err
+	}
+	return nil
+}
+
+// xdsDNSNames are the names of the xDS Service that proxies dial and
+// verify the serving certificate against.
+func xdsDNSNames(namespace string) []string {
+	host := inject.XDSServiceName + "." + namespace + ".svc"
+	return []string{host, host + ".cluster.local"}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -25,7 +28,8 @@ func TestMain(m *testing.M) { os.Exit(envtest.Run(m, &env)) }
 func TestParseFlagsDefaults(t *testing.T) {
 	t.Setenv("POD_NAMESPACE", "")
 	opts := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), nil)
-	if opts.MetricsAddr != ":8080" || opts.ProbeAddr != ":8081" || opts.LeaderElect || opts.Namespace != "capstan-system" {
+	if opts.MetricsAddr != ":8080" || opts.ProbeAddr != ":8081" || opts.LeaderElect || opts.Namespace != "capstan-system" ||
+		opts.XDSAddr != ":15012" || opts.XDSPlaintext {
 		t.Errorf("defaults: %+v", opts)
 	}
 	t.Setenv("POD_NAMESPACE", "mesh-ops")
@@ -34,15 +38,18 @@ func TestParseFlagsDefaults(t *testing.T) {
 	}
 }
 
-// TestRun runs the operator against the control plane: it serves /readyz
-// and accepts a MeshRoute, then stops when its context ends.
+// TestRun runs the operator against the control plane: it serves /readyz,
+// accepts a MeshRoute, publishes the mesh root in an injection-enabled
+// namespace, and serves xDS over TLS with a certificate for its Service
+// that verifies against that root; then it stops when its context ends.
 func TestRun(t *testing.T) {
 	t.Setenv("KUBECONFIG", env.Kubeconfig)
-	probeAddr := freeAddr(t)
+	operatorNS := env.NewNamespace(t)
+	probeAddr, xdsAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: "capstan-system", XDSAddr: "127.0.0.1:0"})
+		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: operatorNS, XDSAddr: xdsAddr})
 	}()
 	defer func() {
 		cancel()
@@ -85,6 +92,45 @@ func TestRun(t *testing.T) {
 		}
 		return errors.New("MeshRoute not accepted yet")
 	})
+	checkXDSServing(t, operatorNS, xdsAddr)
+}
+
+// checkXDSServing waits for the root CA ConfigMap in an enabled namespace,
+// then makes a TLS handshake with the xDS server as a proxy would: ALPN h2,
+// server name the xDS Service's, verified against that root.
+func checkXDSServing(t *testing.T, operatorNS, xdsAddr string) {
+	t.Helper()
+	ctx := context.Background()
+	app := env.NewNamespace(t)
+	ns := &corev1.Namespace{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: app}, ns); err != nil {
+		t.Fatal(err)
+	}
+	ns.Labels[meshv1alpha1.LabelInject] = meshv1alpha1.InjectEnabled
+	if err := env.Client.Update(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	envtest.Eventually(t, 30*time.Second, func() error {
+		cm := &corev1.ConfigMap{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: app, Name: meshv1alpha1.RootCAConfigMapName}, cm); err != nil {
+			return err
+		}
+		if !roots.AppendCertsFromPEM([]byte(cm.Data[meshv1alpha1.RootCAConfigMapKey])) {
+			return errors.New("the root CA ConfigMap holds no certificate")
+		}
+		return nil
+	})
+	conn, err := tls.Dial("tcp", xdsAddr, &tls.Config{
+		RootCAs: roots, ServerName: xdsDNSNames(operatorNS)[0], NextProtos: []string{"h2"},
+	})
+	if err != nil {
+		t.Fatalf("TLS handshake with the xDS server: %v", err)
+	}
+	defer func() { _ = conn.Close() }()
+	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Errorf("negotiated %q, want h2", p)
+	}
 }
 
 // freeAddr returns a loopback address with a port free right now.

@@ -90,7 +90,13 @@ func StartWithWebhooks(webhooks crenvtest.WebhookInstallOptions) (*Env, error) {
 	return start(&webhooks)
 }
 
-func start(webhooks *crenvtest.WebhookInstallOptions) (*Env, error) {
+// StartWithCRDs is Start with the CRDs of extra directories installed too
+// (e.g. cert-manager's, from its module's deploy/crds).
+func StartWithCRDs(dirs ...string) (*Env, error) {
+	return start(nil, dirs...)
+}
+
+func start(webhooks *crenvtest.WebhookInstallOptions, extraCRDs ...string) (*Env, error) {
 	setLogger()
 	root, err := RepoRoot()
 	if err != nil {
@@ -108,7 +114,7 @@ func start(webhooks *crenvtest.WebhookInstallOptions) (*Env, error) {
 	e.env = &crenvtest.Environment{
 		Scheme:                scheme,
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		CRDDirectoryPaths:     append([]string{filepath.Join(root, "config", "crd", "bases")}, extraCRDs...),
 		ErrorIfCRDPathMissing: true,
 	}
 	if webhooks != nil {

@@ -37,19 +37,6 @@ const waitTimeout = 30 * time.Second
 
 const clusterName = "static-backend"
 
-// apiPods is a PodLookup that reads pods from the API server.
-type apiPods struct{ c client.Client }
-
-func (p apiPods) Pod(namespace, name string) (string, string, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var pod corev1.Pod
-	if err := p.c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err != nil {
-		return "", "", false
-	}
-	return string(pod.UID), pod.Spec.ServiceAccountName, true
-}
-
 // logBuffer collects the server's log lines.
 type logBuffer struct {
 	mu sync.Mutex
@@ -83,27 +70,14 @@ func startServer(t *testing.T, cacheTTL time.Duration) *xdsServer {
 	s := server.New(server.Options{
 		Logger:        funcr.New(logs.write, funcr.Options{}),
 		Authenticator: &controllers.TokenReviewAuthenticator{Client: env.Client, Audience: controllers.XDSTokenAudience},
-		Pods:          apiPods{c: env.Client},
+		Pods:          controllers.PodLookup{Reader: env.Client},
 		AuthCacheTTL:  cacheTTL,
 	})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, lis) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(waitTimeout):
-			t.Error("Serve did not return")
-		}
-	})
+	serve(t, s, lis)
 	return &xdsServer{Server: s, addr: lis.Addr().String(), logs: logs}
 }
 

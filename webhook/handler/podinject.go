@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -38,6 +39,27 @@ type PodInjector struct {
 
 // Handle implements admission.Handler.
 func (h *PodInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	resp := h.handle(ctx, req)
+	observeInjection(start, outcome(resp))
+	return resp
+}
+
+// outcome classifies a response for InjectionDurationMetric.
+func outcome(resp admission.Response) string {
+	switch {
+	case !resp.Allowed && resp.Result != nil && resp.Result.Code == http.StatusForbidden:
+		return OutcomeDenied
+	case !resp.Allowed:
+		return OutcomeError
+	case len(resp.Patches) > 0:
+		return OutcomeInjected
+	default:
+		return OutcomeSkipped
+	}
+}
+
+func (h *PodInjector) handle(ctx context.Context, req admission.Request) admission.Response {
 	if req.Operation != admissionv1.Create || req.Kind.Kind != "Pod" {
 		return admission.Allowed("not a Pod creation")
 	}

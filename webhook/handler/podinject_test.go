@@ -133,6 +133,7 @@ func TestPodInjectorHandle(t *testing.T) {
 	}}
 
 	h := &PodInjector{Client: stale, APIReader: fresh, Decoder: admission.NewDecoder(scheme)}
+	injected, skipped, failed := injectionCount(t, OutcomeInjected), injectionCount(t, OutcomeSkipped), injectionCount(t, OutcomeError)
 	resp := h.Handle(context.Background(), req)
 	if !resp.Allowed || len(resp.Patches) == 0 {
 		t.Fatalf("with a stale cache: %+v, want the pod injected", resp.AdmissionResponse)
@@ -160,6 +161,15 @@ func TestPodInjectorHandle(t *testing.T) {
 	req.Object.Raw = []byte("{")
 	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != 400 {
 		t.Errorf("bad object: %+v, want 400", resp.AdmissionResponse)
+	}
+	if d := injectionCount(t, OutcomeInjected) - injected; d != 1 {
+		t.Errorf("%s{outcome=injected} grew by %d, want 1", InjectionDurationMetric, d)
+	}
+	if d := injectionCount(t, OutcomeSkipped) - skipped; d != 2 {
+		t.Errorf("%s{outcome=skipped} grew by %d, want 2", InjectionDurationMetric, d)
+	}
+	if d := injectionCount(t, OutcomeError) - failed; d != 1 {
+		t.Errorf("%s{outcome=error} grew by %d, want 1", InjectionDurationMetric, d)
 	}
 }
 

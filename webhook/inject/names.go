@@ -23,10 +23,10 @@ const (
 // What the injected proxy expects to find in the pod's namespace and on disk.
 const (
 	// RootCAConfigMap is the ConfigMap, in every injected pod's namespace, holding the mesh root CA.
-	// The certificate issue keeps it filled; a pod cannot start until it exists.
-	RootCAConfigMap = "capstan-root-ca"
+	// controllers.RootCAPublisher keeps it filled; a pod cannot start until it exists.
+	RootCAConfigMap = meshv1alpha1.RootCAConfigMapName
 	// RootCAKey is the ConfigMap key (and file name) of the PEM root bundle.
-	RootCAKey = "root-cert.pem"
+	RootCAKey = meshv1alpha1.RootCAConfigMapKey
 	// RootCADir is where the root CA is mounted in the proxy.
 	RootCADir = "/var/run/secrets/capstan/root-ca"
 	// RootCAPath is the root CA file the proxy reads.

@@ -214,5 +214,13 @@ func (z *meshFuzzer) proxy() *ir.Proxy {
 			MTLS:     pick(z, ir.MTLSStrict, ir.MTLSPermissive, ir.MTLSDisable),
 		})
 	}
+	for range z.intn(3) {
+		p.AppProbes = append(p.AppProbes, &ir.AppProbe{
+			Path:       pick(z, "/app-health/c/readyz", "/app-health/c/livez", "/other", "", "/app-health/c/bad\n"),
+			Port:       pick(z, uint32(8080), 15021, 0, 70000),
+			TargetPath: pick(z, "/healthz", "", "relative", "/a\r\nb"),
+			Headers:    []*ir.Header{{Name: pick(z, "x-p", "Host", ":authority", "bad name", ""), Value: pick(z, "v", "bad\r\nvalue")}},
+		})
+	}
 	return p
 }

@@ -13,7 +13,7 @@ import (
 // admin endpoint through the admin cluster.
 func (b *builder) static() {
 	b.addListener(adminListener(ListenerPrometheus, PortPrometheus, prometheusConfig), nil)
-	b.addListener(adminListener(ListenerReadiness, PortReadiness, readinessConfig), nil)
+	b.readiness()
 	b.addCluster(staticCluster(ClusterAdmin, PortAdmin), nil)
 }
 

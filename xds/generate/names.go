@@ -73,6 +73,12 @@ func OutboundListenerName(port uint32) string {
 // RouteConfigName is the name of the outbound route configuration of a port, "<port>".
 func RouteConfigName(port uint32) string { return strconv.FormatUint(uint64(port), 10) }
 
+// ProbeClusterName is the plain HTTP/1.1 cluster that the health listener
+// forwards an application's rewritten probes on port to, "probe|<port>".
+func ProbeClusterName(port uint32) string {
+	return "probe|" + strconv.FormatUint(uint64(port), 10)
+}
+
 // InboundClusterName is the cluster for an inbound port, "inbound|<port>||".
 func InboundClusterName(port uint32) string {
 	return "inbound|" + strconv.FormatUint(uint64(port), 10) + "||"

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -23,6 +24,15 @@ type ManagerOptions struct {
 	ServerOptions []grpc.ServerOption
 	Debounce      time.Duration
 	MaxDelay      time.Duration
+	// Authenticator and Pods turn stream authentication on (see
+	// server.Options); GetCertificate turns TLS on and, with an
+	// Authenticator, the token exchange.
+	Authenticator  server.Authenticator
+	Pods           server.PodLookup
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Secrets, when set, issues workload certificates for connected proxies
+	// and the runner delivers them over SDS (controllers.CertificateManager).
+	Secrets SecretSource
 }
 
 // AddToManager wires the pipeline into mgr: the inputs controller feeds the
@@ -36,10 +46,14 @@ func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error)
 		Logger:         log.WithName("server"),
 		ServerOptions:  opts.ServerOptions,
 		OnStatusChange: func(id string) { r.ProxyStatusChanged(id) },
+		Authenticator:  opts.Authenticator,
+		Pods:           opts.Pods,
+		GetCertificate: opts.GetCertificate,
 	})
 	r = New(Options{
 		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
 		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
+		Secrets: opts.Secrets, Connections: srv,
 	})
 	if err := (&controllers.InputsReconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the inputs controller: %w", err)

@@ -5,6 +5,7 @@ package runner
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -39,6 +40,11 @@ type Options struct {
 	// Debounce is the quiet period before a push; MaxDelay bounds the wait.
 	Debounce time.Duration
 	MaxDelay time.Duration
+	// Secrets, when set, issues the workload certificates that go into each
+	// sidecar's snapshot as SDS secrets (see secretPublisher); Connections
+	// (required with it) says which nodes have open streams.
+	Secrets     SecretSource
+	Connections Connections
 }
 
 // Runner runs the pipeline. Push is safe to call from any goroutine.
@@ -49,6 +55,9 @@ type Runner struct {
 	acks     *Coalescer[struct{}]
 	proxies  *proxyTable
 	statuses *statusTable
+	// publisher is Options.Publisher, behind secrets when that is set.
+	publisher Publisher
+	secrets   *secretPublisher
 }
 
 // New returns a Runner; call Start to run it.
@@ -63,14 +72,20 @@ func New(opts Options) *Runner {
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
-	return &Runner{
-		opts:     opts,
-		log:      log,
-		inputs:   NewCoalescer[*translate.Inputs](opts.Debounce, opts.MaxDelay),
-		acks:     NewCoalescer[struct{}](opts.Debounce, opts.MaxDelay),
-		proxies:  newProxyTable(),
-		statuses: &statusTable{},
+	r := &Runner{
+		opts:      opts,
+		log:       log,
+		inputs:    NewCoalescer[*translate.Inputs](opts.Debounce, opts.MaxDelay),
+		acks:      NewCoalescer[struct{}](opts.Debounce, opts.MaxDelay),
+		proxies:   newProxyTable(),
+		statuses:  &statusTable{},
+		publisher: opts.Publisher,
 	}
+	if opts.Secrets != nil {
+		r.secrets = newSecretPublisher(opts.Publisher, opts.Secrets, opts.Connections, log.WithName("secrets"))
+		r.publisher = r.secrets
+	}
+	return r
 }
 
 // Push hands on a new snapshot of the inputs; it never blocks.
@@ -78,17 +93,22 @@ func (r *Runner) Push(in *translate.Inputs) { r.inputs.Push(in) }
 
 // ProxyStatusChanged tells the runner that a proxy ACKed, NACKed, connected or
 // left, so that the proxy counts in statuses are refreshed; it never blocks.
-func (r *Runner) ProxyStatusChanged(string) { r.acks.Push(struct{}{}) }
+func (r *Runner) ProxyStatusChanged(nodeID string) {
+	r.acks.Push(struct{}{})
+	if r.secrets != nil {
+		r.secrets.nodeChanged(nodeID)
+	}
+}
 
 // Start runs the pipeline until ctx is done (a controller-runtime Runnable).
 func (r *Runner) Start(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		r.acks.Run(ctx, func(ctx context.Context, _ struct{}) { r.writeStatuses(ctx) })
-	}()
+	var wg sync.WaitGroup
+	wg.Go(func() { r.acks.Run(ctx, func(ctx context.Context, _ struct{}) { r.writeStatuses(ctx) }) })
+	if r.secrets != nil {
+		wg.Go(func() { r.secrets.run(ctx) })
+	}
 	r.inputs.Run(ctx, r.push)
-	<-done
+	wg.Wait()
 	return nil
 }
 
@@ -99,7 +119,10 @@ func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
 		r.log.Error(err, "translation failed; proxies keep the config they have")
 		return
 	}
-	genErrs := r.proxies.update(res.Mesh, r.opts.Publisher, r.log)
+	if r.secrets != nil {
+		r.secrets.setProxies(res.Mesh.Proxies)
+	}
+	genErrs := r.proxies.update(res.Mesh, r.publisher, r.log)
 	r.statuses.set(withProgrammed(res.Statuses, genErrs))
 	r.writeStatuses(ctx)
 }

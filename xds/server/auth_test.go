@@ -15,6 +15,7 @@ import (
 	"github.com/go-logr/logr/funcr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -77,18 +78,22 @@ type authEnv struct {
 	addr string
 	auth *fakeAuth
 	logs *syncBuffer
+	// creds are the client's transport credentials; nil is plaintext.
+	creds credentials.TransportCredentials
 }
 
 func startAuthServer(t *testing.T, auth *fakeAuth, pods PodLookup, ttl time.Duration, extra ...grpc.ServerOption) *authEnv {
 	t.Helper()
+	return startOptsServer(t, Options{Authenticator: auth, Pods: pods, AuthCacheTTL: ttl, ServerOptions: extra})
+}
+
+// startOptsServer serves opts (with a logger that records) on a loopback port
+// until t ends.
+func startOptsServer(t *testing.T, opts Options) *authEnv {
+	t.Helper()
 	logs := &syncBuffer{}
-	s := New(Options{
-		Logger:        funcr.New(logs.write, funcr.Options{Verbosity: 10}),
-		Authenticator: auth,
-		Pods:          pods,
-		AuthCacheTTL:  ttl,
-		ServerOptions: extra,
-	})
+	opts.Logger = funcr.New(logs.write, funcr.Options{Verbosity: 10})
+	s := New(opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -107,6 +112,7 @@ func startAuthServer(t *testing.T, auth *fakeAuth, pods PodLookup, ttl time.Dura
 			t.Error("Serve did not return")
 		}
 	})
+	auth, _ := opts.Authenticator.(*fakeAuth)
 	return &authEnv{Server: s, addr: lis.Addr().String(), auth: auth, logs: logs}
 }
 
@@ -125,7 +131,11 @@ func defaultPods() fakePods {
 // conn dials the server; md, when not empty, is sent on every stream.
 func (e *authEnv) conn(t *testing.T) *grpc.ClientConn {
 	t.Helper()
-	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := e.creds
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}

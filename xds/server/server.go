@@ -6,6 +6,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"sync"
@@ -49,6 +50,12 @@ type Options struct {
 	// Pods looks up the pods that node IDs name. With an Authenticator and
 	// no Pods, every stream is refused.
 	Pods PodLookup
+	// GetCertificate, when set, turns TLS on: it returns the serving
+	// certificate for each handshake (so a renewed certificate is used for
+	// new connections at once). Clients that negotiate HTTP/2 get xDS;
+	// HTTP/1.1 clients get the token exchange (TokenExchangePath) when an
+	// Authenticator is set. nil serves plaintext gRPC (tests, local runs).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// AuthCacheTTL is how long a successful authentication is reused for
 	// the same token: 0 means DefaultAuthCacheTTL, negative no caching.
 	AuthCacheTTL time.Duration
@@ -141,6 +148,13 @@ func (s *Server) cacheFor(nodeID string) cachev3.SnapshotCache {
 // Serve serves xDS on lis until ctx is done, then stops gracefully.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gs := s.newGRPCServer(ctx)
+	if s.opts.GetCertificate != nil {
+		s.log.Info("serving xDS over TLS", "address", lis.Addr().String(), "tokenExchange", s.auth != nil)
+		if err := s.serveTLS(ctx, gs, lis); err != nil {
+			return fmt.Errorf("serving xDS on %s: %w", lis.Addr(), err)
+		}
+		return nil
+	}
 	errCh := make(chan error, 1)
 	go func() { errCh <- gs.Serve(lis) }()
 	s.log.Info("serving xDS", "address", lis.Addr().String())

@@ -1,0 +1,146 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/pki"
+)
+
+// issuerState is what the Mesh's IssuerReady condition should say.
+type issuerState struct {
+	known   bool
+	ok      bool
+	reason  string
+	message string
+}
+
+// issuerStateOf maps an issuance or readiness error to the condition.
+func issuerStateOf(err error) issuerState {
+	switch {
+	case err == nil:
+		return issuerState{known: true, ok: true}
+	case errors.Is(err, pki.ErrRequestDenied):
+		return issuerState{known: true, reason: meshv1alpha1.ReasonRequestDenied, message: err.Error()}
+	case errors.Is(err, pki.ErrIssuerNotReady):
+		return issuerState{known: true, reason: meshv1alpha1.ReasonIssuerNotReady, message: err.Error()}
+	default:
+		return issuerState{known: true, reason: meshv1alpha1.ReasonIssuanceFailed, message: err.Error()}
+	}
+}
+
+func (s issuerState) condition(generation int64) metav1.Condition {
+	c := metav1.Condition{
+		Type:               meshv1alpha1.ConditionIssuerReady,
+		Status:             metav1.ConditionTrue,
+		Reason:             meshv1alpha1.ReasonIssuerReady,
+		Message:            "workload certificates are being issued",
+		ObservedGeneration: generation,
+	}
+	if !s.ok {
+		c.Status, c.Reason = metav1.ConditionFalse, s.reason
+		c.Message = truncate(s.message+"; proxies keep their current certificates until they expire", 1024)
+	}
+	return c
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// setIssuerLocked records the issuer's state; the status writer puts it
+// on the Mesh. m.mu is held.
+func (m *CertificateManager) setIssuerLocked(s issuerState) {
+	if s == m.issuer {
+		return
+	}
+	m.issuer = s
+	select {
+	case m.statusDirty <- struct{}{}:
+	default:
+	}
+}
+
+// runStatusWriter writes the IssuerReady condition whenever it changes,
+// retrying failed writes.
+func (m *CertificateManager) runStatusWriter(ctx context.Context) {
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.statusDirty:
+		case <-retry:
+		}
+		retry = nil
+		if err := m.writeIssuerCondition(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error(err, "writing the Mesh's IssuerReady condition failed; retrying")
+			retry = time.After(5 * time.Second)
+		}
+	}
+}
+
+// writeIssuerCondition sets the Mesh's IssuerReady condition when it
+// differs, and records an Event when its status or reason changed.
+func (m *CertificateManager) writeIssuerCondition(ctx context.Context) error {
+	m.mu.Lock()
+	state := m.issuer
+	exists := m.cfg != nil && m.cfg.meshExists
+	m.mu.Unlock()
+	if !state.known || !exists {
+		return nil
+	}
+	var (
+		mesh   *meshv1alpha1.Mesh
+		before *metav1.Condition
+		after  metav1.Condition
+	)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		mesh = &meshv1alpha1.Mesh{}
+		if err := m.opts.Reader.Get(ctx, client.ObjectKey{Name: meshv1alpha1.MeshName}, mesh); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		after = state.condition(mesh.Generation)
+		before = meta.FindStatusCondition(mesh.Status.Conditions, after.Type)
+		if before != nil {
+			b := *before
+			before = &b
+		}
+		if !meta.SetStatusCondition(&mesh.Status.Conditions, after) {
+			return nil
+		}
+		return m.opts.Client.Status().Update(ctx, mesh)
+	})
+	if err != nil {
+		return fmt.Errorf("updating the Mesh status: %w", err)
+	}
+	m.recordIssuerEvent(mesh, before, after)
+	return nil
+}
+
+func (m *CertificateManager) recordIssuerEvent(mesh *meshv1alpha1.Mesh, before *metav1.Condition, after metav1.Condition) {
+	if m.opts.Recorder == nil || mesh == nil || mesh.Name == "" {
+		return
+	}
+	if before != nil && before.Status == after.Status && before.Reason == after.Reason {
+		return
+	}
+	switch {
+	case after.Status != metav1.ConditionTrue:
+		m.opts.Recorder.Eventf(mesh, nil, corev1.EventTypeWarning, after.Reason, "IssueCertificate", "%s", after.Message)
+	case before != nil:
+		m.opts.Recorder.Eventf(mesh, nil, corev1.EventTypeNormal, after.Reason, "IssueCertificate", "%s", after.Message)
+	}
+}

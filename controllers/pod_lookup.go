@@ -1,0 +1,41 @@
+package controllers
+
+import (
+	"context"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// podLookupTimeout bounds one read; the manager's cache answers locally.
+const podLookupTimeout = 5 * time.Second
+
+// PodLookup finds pods by namespace and name for the xDS server's stream
+// authentication (xds/server.PodLookup): the pod's UID and ServiceAccount.
+type PodLookup struct {
+	// Reader is the manager's cached client.
+	Reader client.Reader
+}
+
+// Pod returns the pod's UID and ServiceAccount; ok is false when the pod is
+// unknown or cannot be read (the stream is then refused). A terminating
+// pod is still found: its proxy may reconnect while it drains.
+func (l PodLookup) Pod(namespace, name string) (uid, serviceAccount string, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), podLookupTimeout)
+	defer cancel()
+	var pod corev1.Pod
+	if err := l.Reader.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &pod); err != nil {
+		return "", "", false
+	}
+	return string(pod.UID), serviceAccountOf(&pod), true
+}
+
+// serviceAccountOf is the pod's ServiceAccount; the API server sets
+// "default" when the pod names none.
+func serviceAccountOf(pod *corev1.Pod) string {
+	if pod.Spec.ServiceAccountName == "" {
+		return "default"
+	}
+	return pod.Spec.ServiceAccountName
+}
