@@ -18,6 +18,8 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 K8S_DIR := $(BIN)/k8s
 K8S_STAMP := $(K8S_DIR)/.built-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 export KUBEBUILDER_ASSETS := $(K8S_DIR)
+NODE_E2E_DIR := $(ROOT)/test/e2e/node
+NODE_E2E_STAMP := $(NODE_E2E_DIR)/node_modules/.installed
 
 GO_TEST_FLAGS ?= -race -count=1
 FUZZ_TIME ?= 5s
@@ -50,7 +52,7 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: envtest-assets ## Run every test, envtest included, with the race detector.
+test: envtest-assets e2e-node-deps ## Run every test, envtest included, with the race detector.
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) fuzz
 
@@ -84,6 +86,16 @@ envtest-assets: $(K8S_STAMP) ## Build kube-apiserver, etcd and kubectl from the 
 $(K8S_STAMP): hack/tools/envtest/go.mod hack/tools/envtest/go.sum
 	hack/build-envtest-assets.sh $(K8S_DIR) $(K8S_VERSION)
 	touch $@
+
+.PHONY: e2e-node-deps
+e2e-node-deps: $(NODE_E2E_STAMP) ## Install the @grpc/grpc-js-xds client of test/e2e from its lockfile (npm ci).
+
+$(NODE_E2E_STAMP): $(NODE_E2E_DIR)/package.json $(NODE_E2E_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(NODE_E2E_DIR) && npm ci --no-audit --no-fund --ignore-scripts && touch $@; \
+	else \
+		echo "npm not found: the @grpc/grpc-js-xds e2e test will be skipped"; \
+	fi
 
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN)/.tmp-cg go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)

@@ -211,6 +211,37 @@ type OutlierDetection struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	MinHealthPercent *int32 `json:"minHealthPercent,omitempty"`
+
+	// FailurePercentage ejects endpoints whose share of failed requests in an
+	// interval reaches a threshold. Unlike the consecutive-error checks, proxyless
+	// gRPC clients honour it.
+	// +optional
+	FailurePercentage *FailurePercentageEjection `json:"failurePercentage,omitempty"`
+}
+
+// FailurePercentageEjection ejects an endpoint when at least threshold percent
+// of its requests in an interval failed. It applies only to endpoints that
+// served at least requestVolume requests, and only when at least minimumHosts
+// endpoints did.
+type FailurePercentageEjection struct {
+	// Threshold is the failure percentage at or above which an endpoint is ejected.
+	// +kubebuilder:default=85
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	// +optional
+	Threshold *int32 `json:"threshold,omitempty"`
+
+	// MinimumHosts that must have served requestVolume requests for the check to run.
+	// +kubebuilder:default=5
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MinimumHosts *int32 `json:"minimumHosts,omitempty"`
+
+	// RequestVolume an endpoint must have served in the interval to be checked.
+	// +kubebuilder:default=50
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	RequestVolume *int32 `json:"requestVolume,omitempty"`
 }
 
 // DestinationPolicyStatus is the observed state of a DestinationPolicy.

@@ -10,6 +10,12 @@ const (
 	AnnotationStatus = "capstan.dev/status"
 	// AnnotationAllowAggressiveEjection admits outlier detection settings that can eject a whole pool.
 	AnnotationAllowAggressiveEjection = "capstan.dev/allow-aggressive-ejection"
+	// AnnotationGenerator on a pod ("grpc") says that its application is a proxyless
+	// gRPC client that fetches config from Capstan itself (see docs/proxyless-grpc.md);
+	// the same key in the xDS node metadata names the generator the client expects.
+	AnnotationGenerator = "capstan.dev/generator"
+	// GeneratorGRPC is the AnnotationGenerator value of proxyless gRPC clients.
+	GeneratorGRPC = "grpc"
 	// ProxyContainerName is the name of the injected Envoy container.
 	ProxyContainerName = "capstan-proxy"
 	// ProxyUID is the UID Envoy runs as; its traffic is not captured.

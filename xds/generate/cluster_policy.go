@@ -135,6 +135,11 @@ func setOutlierDetection(c *clusterv3.Cluster, od *ir.OutlierDetection) {
 	if n := od.ConsecutiveGatewayErrors; n != nil {
 		out.ConsecutiveGatewayFailure, out.EnforcingConsecutiveGatewayFailure = wrapperspb.UInt32(*n), wrapperspb.UInt32(100)
 	}
+	if fp := od.FailurePercentage; fp != nil {
+		out.FailurePercentageThreshold, out.EnforcingFailurePercentage = wrapperspb.UInt32(fp.Threshold), wrapperspb.UInt32(100)
+		out.FailurePercentageMinimumHosts = wrapperspb.UInt32(fp.MinimumHosts)
+		out.FailurePercentageRequestVolume = wrapperspb.UInt32(fp.RequestVolume)
+	}
 	c.OutlierDetection = out
 	c.CommonLbConfig = &clusterv3.Cluster_CommonLbConfig{
 		HealthyPanicThreshold: &typev3.Percent{Value: float64(od.MinHealthPercent)},

@@ -10,9 +10,15 @@ import (
 // Error is a problem generation found in the model, attributed to the API
 // object it came from so that translation can report it on that object's
 // status. Source is nil when no object is known.
+//
+// A Warning is not a mistake: the object's config was generated, but a part
+// of it that one kind of client cannot honour (a proxyless gRPC client, say)
+// was left out of that client's config. Its status should say so without
+// calling the object broken.
 type Error struct {
-	Source *ir.ObjectRef
-	Err    error
+	Source  *ir.ObjectRef
+	Err     error
+	Warning bool
 }
 
 // Error returns "<source>: <err>".
@@ -61,6 +67,18 @@ func (es Errors) BySource() map[ir.ObjectRef][]error {
 	return out
 }
 
+// Split separates the warnings from the errors, keeping their order.
+func (es Errors) Split() (errs, warnings Errors) {
+	for _, e := range es {
+		if e.Warning {
+			warnings = append(warnings, e)
+		} else {
+			errs = append(errs, e)
+		}
+	}
+	return errs, warnings
+}
+
 // errorList collects Errors, dropping exact duplicates (the same route seen on two ports).
 type errorList struct {
 	errs Errors
@@ -71,8 +89,14 @@ func (l *errorList) add(src *ir.ObjectRef, format string, args ...any) {
 	l.addErr(src, fmt.Errorf(format, args...))
 }
 
-func (l *errorList) addErr(src *ir.ObjectRef, err error) {
-	e := &Error{Source: src, Err: err}
+func (l *errorList) addErr(src *ir.ObjectRef, err error) { l.addError(&Error{Source: src, Err: err}) }
+
+// warn records a part of src's config that was left out for this client.
+func (l *errorList) warn(src *ir.ObjectRef, format string, args ...any) {
+	l.addError(&Error{Source: src, Err: fmt.Errorf(format, args...), Warning: true})
+}
+
+func (l *errorList) addError(e *Error) {
 	key := e.Error()
 	if l.seen[key] {
 		return

@@ -26,6 +26,10 @@ func TestGoldenOutputsValid(t *testing.T) {
 	for _, dir := range caseDirs(t) {
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			res, _ := generateCase(t, dir)
+			if readCase(t, dir).Mesh.ProxyByID(readCase(t, dir).Proxy).Kind == ir.ProxyGRPC {
+				checkValidGRPC(t, res)
+				return
+			}
 			checkValid(t, res)
 		})
 	}

@@ -108,7 +108,7 @@ func readCase(t *testing.T, dir string) *goldenCase {
 	return &c
 }
 
-// generateCase runs ForProxy on a case; a fatal error fails the test.
+// generateCase runs For (ForProxy, or ForGRPC for a proxy of kind GRPC) on a case; a fatal error fails the test.
 func generateCase(t *testing.T, dir string) (*Resources, Errors) {
 	t.Helper()
 	c := readCase(t, dir)
@@ -116,7 +116,7 @@ func generateCase(t *testing.T, dir string) (*Resources, Errors) {
 	if proxy == nil {
 		t.Fatalf("%s: proxy %q is not in mesh.proxies", dir, c.Proxy)
 	}
-	res, err := ForProxy(&c.Mesh, proxy)
+	res, err := For(&c.Mesh, proxy)
 	var errs Errors
 	if err != nil && !errors.As(err, &errs) {
 		t.Fatalf("ForProxy: %v", err)
@@ -166,15 +166,16 @@ func renderList[T proto.Message](t *testing.T, list []T) []byte {
 }
 
 type renderedError struct {
-	Source string `json:"source,omitempty"`
-	Error  string `json:"error"`
+	Source  string `json:"source,omitempty"`
+	Error   string `json:"error"`
+	Warning bool   `json:"warning,omitempty"`
 }
 
 func renderErrors(t *testing.T, errs Errors) []byte {
 	t.Helper()
 	out := make([]renderedError, len(errs))
 	for i, e := range errs {
-		out[i].Error = e.Err.Error()
+		out[i].Error, out[i].Warning = e.Err.Error(), e.Warning
 		if e.Source != nil {
 			out[i].Source = e.Source.String()
 		}

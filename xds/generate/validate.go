@@ -40,7 +40,8 @@ func (r *Resources) Validate() error {
 // snapshot cache's Consistent() and Envoy expect:
 //   - every cluster named by a route, a weighted cluster, a mirror or a TCP
 //     proxy exists;
-//   - every RDS name of a listener has a RouteConfiguration, and every
+//   - every RDS name of a listener (API listeners of proxyless gRPC clients
+//     included) has a RouteConfiguration, and every
 //     RouteConfiguration is named by a listener;
 //   - every EDS cluster has a ClusterLoadAssignment, and every
 //     ClusterLoadAssignment belongs to an EDS cluster;
@@ -134,6 +135,18 @@ func (c *refChecker) listener(l *listenerv3.Listener) {
 	}
 	for _, ch := range chains {
 		c.chain("listener "+l.Name+" chain "+ch.Name, ch)
+	}
+	if api := l.GetApiListener().GetApiListener(); api != nil {
+		c.apiListener("listener "+l.Name, api)
+	}
+}
+
+// apiListener follows the RDS reference of a proxyless gRPC client's
+// listener: an HTTP connection manager packed in the listener itself.
+func (c *refChecker) apiListener(where string, a *anypb.Any) {
+	m := &hcmv3.HttpConnectionManager{}
+	if c.unpack(where+" api listener", a, m) {
+		c.hcm(where, m)
 	}
 }
 

@@ -53,4 +53,16 @@ type OutlierDetection struct {
 	MaxEjectionPercent       uint32   `json:"maxEjectionPercent"`
 	// MinHealthPercent becomes the cluster's panic threshold.
 	MinHealthPercent uint32 `json:"minHealthPercent"`
+	// FailurePercentage ejects endpoints whose share of failed requests in an
+	// interval reaches a threshold; nil disables that check.
+	FailurePercentage *FailurePercentage `json:"failurePercentage,omitempty"`
+}
+
+// FailurePercentage is failure-percentage ejection: an endpoint that served
+// at least RequestVolume requests in an interval, of which Threshold percent
+// or more failed, is ejected, when at least MinimumHosts endpoints qualify.
+type FailurePercentage struct {
+	Threshold     uint32 `json:"threshold"`
+	MinimumHosts  uint32 `json:"minimumHosts"`
+	RequestVolume uint32 `json:"requestVolume"`
 }

@@ -21,9 +21,11 @@ const (
 	ProxyGRPC ProxyKind = "GRPC"
 )
 
-// Proxy is one data-plane client: an injected pod's sidecar.
+// Proxy is one data-plane client: an injected pod's sidecar, or a pod whose
+// application is a proxyless gRPC client (Kind ProxyGRPC).
 type Proxy struct {
-	// ID is the xDS node ID, sidecar~<podIP>~<pod>.<namespace>~<namespace>.svc.cluster.local.
+	// ID is the xDS node ID, sidecar~<podIP>~<pod>.<namespace>~<namespace>.svc.cluster.local
+	// (grpc~… for a proxyless gRPC client).
 	ID        string    `json:"id"`
 	Kind      ProxyKind `json:"kind"`
 	Name      string    `json:"name"`
@@ -67,6 +69,11 @@ type InboundPort struct {
 // SidecarNodeID builds the node ID of a pod's sidecar.
 func SidecarNodeID(podIP, pod, namespace string) string {
 	return "sidecar~" + podIP + "~" + pod + "." + namespace + "~" + namespace + ".svc.cluster.local"
+}
+
+// GRPCNodeID builds the node ID of a pod's proxyless gRPC client.
+func GRPCNodeID(podIP, pod, namespace string) string {
+	return "grpc~" + podIP + "~" + pod + "." + namespace + "~" + namespace + ".svc.cluster.local"
 }
 
 // SpiffeID builds a workload identity.

@@ -30,7 +30,7 @@ func (t *proxyTable) update(mesh *ir.Mesh, pub Publisher, log logr.Logger) gener
 	shared := meshKey(mesh)
 	seen := make(map[string]bool, len(mesh.Proxies))
 	for _, p := range mesh.Proxies {
-		if p.Kind != ir.ProxySidecar {
+		if p.Kind != ir.ProxySidecar && p.Kind != ir.ProxyGRPC {
 			continue
 		}
 		seen[p.ID] = true
@@ -48,7 +48,9 @@ func (t *proxyTable) update(mesh *ir.Mesh, pub Publisher, log logr.Logger) gener
 
 // generate builds and publishes one proxy's config; false when nothing was published.
 func (t *proxyTable) generate(mesh *ir.Mesh, p *ir.Proxy, pub Publisher, log logr.Logger) bool {
-	res, err := generate.ForProxy(mesh, p)
+	// For picks the generator of the proxy's kind; the server checks grpc~
+	// node IDs as proxyless gRPC clients (API listeners).
+	res, err := generate.For(mesh, p)
 	var perObject generate.Errors
 	if err != nil && !errors.As(err, &perObject) {
 		log.Error(err, "generation failed; the proxy keeps its config", "proxy", p.ID)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -13,6 +14,7 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/xds/ir"
+	"github.com/capstanmesh/capstan/xds/server"
 	"github.com/capstanmesh/capstan/xds/translate"
 )
 
@@ -102,5 +104,27 @@ func TestOnlyChangedProxiesAreRegenerated(t *testing.T) {
 	_ = table.update(translated(t, gone), pub, logr.Discard())
 	if got, removed := pub.take(); len(got) != 0 || len(removed) != 1 || removed[0] != client {
 		t.Fatalf("removing the client pod published %v and removed %v, want only %s removed", got, removed, client)
+	}
+}
+
+// A pod annotated capstan.dev/generator: grpc is a proxyless gRPC client: the
+// runner generates its config with the gRPC generator and the real server
+// accepts it (API listeners checked by the proxyless consistency check).
+func TestProxylessGRPCClientIsPublished(t *testing.T) {
+	in := canaryInputs(t)
+	client := &in.Pods[len(in.Pods)-1]
+	client.Annotations = map[string]string{meshv1alpha1.AnnotationGenerator: meshv1alpha1.GeneratorGRPC}
+	srv := server.New(server.Options{})
+	table := newProxyTable()
+
+	_ = table.update(translated(t, in), srv, logr.Discard())
+
+	id := ir.GRPCNodeID("10.1.0.99", "client", "bookinfo")
+	st, ok := srv.ProxyStatus(id)
+	if !ok || st.Published[resource.ListenerType] == "" || st.Published[resource.RouteType] == "" {
+		t.Fatalf("proxy status of %s = %+v, %v; want listeners and routes published", id, st, ok)
+	}
+	if _, ok := srv.ProxyStatus(ir.SidecarNodeID("10.1.0.99", "client", "bookinfo")); ok {
+		t.Errorf("the un-injected client also got a sidecar config")
 	}
 }

@@ -35,19 +35,21 @@ func (t *statusTable) get() ([]translate.ObjectStatus, bool) {
 
 // withProgrammed adds the Programmed condition: False with the generation
 // errors attributed to the object, False when the object is not accepted,
-// True otherwise.
+// True otherwise — its message then names the warnings (parts of the object
+// left out for one kind of client, such as proxyless gRPC).
 func withProgrammed(in []translate.ObjectStatus, genErrs generate.Errors) []translate.ObjectStatus {
-	bySource := genErrs.BySource()
+	errs, warnings := genErrs.Split()
+	bySource, warned := errs.BySource(), warnings.BySource()
 	out := make([]translate.ObjectStatus, len(in))
 	for i, s := range in {
 		s.Conditions = slices.Clone(s.Conditions)
-		meta.SetStatusCondition(&s.Conditions, programmed(s, bySource))
+		meta.SetStatusCondition(&s.Conditions, programmed(s, bySource, warned))
 		out[i] = s
 	}
 	return out
 }
 
-func programmed(s translate.ObjectStatus, bySource map[ir.ObjectRef][]error) metav1.Condition {
+func programmed(s translate.ObjectStatus, bySource, warnings map[ir.ObjectRef][]error) metav1.Condition {
 	c := metav1.Condition{Type: meshv1alpha1.ConditionProgrammed, ObservedGeneration: s.Generation}
 	if errs := bySource[s.Ref]; len(errs) > 0 {
 		c.Status, c.Reason, c.Message = metav1.ConditionFalse, meshv1alpha1.ReasonTranslationError, joinErrors(errs)
@@ -58,6 +60,9 @@ func programmed(s translate.ObjectStatus, bySource map[ir.ObjectRef][]error) met
 		return c
 	}
 	c.Status, c.Reason, c.Message = metav1.ConditionTrue, meshv1alpha1.ReasonProgrammed, "config generated and served to the proxies"
+	if w := warnings[s.Ref]; len(w) > 0 {
+		c.Message += "; left out for some clients: " + joinErrors(w)
+	}
 	return c
 }
 

@@ -54,7 +54,7 @@ func (c *proxyConfig) find(typeURL, version string) map[string]string {
 // not be modified afterwards.
 func (s *Server) SetProxyResources(nodeID string, res map[string][]types.Resource) (changed bool, err error) {
 	var opts []SetOption
-	if strings.HasPrefix(nodeID, string(NodeGRPC)+nodeIDSeparator) {
+	if isProxylessID(nodeID) {
 		opts = append(opts, ProxylessGRPC())
 	}
 	return s.SetProxyResourcesWith(nodeID, res, opts...)
@@ -103,7 +103,7 @@ func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configV
 	// Configs are updated first: the cache answers watches inside
 	// SetSnapshot, and the response callbacks look the versions up.
 	// SetSnapshot stores the snapshot before it can fail.
-	err := s.cache.SetSnapshot(context.Background(), nodeID, snap)
+	err := s.cacheFor(nodeID).SetSnapshot(context.Background(), nodeID, snap)
 	s.tracker.published(nodeID, versions.typeVersionMap())
 	if err != nil {
 		return true, fmt.Errorf("setting snapshot for %s: %w", nodeID, err)
@@ -138,8 +138,13 @@ func (s *Server) RemoveProxy(nodeID string) {
 	s.mu.Lock()
 	delete(s.configs, nodeID)
 	s.mu.Unlock()
-	s.cache.ClearSnapshot(nodeID)
+	s.cacheFor(nodeID).ClearSnapshot(nodeID)
 	s.tracker.published(nodeID, nil)
+}
+
+// isProxylessID reports whether a node ID is of type grpc~.
+func isProxylessID(nodeID string) bool {
+	return strings.HasPrefix(nodeID, string(NodeGRPC)+nodeIDSeparator)
 }
 
 // publishedResources returns the resource versions published to a node for

@@ -63,10 +63,15 @@ type Options struct {
 
 // Server serves xDS from one snapshot per proxy. It is safe for concurrent use.
 type Server struct {
-	log     logr.Logger
-	opts    Options
-	cache   cachev3.SnapshotCache
-	tracker *tracker
+	log   logr.Logger
+	opts  Options
+	cache cachev3.SnapshotCache
+	// grpcCache holds the snapshots of proxyless gRPC clients (grpc~ node
+	// IDs). It is not in ADS mode: a gRPC client asks for the resources of
+	// the names it dials, a subset of its snapshot, and an ADS-mode cache
+	// answers a state-of-the-world request only when it names them all.
+	grpcCache cachev3.SnapshotCache
+	tracker   *tracker
 	// auth is nil when streams are not authenticated.
 	auth *authCache
 
@@ -102,10 +107,42 @@ func New(opts Options) *Server {
 		log:  log,
 		opts: opts,
 		// IDHash: the snapshot key is the full node ID.
-		cache:   cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLogger{log: log}),
-		tracker: newTracker(log, opts.OnStatusChange),
-		configs: map[string]*proxyConfig{},
+		cache:     cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLogger{log: log}),
+		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLogger{log: log}),
+		tracker:   newTracker(log, opts.OnStatusChange),
+		configs:   map[string]*proxyConfig{},
 	}
+}
+
+// Cache classes of muxCache.
+const (
+	cacheSidecar = "sidecar"
+	cacheGRPC    = "grpc"
+)
+
+// muxCache serves proxyless gRPC clients from grpcCache and every other node
+// from cache, by node ID. The stream fills in the node of requests that omit it.
+func (s *Server) muxCache() *cachev3.MuxCache {
+	return &cachev3.MuxCache{
+		Classify:      func(r *cachev3.Request) string { return cacheClass(r.GetNode().GetId()) },
+		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return cacheClass(r.GetNode().GetId()) },
+		Caches:        map[string]cachev3.Cache{cacheSidecar: s.cache, cacheGRPC: s.grpcCache},
+	}
+}
+
+func cacheClass(nodeID string) string {
+	if isProxylessID(nodeID) {
+		return cacheGRPC
+	}
+	return cacheSidecar
+}
+
+// cacheFor is the snapshot cache of a node.
+func (s *Server) cacheFor(nodeID string) cachev3.SnapshotCache {
+	if isProxylessID(nodeID) {
+		return s.grpcCache
+	}
+	return s.cache
 }
 
 // Serve serves xDS on lis until ctx is done, then stops gracefully.
@@ -138,7 +175,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // when ctx is done, which lets the graceful stop complete.
 func (s *Server) newGRPCServer(ctx context.Context) *grpc.Server {
 	cb := &callbacks{instance: s.instances.Add(1), tracker: s.tracker, lookup: s.publishedResources}
-	xds := serverv3.NewServer(ctx, s.cache, cb)
+	xds := serverv3.NewServer(ctx, s.muxCache(), cb)
 	gsOpts := defaultServerOptions()
 	if s.auth != nil {
 		// First of the chained interceptors, so ServerOptions' chained

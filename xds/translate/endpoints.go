@@ -14,8 +14,10 @@ import (
 )
 
 // translateEndpoints fills each service's ready endpoints from the
-// EndpointSlices labelled with its name. An address listed by several slices
-// appears once, with the union of its ports.
+// EndpointSlices labelled with its name. An address of one pod listed by
+// several slices appears once, with the union of its ports; pods that share
+// an address (host-network pods on one node, on different ports) are
+// separate endpoints.
 func (t *translator) translateEndpoints() {
 	found := map[*ir.Service]map[string]*ir.Endpoint{}
 	for _, sl := range sortedSlices(t.in.EndpointSlices) {
@@ -30,7 +32,7 @@ func (t *translator) translateEndpoints() {
 	}
 	for svc, eps := range found {
 		svc.Endpoints = slices.SortedFunc(maps.Values(eps), func(a, b *ir.Endpoint) int {
-			return compareAddresses(a.Address, b.Address)
+			return cmp.Or(compareAddresses(a.Address, b.Address), cmp.Compare(a.Pod, b.Pod))
 		})
 		svc.Identities = identities(svc.Endpoints)
 	}
@@ -68,13 +70,22 @@ func (t *translator) addSlice(eps map[string]*ir.Endpoint, sl *discoveryv1.Endpo
 			continue
 		}
 		for _, addr := range ep.Addresses {
-			if prev, ok := eps[addr]; ok {
+			key := endpointKey(addr, sl.Namespace, ep.TargetRef)
+			if prev, ok := eps[key]; ok {
 				mergePorts(prev.Ports, ports)
 				continue
 			}
-			eps[addr] = t.newEndpoint(addr, sl.Namespace, ep, ports)
+			eps[key] = t.newEndpoint(addr, sl.Namespace, ep, ports)
 		}
 	}
+}
+
+// endpointKey identifies an endpoint: its address and the pod behind it, if any.
+func endpointKey(addr, ns string, ref *corev1.ObjectReference) string {
+	if ref == nil || ref.Kind != "Pod" {
+		return addr
+	}
+	return addr + "/" + cmp.Or(ref.Namespace, ns) + "/" + ref.Name
 }
 
 // mergePorts adds the ports dst lacks; the first slice to name a port wins.

@@ -134,6 +134,25 @@ func convertOutlierDetection(od *meshv1alpha1.OutlierDetection) *ir.OutlierDetec
 		BaseEjectionTime:         durationOr(od.BaseEjectionTime, defaultBaseEjectionTime),
 		MaxEjectionPercent:       int32Or(od.MaxEjectionPercent, defaultMaxEjectionPercent),
 		MinHealthPercent:         int32Or(od.MinHealthPercent, defaultMinHealthPercent),
+		FailurePercentage:        convertFailurePercentage(od.FailurePercentage),
+	}
+}
+
+// Failure-percentage ejection defaults, as in the API (and Envoy).
+const (
+	defaultFailureThreshold     = 85
+	defaultFailureMinimumHosts  = 5
+	defaultFailureRequestVolume = 50
+)
+
+func convertFailurePercentage(fp *meshv1alpha1.FailurePercentageEjection) *ir.FailurePercentage {
+	if fp == nil {
+		return nil
+	}
+	return &ir.FailurePercentage{
+		Threshold:     int32Or(fp.Threshold, defaultFailureThreshold),
+		MinimumHosts:  int32Or(fp.MinimumHosts, defaultFailureMinimumHosts),
+		RequestVolume: int32Or(fp.RequestVolume, defaultFailureRequestVolume),
 	}
 }
 

@@ -82,6 +82,7 @@ func mergeOutlierDetection(base, over *meshv1alpha1.OutlierDetection) *meshv1alp
 	setIfNonNil(&out.BaseEjectionTime, over.BaseEjectionTime)
 	setIfNonNil(&out.MaxEjectionPercent, over.MaxEjectionPercent)
 	setIfNonNil(&out.MinHealthPercent, over.MinHealthPercent)
+	setIfNonNil(&out.FailurePercentage, over.FailurePercentage)
 	return &out
 }
 

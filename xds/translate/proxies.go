@@ -14,15 +14,42 @@ import (
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
-// translateProxies adds one sidecar proxy per injected pod that has an IP and
-// is not being deleted. The pod need not be Running yet: its sidecar asks for
-// config while the pod starts.
+// translateProxies adds one sidecar proxy per injected pod, and one proxyless
+// gRPC client per pod annotated capstan.dev/generator: grpc, that has an IP
+// and is not being deleted. The pod need not be Running yet: its sidecar asks
+// for config while the pod starts.
 func (t *translator) translateProxies() {
 	for i := range t.in.Pods {
 		pod := &t.in.Pods[i]
-		if isInjected(pod) && pod.Status.PodIP != "" && pod.DeletionTimestamp == nil {
+		if pod.Status.PodIP == "" || pod.DeletionTimestamp != nil {
+			continue
+		}
+		if isInjected(pod) {
 			t.proxies = append(t.proxies, t.newProxy(pod))
 		}
+		if isProxylessGRPC(pod) {
+			t.proxies = append(t.proxies, t.newGRPCProxy(pod))
+		}
+	}
+}
+
+func isProxylessGRPC(pod *corev1.Pod) bool {
+	return pod.Annotations[meshv1alpha1.AnnotationGenerator] == meshv1alpha1.GeneratorGRPC
+}
+
+// newGRPCProxy is the proxyless gRPC client of a pod: it has no inbound
+// ports (it serves nothing through Capstan) and its node ID starts with grpc~.
+func (t *translator) newGRPCProxy(pod *corev1.Pod) *ir.Proxy {
+	sa := serviceAccount(pod)
+	return &ir.Proxy{
+		ID:             ir.GRPCNodeID(pod.Status.PodIP, pod.Name, pod.Namespace),
+		Kind:           ir.ProxyGRPC,
+		Name:           pod.Name,
+		Namespace:      pod.Namespace,
+		IP:             pod.Status.PodIP,
+		ServiceAccount: sa,
+		Identity:       ir.SpiffeID(t.trustDomain, pod.Namespace, sa),
+		Labels:         maps.Clone(pod.Labels),
 	}
 }
 

@@ -1,0 +1,17 @@
+// Package e2e runs the whole operator pipeline (inputs controller, runner,
+// status reconcilers, xDS server) against a real kube-apiserver, with real
+// gRPC servers on loopback as the service's pods and real xDS clients —
+// grpc-go's xDS resolver and @grpc/grpc-js-xds — sending traffic through the
+// config Capstan serves. Each test asserts the traffic it observes.
+package e2e
+
+import (
+	"os"
+	"testing"
+
+	"github.com/capstanmesh/capstan/test/envtest"
+)
+
+var env *envtest.Env
+
+func TestMain(m *testing.M) { os.Exit(envtest.Run(m, &env)) }

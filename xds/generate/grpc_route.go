@@ -1,0 +1,171 @@
+package generate
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/capstanmesh/capstan/xds/ir"
+)
+
+// routeConfig is one virtual host, <fqdn>:<port>, whose domains are the
+// names its listeners are dialled by (gRPC matches the dialled name against
+// them), with the service's rules or one default route.
+func (g *grpcBuilder) routeConfig(s *grpcService, port uint32, names []string) (*routev3.RouteConfiguration, error) {
+	name := grpcHostPort(s.FQDN, port)
+	rc := &routev3.RouteConfiguration{
+		Name: name,
+		VirtualHosts: []*routev3.VirtualHost{{
+			Name:    name,
+			Domains: slices.Clone(names),
+			Routes:  g.routes(s, port),
+		}},
+	}
+	return rc, rc.ValidateAll()
+}
+
+// routes are the service's rules, or one route to the port's cluster.
+func (g *grpcBuilder) routes(s *grpcService, port uint32) []*routev3.Route {
+	if len(s.Routes) == 0 {
+		return []*routev3.Route{g.defaultRoute(s, port)}
+	}
+	var out []*routev3.Route
+	for _, r := range s.Routes {
+		if r != nil {
+			out = append(out, g.rule(port, r)...)
+		}
+	}
+	return out
+}
+
+func (g *grpcBuilder) defaultRoute(s *grpcService, port uint32) *routev3.Route {
+	t := g.targets[clusterName(s.FQDN, port, "")]
+	if t == nil {
+		return failingRoute("default", matchAll())
+	}
+	return &routev3.Route{
+		Name:  "default",
+		Match: matchAll(),
+		Action: &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_Cluster{Cluster: t.name},
+			HashPolicy:       grpcHashPolicy([]*grpcTarget{t}),
+		}},
+	}
+}
+
+// rule builds one route per alternative match that gRPC can evaluate. A rule
+// whose matches cannot be expressed is reported and left out; a rule whose
+// action is invalid, or one gRPC cannot carry out (a redirect), fails the
+// calls it matches (UNAVAILABLE), so they do not fall through to a later rule.
+func (g *grpcBuilder) rule(port uint32, in *ir.HTTPRoute) []*routev3.Route {
+	g.warnRule(in)
+	alternatives, ok := g.grpcMatches(in)
+	if !ok {
+		return nil
+	}
+	matches, err := routeMatches(alternatives)
+	if err != nil {
+		g.errs.add(refOf(in.Source), "route %s: %v; rule skipped", in.Name, err)
+		return nil
+	}
+	out := make([]*routev3.Route, 0, len(matches))
+	for _, m := range matches {
+		out = append(out, g.buildRoute(port, in, m))
+	}
+	return out
+}
+
+func (g *grpcBuilder) buildRoute(port uint32, in *ir.HTTPRoute, m *routev3.RouteMatch) *routev3.Route {
+	rt := &routev3.Route{Name: in.Name, Match: m}
+	err := g.fillRoute(rt, port, in)
+	if err == nil {
+		err = rt.ValidateAll()
+	}
+	if err != nil {
+		g.errs.add(refOf(in.Source), "route %s: %v; rule fails the calls of proxyless gRPC clients", in.Name, err)
+		return failingRoute(in.Name, m)
+	}
+	return rt
+}
+
+// fillRoute sets the action and the fault of a rule.
+func (g *grpcBuilder) fillRoute(rt *routev3.Route, port uint32, in *ir.HTTPRoute) error {
+	if err := checkRule(in); err != nil {
+		return err
+	}
+	if in.Redirect != nil {
+		rt.Action = &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}}
+		return nil
+	}
+	a, err := g.routeAction(port, in)
+	if err != nil {
+		return err
+	}
+	rt.Action = &routev3.Route_Route{Route: a}
+	return grpcFaultFilter{}.PatchRoute(rt, in)
+}
+
+// routeAction forwards to one cluster or splits by weight, with the rule's
+// timeout as max_stream_duration (gRPC ignores RouteAction.timeout), its
+// retries and the hash policy of a ring-hash destination.
+func (g *grpcBuilder) routeAction(port uint32, in *ir.HTTPRoute) (*routev3.RouteAction, error) {
+	a := &routev3.RouteAction{RetryPolicy: g.retryPolicy(in)}
+	targets, err := g.setDestinations(a, port, in.Destinations)
+	if err != nil {
+		return nil, err
+	}
+	if in.Timeout != nil && *in.Timeout > 0 {
+		a.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: duration(*in.Timeout)}
+	}
+	a.HashPolicy = grpcHashPolicy(targets)
+	return a, nil
+}
+
+func (g *grpcBuilder) setDestinations(a *routev3.RouteAction, port uint32, ds []*ir.Destination) ([]*grpcTarget, error) {
+	targets := make([]*grpcTarget, 0, len(ds))
+	weights := make([]*routev3.WeightedCluster_ClusterWeight, 0, len(ds))
+	for _, d := range ds {
+		if d == nil {
+			return nil, errors.New("nil destination")
+		}
+		t := g.target(d, port)
+		if t == nil {
+			return nil, fmt.Errorf("destination cluster %s not found", destinationCluster(d, port))
+		}
+		targets = append(targets, t)
+		weights = append(weights, &routev3.WeightedCluster_ClusterWeight{Name: t.name, Weight: wrapperspb.UInt32(d.Weight)})
+	}
+	if len(weights) == 1 {
+		a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: weights[0].Name}
+		return targets, nil
+	}
+	a.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: weights}}
+	return targets, nil
+}
+
+// grpcHashPolicy is the header hash key of the first ring-hash destination:
+// the one key gRPC hashes (warnPolicy reports the others).
+func grpcHashPolicy(targets []*grpcTarget) []*routev3.RouteAction_HashPolicy {
+	for _, t := range targets {
+		p := t.policy
+		if p == nil || p.LoadBalancer == nil || p.LoadBalancer.Algorithm != ir.LBRingHash || p.LoadBalancer.HashHeader == "" {
+			continue
+		}
+		return []*routev3.RouteAction_HashPolicy{hashKey(p.LoadBalancer)}
+	}
+	return nil
+}
+
+// failingRoute fails the calls it matches: gRPC answers UNAVAILABLE to a
+// route without a forwarding action.
+func failingRoute(name string, m *routev3.RouteMatch) *routev3.Route {
+	return &routev3.Route{
+		Name:   name,
+		Match:  m,
+		Action: &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}},
+	}
+}
