@@ -80,6 +80,14 @@ type mesh struct {
 // capstan.dev/generator: grpc.
 func startMesh(t *testing.T) *mesh {
 	t.Helper()
+	return startMeshWith(t, nil)
+}
+
+// startMeshWith is startMesh with setup, when not nil, run first in the
+// manager (with the mesh's namespace) to change the xDS options (TLS,
+// authentication) the way the operator's main does.
+func startMeshWith(t *testing.T, setup func(mgr ctrl.Manager, ns string, opts *runner.ManagerOptions) error) *mesh {
+	t.Helper()
 	ns := env.NewNamespace(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -87,7 +95,13 @@ func startMesh(t *testing.T) *mesh {
 	}
 	m := &mesh{ns: ns, xdsAddr: lis.Addr().String()}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		srv, err := runner.AddToManager(mgr, runner.ManagerOptions{Listener: lis, Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond})
+		opts := runner.ManagerOptions{Listener: lis, Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}
+		if setup != nil {
+			if err := setup(mgr, ns, &opts); err != nil {
+				return err
+			}
+		}
+		srv, err := runner.AddToManager(mgr, opts)
 		m.server = srv
 		return err
 	}, ns)
@@ -96,6 +110,7 @@ func startMesh(t *testing.T) *mesh {
 		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": service},
 			Ports: []corev1.ServicePort{{Name: "grpc", Port: servicePort, TargetPort: intstr.FromInt32(servicePort)}}},
 	})
+	m.create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: clientPod}})
 	m.pod(t, clientPod, map[string]string{"app": clientPod}, map[string]string{meshv1alpha1.AnnotationGenerator: meshv1alpha1.GeneratorGRPC}, clientIP)
 	return m
 }
@@ -116,6 +131,9 @@ func (m *mesh) pod(t *testing.T, name string, labels, annotations map[string]str
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels, Annotations: annotations},
 		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "example/app:1"}}},
+	}
+	if name == clientPod {
+		pod.Spec.ServiceAccountName = clientPod
 	}
 	m.create(t, pod)
 	if ip == "" {

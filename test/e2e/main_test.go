@@ -14,4 +14,12 @@ import (
 
 var env *envtest.Env
 
-func TestMain(m *testing.M) { os.Exit(envtest.Run(m, &env)) }
+// TestMain runs the tests against one API server; or, when started by a
+// test as a separate client process (clientProcessEnv set), runs that
+// client instead.
+func TestMain(m *testing.M) {
+	if target := os.Getenv(clientProcessEnv); target != "" {
+		os.Exit(runClientProcess(target))
+	}
+	os.Exit(envtest.Run(m, &env))
+}
