@@ -1,5 +1,6 @@
-// Package e2e runs the whole operator pipeline (inputs controller, runner,
-// status reconcilers, xDS server) against a real kube-apiserver, with real
+// Package e2e runs the whole operator (its admission webhooks, and the
+// pipeline: inputs controller, runner, status reconcilers, xDS server)
+// against a real kube-apiserver, with real
 // gRPC servers on loopback as the service's pods and real xDS clients —
 // grpc-go's xDS resolver and @grpc/grpc-js-xds — sending traffic through the
 // config Capstan serves. Each test asserts the traffic it observes.
@@ -21,5 +22,5 @@ func TestMain(m *testing.M) {
 	if target := os.Getenv(clientProcessEnv); target != "" {
 		os.Exit(runClientProcess(target))
 	}
-	os.Exit(envtest.Run(m, &env))
+	os.Exit(envtest.RunWithWebhooks(m, &env))
 }
