@@ -1,11 +1,8 @@
 package generate
 
 import (
-	"errors"
-	"fmt"
 	"slices"
 
-	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
@@ -126,25 +123,7 @@ func (g *grpcBuilder) routeAction(port uint32, in *ir.HTTPRoute) (*routev3.Route
 }
 
 func (g *grpcBuilder) setDestinations(a *routev3.RouteAction, port uint32, ds []*ir.Destination) ([]*grpcTarget, error) {
-	targets := make([]*grpcTarget, 0, len(ds))
-	weights := make([]*routev3.WeightedCluster_ClusterWeight, 0, len(ds))
-	for _, d := range ds {
-		if d == nil {
-			return nil, errors.New("nil destination")
-		}
-		t := g.target(d, port)
-		if t == nil {
-			return nil, fmt.Errorf("destination cluster %s not found", destinationCluster(d, port))
-		}
-		targets = append(targets, t)
-		weights = append(weights, &routev3.WeightedCluster_ClusterWeight{Name: t.name, Weight: wrapperspb.UInt32(d.Weight)})
-	}
-	if len(weights) == 1 {
-		a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: weights[0].Name}
-		return targets, nil
-	}
-	a.ClusterSpecifier = &routev3.RouteAction_WeightedClusters{WeightedClusters: &routev3.WeightedCluster{Clusters: weights}}
-	return targets, nil
+	return splitDestinations(a, port, ds, g.target, func(t *grpcTarget) string { return t.name })
 }
 
 // grpcHashPolicy is the header hash key of the first ring-hash destination:

@@ -53,18 +53,27 @@ func (b *builder) routeAction(port uint32, in *ir.HTTPRoute) (*routev3.RouteActi
 
 // setDestinations sends to one cluster, or splits by weight between several.
 func (b *builder) setDestinations(a *routev3.RouteAction, port uint32, ds []*ir.Destination) ([]*target, error) {
-	targets := make([]*target, 0, len(ds))
+	return splitDestinations(a, port, ds, b.destination, func(t *target) string { return t.name })
+}
+
+// splitDestinations resolves each destination with find (nil when its
+// cluster does not exist) and sends a to the one cluster, or splits it by
+// weight between several. Both generators route this way.
+func splitDestinations[T comparable](a *routev3.RouteAction, port uint32, ds []*ir.Destination,
+	find func(*ir.Destination, uint32) T, name func(T) string) ([]T, error) {
+	var none T
+	targets := make([]T, 0, len(ds))
 	weights := make([]*routev3.WeightedCluster_ClusterWeight, 0, len(ds))
 	for _, d := range ds {
 		if d == nil {
 			return nil, errors.New("nil destination")
 		}
-		t := b.destination(d, port)
-		if t == nil {
+		t := find(d, port)
+		if t == none {
 			return nil, fmt.Errorf("destination cluster %s not found", destinationCluster(d, port))
 		}
 		targets = append(targets, t)
-		weights = append(weights, &routev3.WeightedCluster_ClusterWeight{Name: t.name, Weight: wrapperspb.UInt32(d.Weight)})
+		weights = append(weights, &routev3.WeightedCluster_ClusterWeight{Name: name(t), Weight: wrapperspb.UInt32(d.Weight)})
 	}
 	if len(weights) == 1 {
 		a.ClusterSpecifier = &routev3.RouteAction_Cluster{Cluster: weights[0].Name}

@@ -40,32 +40,29 @@ func isProxylessGRPC(pod *corev1.Pod) bool {
 // newGRPCProxy is the proxyless gRPC client of a pod: it has no inbound
 // ports (it serves nothing through Capstan) and its node ID starts with grpc~.
 func (t *translator) newGRPCProxy(pod *corev1.Pod) *ir.Proxy {
-	sa := serviceAccount(pod)
-	return &ir.Proxy{
-		ID:             ir.GRPCNodeID(pod.Status.PodIP, pod.Name, pod.Namespace),
-		Kind:           ir.ProxyGRPC,
-		Name:           pod.Name,
-		Namespace:      pod.Namespace,
-		IP:             pod.Status.PodIP,
-		ServiceAccount: sa,
-		Identity:       ir.SpiffeID(t.trustDomain, pod.Namespace, sa),
-		Labels:         maps.Clone(pod.Labels),
-	}
+	return t.podProxy(pod, ir.ProxyGRPC, ir.GRPCNodeID(pod.Status.PodIP, pod.Name, pod.Namespace))
 }
 
 func (t *translator) newProxy(pod *corev1.Pod) *ir.Proxy {
+	p := t.podProxy(pod, ir.ProxySidecar, ir.SidecarNodeID(pod.Status.PodIP, pod.Name, pod.Namespace))
+	p.Inbound = t.inboundPorts(pod)
+	p.AppProbes = appProbes(pod)
+	return p
+}
+
+// podProxy is what every kind of proxy of a pod has: its node ID, the pod
+// and its identity.
+func (t *translator) podProxy(pod *corev1.Pod, kind ir.ProxyKind, id string) *ir.Proxy {
 	sa := serviceAccount(pod)
 	return &ir.Proxy{
-		ID:             ir.SidecarNodeID(pod.Status.PodIP, pod.Name, pod.Namespace),
-		Kind:           ir.ProxySidecar,
+		ID:             id,
+		Kind:           kind,
 		Name:           pod.Name,
 		Namespace:      pod.Namespace,
 		IP:             pod.Status.PodIP,
 		ServiceAccount: sa,
 		Identity:       ir.SpiffeID(t.trustDomain, pod.Namespace, sa),
 		Labels:         maps.Clone(pod.Labels),
-		Inbound:        t.inboundPorts(pod),
-		AppProbes:      appProbes(pod),
 	}
 }
 
