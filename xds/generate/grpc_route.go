@@ -3,7 +3,6 @@ package generate
 import (
 	"slices"
 
-
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 
 	"github.com/capstanmesh/capstan/xds/ir"
