@@ -27,7 +27,8 @@ const concurrentPods = 100
 // end-to-end create latency (p50, p99) and the webhook's own handling time
 // from controller-runtime's webhook latency histogram (mean, and the share
 // of requests handled within 5 ms), and the handler's own time from
-// handler.InjectionDurationMetric (mean, and bucket bounds of p50 and p99).
+// handler.InjectionDurationMetric (mean, and bucket bounds of p50 and p99)
+// and its CPU time from handler.InjectionCPUMetric (mean, p99 bound).
 func BenchmarkConcurrentPodCreation(b *testing.B) {
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-",
@@ -42,7 +43,8 @@ func BenchmarkConcurrentPodCreation(b *testing.B) {
 	// connections to be made; that is start-up cost, not handling.
 	createConcurrently(b, c, ns.Name)
 	countBefore, sumBefore, fastBefore := webhookLatency(b)
-	handleBefore := injectionHistogram(b)
+	handleBefore := injectionHistogram(b, handler.InjectionDurationMetric)
+	cpuBefore := injectionHistogram(b, handler.InjectionCPUMetric)
 	var latencies []time.Duration
 	for b.Loop() {
 		latencies = append(latencies, createConcurrently(b, c, ns.Name)...)
@@ -55,7 +57,12 @@ func BenchmarkConcurrentPodCreation(b *testing.B) {
 		b.ReportMetric((sum-sumBefore)/float64(n)*1000, "webhook-mean-ms")
 		b.ReportMetric(float64(fast-fastBefore)/float64(n)*100, "webhook-within-5ms-%")
 	}
-	handle := injectionHistogram(b).minus(handleBefore)
+	handle := injectionHistogram(b, handler.InjectionDurationMetric).minus(handleBefore)
+	cpu := injectionHistogram(b, handler.InjectionCPUMetric).minus(cpuBefore)
+	if cpu.count > 0 {
+		b.ReportMetric(cpu.quantileBound(0.99)*1000, "cpu-p99-le-ms")
+		b.ReportMetric(cpu.sum/float64(cpu.count)*1000, "cpu-mean-ms")
+	}
 	if handle.count > 0 {
 		b.ReportMetric(handle.quantileBound(0.50)*1000, "handle-p50-le-ms")
 		b.ReportMetric(handle.quantileBound(0.99)*1000, "handle-p99-le-ms")
@@ -143,9 +150,9 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 	return sorted[(len(sorted)-1)*p/100]
 }
 
-// histogram is a snapshot of the injection webhook's own-handling histogram
-// (handler.InjectionDurationMetric, outcome injected): cumulative counts by
-// upper bound in seconds.
+// histogram is a snapshot of one of the injection webhook's histograms
+// (handler.InjectionDurationMetric or InjectionCPUMetric, outcome
+// injected): cumulative counts by upper bound in seconds.
 type histogram struct {
 	count  uint64
 	sum    float64
@@ -153,13 +160,13 @@ type histogram struct {
 	counts []uint64
 }
 
-func injectionHistogram(b *testing.B) histogram {
+func injectionHistogram(b *testing.B, name string) histogram {
 	families, err := metrics.Registry.Gather()
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, f := range families {
-		if f.GetName() != handler.InjectionDurationMetric {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {

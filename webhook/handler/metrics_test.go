@@ -3,6 +3,7 @@ package handler
 import (
 	"errors"
 	"net/http"
+	"runtime"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,9 +34,38 @@ func TestOutcome(t *testing.T) {
 // injectionCount is how many requests with outcome the histogram has seen.
 func injectionCount(t *testing.T, outcome string) uint64 {
 	t.Helper()
+	return sampleCount(t, injectionDuration, outcome)
+}
+
+// cpuCount is how many requests with outcome the CPU histogram has seen.
+func cpuCount(t *testing.T, outcome string) uint64 {
+	t.Helper()
+	return sampleCount(t, injectionCPU, outcome)
+}
+
+func sampleCount(t *testing.T, h *prometheus.HistogramVec, outcome string) uint64 {
+	t.Helper()
 	m := &dto.Metric{}
-	if err := injectionDuration.WithLabelValues(outcome).(prometheus.Histogram).Write(m); err != nil {
+	if err := h.WithLabelValues(outcome).(prometheus.Histogram).Write(m); err != nil {
 		t.Fatal(err)
 	}
 	return m.GetHistogram().GetSampleCount()
+}
+
+func TestCPUClockCountsWork(t *testing.T) {
+	c := startCPUClock()
+	x := 0
+	for i := range 5_000_000 {
+		x ^= i
+	}
+	used, ok := c.stop()
+	if runtime.GOOS != "linux" {
+		if ok {
+			t.Errorf("CPU clock reported %v on %s", used, runtime.GOOS)
+		}
+		return
+	}
+	if !ok || used <= 0 {
+		t.Errorf("CPU clock after a busy loop (%d): %v, %v; want a positive time", x, used, ok)
+	}
 }

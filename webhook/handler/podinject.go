@@ -39,9 +39,9 @@ type PodInjector struct {
 
 // Handle implements admission.Handler.
 func (h *PodInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
-	start := time.Now()
+	start, cpu := time.Now(), startCPUClock()
 	resp := h.handle(ctx, req)
-	observeInjection(start, outcome(resp))
+	observeInjection(start, cpu, outcome(resp))
 	return resp
 }
 

@@ -3,6 +3,7 @@ package handler
 import (
 	"context"
 	"encoding/json"
+	goruntime "runtime"
 	"strings"
 	"testing"
 
@@ -161,6 +162,9 @@ func TestPodInjectorHandle(t *testing.T) {
 	req.Object.Raw = []byte("{")
 	if resp := h.Handle(context.Background(), req); resp.Allowed || resp.Result.Code != 400 {
 		t.Errorf("bad object: %+v, want 400", resp.AdmissionResponse)
+	}
+	if goruntime.GOOS == "linux" && cpuCount(t, OutcomeInjected) == 0 {
+		t.Errorf("%s{outcome=injected} has no observation", InjectionCPUMetric)
 	}
 	if d := injectionCount(t, OutcomeInjected) - injected; d != 1 {
 		t.Errorf("%s{outcome=injected} grew by %d, want 1", InjectionDurationMetric, d)
