@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -30,6 +31,16 @@ const concurrentPods = 100
 // handler.InjectionDurationMetric (mean, and bucket bounds of p50 and p99)
 // and its CPU time from handler.InjectionCPUMetric (mean, p99 bound).
 func BenchmarkConcurrentPodCreation(b *testing.B) {
+	for _, accounting := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cpu-accounting=%v", accounting), func(b *testing.B) {
+			handler.SetCPUAccounting(accounting)
+			defer handler.SetCPUAccounting(false)
+			benchmarkConcurrentPodCreation(b)
+		})
+	}
+}
+
+func benchmarkConcurrentPodCreation(b *testing.B) {
 	ctx := context.Background()
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-",
 		Labels: map[string]string{meshv1alpha1.LabelInject: meshv1alpha1.InjectEnabled}}}

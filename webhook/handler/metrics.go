@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,8 +17,19 @@ const InjectionDurationMetric = "capstan_injection_duration_seconds"
 
 // InjectionCPUMetric is the histogram of the CPU time the same handling
 // uses: what InjectionDurationMetric measures, less any time the request
-// waited for a CPU. The two differ when the operator's CPUs are busy.
+// waited for a CPU. The two differ when the operator's CPUs are busy. It is
+// observed only while CPU accounting is on (SetCPUAccounting).
 const InjectionCPUMetric = "capstan_injection_cpu_seconds"
+
+// cpuAccounting turns the thread CPU clock on for every request.
+var cpuAccounting atomic.Bool
+
+// SetCPUAccounting turns the measurement of InjectionCPUMetric on or off
+// (off by default). It pins each request's goroutine to its thread while it
+// runs and reads the thread's CPU clock twice; in a burst of 100 pods on 2
+// CPUs that cost was lost in the noise (docs/benchmarks.md), but it is a
+// diagnosis tool, so it stays off unless asked for.
+func SetCPUAccounting(on bool) { cpuAccounting.Store(on) }
 
 // injectionBuckets suit both histograms: the handling takes a fraction of a
 // millisecond; the wall time under CPU pressure can reach tens.

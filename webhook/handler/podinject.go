@@ -39,7 +39,11 @@ type PodInjector struct {
 
 // Handle implements admission.Handler.
 func (h *PodInjector) Handle(ctx context.Context, req admission.Request) admission.Response {
-	start, cpu := time.Now(), startCPUClock()
+	var cpu cpuClock
+	if cpuAccounting.Load() {
+		cpu = startCPUClock()
+	}
+	start := time.Now()
 	resp := h.handle(ctx, req)
 	observeInjection(start, cpu, outcome(resp))
 	return resp

@@ -134,6 +134,8 @@ func TestPodInjectorHandle(t *testing.T) {
 	}}
 
 	h := &PodInjector{Client: stale, APIReader: fresh, Decoder: admission.NewDecoder(scheme)}
+	SetCPUAccounting(true)
+	defer SetCPUAccounting(false)
 	injected, skipped, failed := injectionCount(t, OutcomeInjected), injectionCount(t, OutcomeSkipped), injectionCount(t, OutcomeError)
 	resp := h.Handle(context.Background(), req)
 	if !resp.Allowed || len(resp.Patches) == 0 {
