@@ -32,7 +32,9 @@ type options struct {
 	XDSPlaintext bool
 	// WebhookCertDir holds tls.crt and tls.key for the admission webhooks; empty serves none.
 	WebhookCertDir string
-	ZapOptions     zap.Options
+	// InjectionCPUAccounting records the injection webhook's CPU time per request.
+	InjectionCPUAccounting bool
+	ZapOptions             zap.Options
 }
 
 func main() {
@@ -59,6 +61,8 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 		"serve xDS in plaintext and without authentication (local development only: never in a cluster)")
 	fs.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "",
 		"directory with tls.crt and tls.key for the admission webhooks on :9443 (empty: webhooks off)")
+	fs.BoolVar(&opts.InjectionCPUAccounting, "injection-cpu-accounting", false,
+		"record the injection webhook's CPU time per request (capstan_injection_cpu_seconds), for diagnosis")
 	opts.ZapOptions.BindFlags(fs)
 	_ = fs.Parse(args) // flag.ExitOnError
 	return opts
@@ -122,6 +126,7 @@ func setupWebhooks(mgr ctrl.Manager, opts options) error {
 		ctrl.Log.WithName("setup").Info("admission webhooks off: no --webhook-cert-dir")
 		return nil
 	}
+	handler.SetCPUAccounting(opts.InjectionCPUAccounting)
 	return handler.SetupWebhooks(mgr, handler.Options{Inject: inject.Options{OperatorNamespace: opts.Namespace}})
 }
 
