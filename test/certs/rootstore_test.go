@@ -18,6 +18,14 @@ import (
 // a Secret holding junk is refused and left alone.
 func TestSecretRootStore(t *testing.T) {
 	ctx := context.Background()
+	for _, name := range []string{"root-race", "root-junk", "root-empty"} {
+		t.Cleanup(func() {
+			s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: name}}
+			if err := env.Client.Delete(ctx, s); client.IgnoreNotFound(err) != nil {
+				t.Errorf("deleting Secret %s: %v", name, err)
+			}
+		})
+	}
 	store := func(name string) *controllers.SecretRootStore {
 		return &controllers.SecretRootStore{Client: env.Client, Namespace: operatorNamespace, Name: name}
 	}
