@@ -3,6 +3,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"os"
@@ -30,8 +31,16 @@ type options struct {
 	// XDSPlaintext serves xDS without TLS and without authentication: for
 	// local development only.
 	XDSPlaintext bool
-	// WebhookCertDir holds tls.crt and tls.key for the admission webhooks; empty serves none.
+	// WebhookCertDir holds tls.crt and tls.key for the admission webhooks.
 	WebhookCertDir string
+	// WebhookMeshCerts serves the admission webhooks with a certificate from
+	// the mesh CA and keeps the webhook configurations' caBundle in sync.
+	WebhookMeshCerts bool
+	// WebhookPort is where the admission webhooks are served.
+	WebhookPort int
+	// MutatingWebhookConfiguration and ValidatingWebhookConfiguration name
+	// the configurations whose caBundle WebhookMeshCerts keeps.
+	MutatingWebhookConfiguration, ValidatingWebhookConfiguration string
 	// InjectionCPUAccounting records the injection webhook's CPU time per request.
 	InjectionCPUAccounting bool
 	ZapOptions             zap.Options
@@ -60,7 +69,15 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.BoolVar(&opts.XDSPlaintext, "xds-plaintext", false,
 		"serve xDS in plaintext and without authentication (local development only: never in a cluster)")
 	fs.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "",
-		"directory with tls.crt and tls.key for the admission webhooks on :9443 (empty: webhooks off)")
+		"directory with tls.crt and tls.key for the admission webhooks (--webhook-port) (with neither this nor --webhook-mesh-certs: webhooks off)")
+	fs.IntVar(&opts.WebhookPort, "webhook-port", meshv1alpha1.PortWebhook, "port of the admission webhooks")
+	fs.BoolVar(&opts.WebhookMeshCerts, "webhook-mesh-certs", false,
+		"serve the admission webhooks (--webhook-port) with a certificate from the mesh CA for the "+webhookServiceName+
+			" Service, and keep the webhook configurations' caBundle equal to the mesh root")
+	fs.StringVar(&opts.MutatingWebhookConfiguration, "mutating-webhook-configuration", "mutating-webhook-configuration",
+		"the MutatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps")
+	fs.StringVar(&opts.ValidatingWebhookConfiguration, "validating-webhook-configuration", "validating-webhook-configuration",
+		"the ValidatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps")
 	fs.BoolVar(&opts.InjectionCPUAccounting, "injection-cpu-accounting", false,
 		"record the injection webhook's CPU time per request (capstan_injection_cpu_seconds), for diagnosis")
 	opts.ZapOptions.BindFlags(fs)
@@ -88,10 +105,19 @@ func run(ctx context.Context, opts options) error {
 	if err != nil {
 		return err
 	}
+	// The certificate manager is made once the manager exists; the webhook
+	// server asks it for its certificate only when it serves.
+	var certs *controllers.CertificateManager
+	webhookOpts := webhook.Options{Port: opts.WebhookPort, CertDir: opts.WebhookCertDir}
+	if opts.WebhookMeshCerts {
+		webhookOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
+			c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.GetCertificate(h) }
+		}}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
-		WebhookServer:           webhook.NewServer(webhook.Options{Port: meshv1alpha1.PortWebhook, CertDir: opts.WebhookCertDir}),
+		WebhookServer:           webhook.NewServer(webhookOpts),
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionID:        "capstan-manager.capstan.dev",
@@ -103,7 +129,7 @@ func run(ctx context.Context, opts options) error {
 	if err := setupWebhooks(mgr, opts); err != nil {
 		return err
 	}
-	if err := setupXDS(mgr, opts); err != nil {
+	if certs, err = setupXDS(mgr, opts); err != nil {
 		return err
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -120,10 +146,11 @@ func run(ctx context.Context, opts options) error {
 	return nil
 }
 
-// setupWebhooks serves the admission webhooks when a certificate directory is given.
+// setupWebhooks serves the admission webhooks when a certificate directory
+// is given or the mesh CA provides the certificate.
 func setupWebhooks(mgr ctrl.Manager, opts options) error {
-	if opts.WebhookCertDir == "" {
-		ctrl.Log.WithName("setup").Info("admission webhooks off: no --webhook-cert-dir")
+	if opts.WebhookCertDir == "" && !opts.WebhookMeshCerts {
+		ctrl.Log.WithName("setup").Info("admission webhooks off: neither --webhook-cert-dir nor --webhook-mesh-certs")
 		return nil
 	}
 	handler.SetCPUAccounting(opts.InjectionCPUAccounting)
@@ -133,23 +160,35 @@ func setupWebhooks(mgr ctrl.Manager, opts options) error {
 // setupXDS adds the certificate manager, the root CA publisher and the xDS
 // pipeline: TLS with a serving certificate from the mesh's provider and
 // authenticated streams, unless XDSPlaintext.
-func setupXDS(mgr ctrl.Manager, opts options) error {
+func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, error) {
+	names := xdsDNSNames(opts.Namespace)
+	if opts.WebhookMeshCerts {
+		names = append(names, webhookDNSNames(opts.Namespace)...)
+	}
 	certs, err := controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
 		Namespace:       opts.Namespace,
-		ServingDNSNames: xdsDNSNames(opts.Namespace),
+		ServingDNSNames: names,
 	})
 	if err != nil {
-		return fmt.Errorf("setting up the certificate manager: %w", err)
+		return nil, fmt.Errorf("setting up the certificate manager: %w", err)
 	}
 	if err := mgr.Add(certs); err != nil {
-		return fmt.Errorf("adding the certificate manager: %w", err)
+		return nil, fmt.Errorf("adding the certificate manager: %w", err)
 	}
-	publisher := &controllers.RootCAPublisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
-		Bundle: controllers.BundleOf(certs)}
+	bundle := controllers.BundleOf(certs)
+	publisher := &controllers.RootCAPublisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Bundle: bundle}
 	if err := publisher.SetupWithManager(mgr); err != nil {
-		return err
+		return nil, err
 	}
 	certs.OnChange(func(string) { publisher.BundleChanged() })
+	if opts.WebhookMeshCerts {
+		injector := &controllers.CABundleInjector{Client: mgr.GetClient(), Bundle: bundle,
+			Mutating: opts.MutatingWebhookConfiguration, Validating: opts.ValidatingWebhookConfiguration}
+		if err := injector.SetupWithManager(mgr); err != nil {
+			return nil, err
+		}
+		certs.OnChange(func(string) { injector.BundleChanged() })
+	}
 	xds := runner.ManagerOptions{Addr: opts.XDSAddr, Secrets: certs}
 	if !opts.XDSPlaintext {
 		xds.GetCertificate = certs.GetCertificate
@@ -157,9 +196,18 @@ func setupXDS(mgr ctrl.Manager, opts options) error {
 		xds.Pods = controllers.PodLookup{Reader: mgr.GetClient()}
 	}
 	if _, err := runner.AddToManager(mgr, xds); err != nil {
-		return err
+		return nil, err
 	}
-	return nil
+	return certs, nil
+}
+
+// webhookServiceName is the Service in front of the admission webhooks.
+const webhookServiceName = "capstan-webhook"
+
+// webhookDNSNames are the names the API server calls the webhooks by.
+func webhookDNSNames(namespace string) []string {
+	host := webhookServiceName + "." + namespace + ".svc"
+	return []string{host, host + ".cluster.local"}
 }
 
 // xdsDNSNames are the names of the xDS Service that proxies dial and

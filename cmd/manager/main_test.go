@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -41,15 +42,24 @@ func TestParseFlagsDefaults(t *testing.T) {
 // TestRun runs the operator against the control plane: it serves /readyz,
 // accepts a MeshRoute, publishes the mesh root in an injection-enabled
 // namespace, and serves xDS over TLS with a certificate for its Service
-// that verifies against that root; then it stops when its context ends.
+// that verifies against that root, and the admission webhooks with a
+// certificate from the mesh CA for their Service; then it stops when its
+// context ends.
 func TestRun(t *testing.T) {
 	t.Setenv("KUBECONFIG", env.Kubeconfig)
 	operatorNS := env.NewNamespace(t)
-	probeAddr, xdsAddr := freeAddr(t), freeAddr(t)
+	probeAddr, xdsAddr, webhookAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	_, webhookPort, _ := net.SplitHostPort(webhookAddr)
+	port, err := strconv.Atoi(webhookPort)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: operatorNS, XDSAddr: xdsAddr})
+		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: operatorNS, XDSAddr: xdsAddr,
+			WebhookMeshCerts: true, WebhookPort: port,
+			MutatingWebhookConfiguration: "none", ValidatingWebhookConfiguration: "none"})
 	}()
 	defer func() {
 		cancel()
@@ -92,13 +102,15 @@ func TestRun(t *testing.T) {
 		}
 		return errors.New("MeshRoute not accepted yet")
 	})
-	checkXDSServing(t, operatorNS, xdsAddr)
+	roots := checkXDSServing(t, operatorNS, xdsAddr)
+	checkServing(t, webhookAddr, webhookDNSNames(operatorNS)[0], roots, "")
 }
 
 // checkXDSServing waits for the root CA ConfigMap in an enabled namespace,
 // then makes a TLS handshake with the xDS server as a proxy would: ALPN h2,
-// server name the xDS Service's, verified against that root.
-func checkXDSServing(t *testing.T, operatorNS, xdsAddr string) {
+// server name the xDS Service's, verified against that root, which it
+// returns.
+func checkXDSServing(t *testing.T, operatorNS, xdsAddr string) *x509.CertPool {
 	t.Helper()
 	ctx := context.Background()
 	app := env.NewNamespace(t)
@@ -121,15 +133,27 @@ func checkXDSServing(t *testing.T, operatorNS, xdsAddr string) {
 		}
 		return nil
 	})
-	conn, err := tls.Dial("tcp", xdsAddr, &tls.Config{
-		RootCAs: roots, ServerName: xdsDNSNames(operatorNS)[0], NextProtos: []string{"h2"},
-	})
-	if err != nil {
-		t.Fatalf("TLS handshake with the xDS server: %v", err)
+	checkServing(t, xdsAddr, xdsDNSNames(operatorNS)[0], roots, "h2")
+	return roots
+}
+
+// checkServing makes a TLS handshake with addr as serverName, verified
+// against roots, offering ALPN protocol proto when set.
+func checkServing(t *testing.T, addr, serverName string, roots *x509.CertPool, proto string) {
+	t.Helper()
+	cfg := &tls.Config{RootCAs: roots, ServerName: serverName}
+	if proto != "" {
+		cfg.NextProtos = []string{proto}
 	}
+	var conn *tls.Conn
+	envtest.Eventually(t, 30*time.Second, func() error {
+		var err error
+		conn, err = tls.Dial("tcp", addr, cfg)
+		return err
+	})
 	defer func() { _ = conn.Close() }()
-	if p := conn.ConnectionState().NegotiatedProtocol; p != "h2" {
-		t.Errorf("negotiated %q, want h2", p)
+	if p := conn.ConnectionState().NegotiatedProtocol; p != proto {
+		t.Errorf("%s negotiated %q, want %q", addr, p, proto)
 	}
 }
 
