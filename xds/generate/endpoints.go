@@ -117,16 +117,23 @@ func (b *builder) usableEndpoints(t *target) []usableEndpoint {
 // endpointPort is the endpoint's port for the service port: by port name,
 // else the numeric target port.
 func (b *builder) endpointPort(t *target, ep *ir.Endpoint) (uint32, bool) {
+	return endpointPort(&b.errs, t.service.Service, t.port, ep)
+}
+
+// endpointPort is the port of ep for the service port p: the endpoint's own
+// for p's name, else p's numeric target port. An endpoint whose address is
+// not a plain IP address (a zone included) is reported on s and skipped.
+func endpointPort(errs *errorList, s *ir.Service, p *ir.ServicePort, ep *ir.Endpoint) (uint32, bool) {
 	if ep == nil {
 		return 0, false
 	}
-	if _, err := netip.ParseAddr(ep.Address); err != nil {
-		b.errs.add(serviceRef(t.service.Service), "endpoint address %q is not an IP address; endpoint skipped", ep.Address)
+	if a, err := netip.ParseAddr(ep.Address); err != nil || a.Zone() != "" {
+		errs.add(serviceRef(s), "endpoint address %q is not an IP address; endpoint skipped", ep.Address)
 		return 0, false
 	}
-	port, ok := ep.Ports[t.port.Name]
+	port, ok := ep.Ports[p.Name]
 	if !ok {
-		port = t.port.TargetPort
+		port = p.TargetPort
 	}
 	return port, port != 0 && port <= 65535
 }

@@ -53,18 +53,7 @@ func (g *grpcBuilder) loadAssignment(t *grpcTarget) *endpointv3.ClusterLoadAssig
 // endpointPort is the endpoint's port for the service port (by port name,
 // else the numeric target port); false for an endpoint that cannot be used.
 func (g *grpcBuilder) endpointPort(t *grpcTarget, ep *ir.Endpoint) (uint32, bool) {
-	if ep == nil {
-		return 0, false
-	}
-	if a, err := netip.ParseAddr(ep.Address); err != nil || a.Zone() != "" {
-		g.errs.add(serviceRef(t.service.Service), "endpoint address %q is not an IP address; endpoint skipped", ep.Address)
-		return 0, false
-	}
-	port, ok := ep.Ports[t.port.Name]
-	if !ok {
-		port = t.port.TargetPort
-	}
-	return port, port != 0 && port <= 65535
+	return endpointPort(&g.errs, t.service.Service, t.port, ep)
 }
 
 // grpcHostPort is "<host>:<port>", the name of an API listener.
