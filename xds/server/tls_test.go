@@ -85,7 +85,8 @@ func TestTLSServesAuthenticatedXDS(t *testing.T) {
 
 	// Without a token the TLS stream is still refused.
 	refused := e.deltaStream(t)
-	refused.send(&discoveryv3.DeltaDiscoveryRequest{Node: xdsNode(testNode), TypeUrl: resourcev3.ClusterType})
+	// The server may end the stream before the request is sent: the error is read below.
+	_ = refused.stream.Send(&discoveryv3.DeltaDiscoveryRequest{Node: xdsNode(testNode), TypeUrl: resourcev3.ClusterType})
 	wantRefused(t, e, refused.recvErr(), codes.PermissionDenied, ReasonMissingToken)
 }
 
