@@ -104,7 +104,7 @@ func (r *PipelineStatusReconciler[T]) SetupWithManager(mgr ctrl.Manager) error {
 func SetupWithStatusStore(mgr ctrl.Manager, store *StatusStore) error {
 	c, rec := mgr.GetClient(), mgr.GetEventRecorder(EventSource)
 	setups := []func(ctrl.Manager) error{
-		(&MeshReconciler{Client: c, Recorder: rec}).SetupWithManager,
+		NewMeshReconciler(c, rec).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.MeshRoute]{Client: c, Recorder: rec, Store: store, kind: meshRouteKind}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.DestinationPolicy]{Client: c, Recorder: rec, Store: store, kind: destinationPolicyKind}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.PeerAuthentication]{Client: c, Recorder: rec, Store: store, kind: peerAuthenticationKind}).SetupWithManager,

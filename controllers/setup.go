@@ -40,10 +40,10 @@ func SetupWithManager(mgr ctrl.Manager) error {
 		name  string
 		setup func(ctrl.Manager) error
 	}{
-		{"mesh", (&MeshReconciler{Client: c, Recorder: rec}).SetupWithManager},
-		{"meshroute", (&MeshRouteReconciler{Client: c, Recorder: rec}).SetupWithManager},
-		{"destinationpolicy", (&DestinationPolicyReconciler{Client: c, Recorder: rec}).SetupWithManager},
-		{"peerauthentication", (&PeerAuthenticationReconciler{Client: c, Recorder: rec}).SetupWithManager},
+		{"mesh", NewMeshReconciler(c, rec).SetupWithManager},
+		{"meshroute", NewMeshRouteReconciler(c, rec).SetupWithManager},
+		{"destinationpolicy", NewDestinationPolicyReconciler(c, rec).SetupWithManager},
+		{"peerauthentication", NewPeerAuthenticationReconciler(c, rec).SetupWithManager},
 		{"uninjected", (&UninjectedReconciler{Client: c, Recorder: rec}).SetupWithManager},
 	}
 	for _, s := range setups {

@@ -189,7 +189,7 @@ func TestUnchangedStatusIsNotRewritten(t *testing.T) {
 	if err := env.Client.Create(ctx, mr); err != nil {
 		t.Fatal(err)
 	}
-	r := &controllers.MeshRouteReconciler{Client: env.Client}
+	r := controllers.NewMeshRouteReconciler(env.Client, nil)
 	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(mr)}
 	if _, err := r.Reconcile(ctx, req); err != nil {
 		t.Fatal(err)
