@@ -15,6 +15,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+
+	"github.com/capstanmesh/capstan/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata outputs from Inject's results and remove orphans")
@@ -97,24 +99,7 @@ func TestGoldenOrphans(t *testing.T) {
 		suffix, _ := runCase(c)
 		produced[filepath.Join("testdata", c.name+suffix)] = true
 	}
-	for _, suffix := range outputSuffixes {
-		outs, err := filepath.Glob(filepath.Join("testdata", "*"+suffix))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, out := range outs {
-			if produced[out] {
-				continue
-			}
-			if *update {
-				if err := os.Remove(out); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			t.Errorf("orphan golden %s: its case does not produce it (run -update to remove it)", out)
-		}
-	}
+	golden.CheckOrphans(t, outputSuffixes, produced, *update)
 }
 
 func goldenCases(t *testing.T) []goldenCase {

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/capstanmesh/capstan/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata outputs from the rendered rules and remove orphans")
@@ -89,24 +91,7 @@ func TestGoldenOrphans(t *testing.T) {
 		suffix, _ := runCase(t, name)
 		produced[filepath.Join("testdata", name+suffix)] = true
 	}
-	for _, suffix := range outputSuffixes {
-		outs, err := filepath.Glob(filepath.Join("testdata", "*"+suffix))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, out := range outs {
-			if produced[out] {
-				continue
-			}
-			if *update {
-				if err := os.Remove(out); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			t.Errorf("orphan golden %s: its case does not produce it (run -update to remove it)", out)
-		}
-	}
+	golden.CheckOrphans(t, outputSuffixes, produced, *update)
 }
 
 func goldenCases(t *testing.T) []string {
