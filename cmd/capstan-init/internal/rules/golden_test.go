@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/capstanmesh/capstan/internal/golden"
 )
 
@@ -69,19 +67,7 @@ func readArgs(t *testing.T, path string) []string {
 
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./cmd/capstan-init/internal/rules -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s is stale (-want +got); run go test ./cmd/capstan-init/internal/rules -update:\n%s", path, diff)
-	}
+	golden.Check(t, path, got, *update)
 }
 
 // TestGoldenOrphans fails on an output its case does not produce; -update removes it.

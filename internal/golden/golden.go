@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // CheckOrphans looks at every file in testdata/ ending in one of suffixes:
@@ -29,5 +31,24 @@ func CheckOrphans(t testing.TB, suffixes []string, produced map[string]bool, upd
 			}
 			t.Errorf("orphan golden %s: its case does not produce it (run -update to remove it)", out)
 		}
+	}
+}
+
+// Check compares got with the golden file at path, or writes it there when
+// update is set.
+func Check(t testing.TB, path string, got []byte, update bool) {
+	t.Helper()
+	if update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test with -update to create it)", err)
+	}
+	if diff := cmp.Diff(string(want), string(got)); diff != "" {
+		t.Errorf("%s is stale (-want +got); run go test with -update:\n%s", path, diff)
 	}
 }
