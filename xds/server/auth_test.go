@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,26 +93,14 @@ func startOptsServer(t *testing.T, opts Options) *authEnv {
 	logs := &syncBuffer{}
 	opts.Logger = funcr.New(logs.write, funcr.Options{Verbosity: 10})
 	s := New(opts)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, lis) }()
+	addr, stop := serveOnLoopback(t, s)
 	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(waitTimeout):
-			t.Error("Serve did not return")
+		if err := stop(); err != nil {
+			t.Errorf("Serve: %v", err)
 		}
 	})
 	auth, _ := opts.Authenticator.(*fakeAuth)
-	return &authEnv{Server: s, addr: lis.Addr().String(), auth: auth, logs: logs}
+	return &authEnv{Server: s, addr: addr, auth: auth, logs: logs}
 }
 
 func defaultAuth() *fakeAuth {

@@ -41,6 +41,25 @@ func startServer(t *testing.T) *testServer {
 			}
 		},
 	})
+	addr, stop := serveOnLoopback(t, s)
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	ts := &testServer{Server: s, conn: conn, changes: changes, stop: stop}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		if err := ts.stop(); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return ts
+}
+
+// serveOnLoopback serves s on 127.0.0.1:0 and returns its address and a
+// function that stops it and returns Serve's error (idempotent).
+func serveOnLoopback(t *testing.T, s *Server) (string, func() error) {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)
@@ -48,12 +67,7 @@ func startServer(t *testing.T) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	ts := &testServer{Server: s, conn: conn, changes: changes}
-	ts.stop = sync.OnceValue(func() error {
+	return lis.Addr().String(), sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
@@ -62,13 +76,6 @@ func startServer(t *testing.T) *testServer {
 			return errors.New("serve did not return after its context was cancelled")
 		}
 	})
-	t.Cleanup(func() {
-		_ = conn.Close()
-		if err := ts.stop(); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return ts
 }
 
 // set publishes resources and fails the test on error.
