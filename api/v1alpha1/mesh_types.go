@@ -9,7 +9,7 @@ import (
 const MeshName = "default"
 
 // DefaultProxyImage is the stock Envoy image injected when Mesh.spec.proxy.image is empty.
-const DefaultProxyImage = "envoyproxy/envoy:v1.36.2"
+const DefaultProxyImage = "envoyproxy/envoy:v1.40.0"
 
 // MTLSMode is the mesh-wide mTLS default.
 // +kubebuilder:validation:Enum=STRICT;PERMISSIVE
@@ -126,7 +126,7 @@ type IssuerReference struct {
 // ProxyConfig configures the injected Envoy.
 type ProxyConfig struct {
 	// Image is the Envoy image; the stock envoyproxy/envoy image at a pinned tag by default.
-	// +kubebuilder:default="envoyproxy/envoy:v1.36.2"
+	// +kubebuilder:default="envoyproxy/envoy:v1.40.0"
 	// +kubebuilder:validation:MinLength=1
 	// +optional
 	Image string `json:"image,omitempty"`
