@@ -2,6 +2,7 @@ package xdsauth
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -84,7 +85,14 @@ func startServer(t *testing.T, cacheTTL time.Duration) *xdsServer {
 // publish sets a minimal valid config for a node: one static cluster.
 func (s *xdsServer) publish(t *testing.T, nodeID string) {
 	t.Helper()
-	c := &clusterv3.Cluster{
+	if _, err := s.SetProxyResources(nodeID, map[string][]types.Resource{resourcev3.ClusterType: {staticCluster()}}); err != nil {
+		t.Fatalf("SetProxyResources(%s): %v", nodeID, err)
+	}
+}
+
+// staticCluster is clusterName with one static endpoint.
+func staticCluster() *clusterv3.Cluster {
+	return &clusterv3.Cluster{
 		Name:                 clusterName,
 		ConnectTimeout:       durationpb.New(time.Second),
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_STATIC},
@@ -100,10 +108,19 @@ func (s *xdsServer) publish(t *testing.T, nodeID string) {
 			}}}},
 		},
 	}
-	if _, err := s.SetProxyResources(nodeID, map[string][]types.Resource{resourcev3.ClusterType: {c}}); err != nil {
-		t.Fatalf("SetProxyResources(%s): %v", nodeID, err)
-	}
 }
+
+// errNotYet is what a polled check returns until its state is reached.
+var errNotYet = errors.New("not yet")
+
+// bearer is per-call "authorization: Bearer" credentials (TLS only).
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+
+func (bearer) RequireTransportSecurity() bool { return true }
 
 // checkNoTokenLogged fails if a token appears in the server's logs.
 func (s *xdsServer) checkNoTokenLogged(t *testing.T, tokens ...string) {

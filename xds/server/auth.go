@@ -68,6 +68,7 @@ const (
 var authReasons = []string{
 	ReasonMissingToken, ReasonInvalidToken, ReasonUnavailable, ReasonUnboundToken, ReasonBadNodeID,
 	ReasonPodMismatch, ReasonUnknownPod, ReasonPodUIDMismatch, ReasonServiceAccount, ReasonNodeChanged,
+	ReasonUnaryCall,
 }
 
 // authFailures counts refused xDS streams by reason, on controller-runtime's

@@ -16,6 +16,9 @@ type callbacks struct {
 	// lookup returns the resource versions the server published to a node
 	// for a type and version, or nil when it no longer holds them.
 	lookup func(node, typeURL, version string) map[string]string
+	// refuseFetch, when set, refuses every unary Fetch (streams are
+	// authenticated, Fetch is not): it counts, logs and returns the error.
+	refuseFetch func(ctx context.Context, method string) error
 }
 
 var _ serverv3.Callbacks = (*callbacks)(nil)
@@ -113,8 +116,13 @@ func (c *callbacks) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscov
 	})
 }
 
-// OnFetchRequest implements rest.Callbacks; REST is not served.
-func (c *callbacks) OnFetchRequest(context.Context, *discoveryv3.DiscoveryRequest) error {
+// OnFetchRequest implements rest.Callbacks. With authentication on it
+// refuses the request: the unary interceptor should have refused it
+// already, this is the second line.
+func (c *callbacks) OnFetchRequest(ctx context.Context, req *discoveryv3.DiscoveryRequest) error {
+	if c.refuseFetch != nil {
+		return c.refuseFetch(ctx, "Fetch "+req.GetTypeUrl())
+	}
 	return nil
 }
 

@@ -175,13 +175,18 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // when ctx is done, which lets the graceful stop complete.
 func (s *Server) newGRPCServer(ctx context.Context) *grpc.Server {
 	cb := &callbacks{instance: s.instances.Add(1), tracker: s.tracker, lookup: s.publishedResources}
+	if s.auth != nil {
+		cb.refuseFetch = s.refuseUnaryCall
+	}
 	xds := serverv3.NewServer(ctx, s.muxCache(), cb)
 	gsOpts := defaultServerOptions()
 	if s.auth != nil {
 		// First of the chained interceptors, so ServerOptions' chained
 		// interceptors see only authenticated streams (a non-chained
 		// grpc.StreamInterceptor in ServerOptions would run before it).
-		gsOpts = append(gsOpts, grpc.ChainStreamInterceptor(s.streamAuth))
+		// Unary calls (the Fetch RPCs) are refused outright; the
+		// callbacks' OnFetchRequest refuses them as a second line.
+		gsOpts = append(gsOpts, grpc.ChainStreamInterceptor(s.streamAuth), grpc.ChainUnaryInterceptor(s.refuseUnary))
 	}
 	gs := grpc.NewServer(append(gsOpts, s.opts.ServerOptions...)...)
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(gs, xds)
