@@ -31,7 +31,7 @@ import (
 const xdsServiceName = "capstan-xds.capstan-system.svc"
 
 // servingCertificate signs a serving certificate with meshCA.
-func servingCertificate(t *testing.T) *tls.Certificate {
+func servingCertificate(t testing.TB) *tls.Certificate {
 	t.Helper()
 	names := []string{xdsServiceName, "localhost"}
 	key, csr, err := pki.NewServingKeyAndCSR(names)
@@ -53,14 +53,25 @@ func servingCertificate(t *testing.T) *tls.Certificate {
 // by TokenReview, on localhost until t ends.
 func startTLSServer(t *testing.T) *xdsServer {
 	t.Helper()
+	return startTLSServerWith(t, nil)
+}
+
+// startTLSServerWith is startTLSServer with options changed by edit (nil:
+// none); the Authenticator is the real TokenReview one unless edit sets it.
+func startTLSServerWith(t testing.TB, edit func(*server.Options)) *xdsServer {
+	t.Helper()
 	cert := servingCertificate(t)
 	logs := &logBuffer{}
-	s := server.New(server.Options{
+	opts := server.Options{
 		Logger:         funcr.New(logs.write, funcr.Options{}),
 		Authenticator:  &controllers.TokenReviewAuthenticator{Client: env.Client, Audience: controllers.XDSTokenAudience},
 		Pods:           controllers.PodLookup{Reader: env.Client},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
-	})
+	}
+	if edit != nil {
+		edit(&opts)
+	}
+	s := server.New(opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -70,7 +81,7 @@ func startTLSServer(t *testing.T) *xdsServer {
 }
 
 // meshRoots is the pool a proxy's bootstrap trusts: the mesh root.
-func meshRoots(t *testing.T) *x509.CertPool {
+func meshRoots(t testing.TB) *x509.CertPool {
 	t.Helper()
 	bundle, err := meshCA.TrustBundle(context.Background())
 	if err != nil {
@@ -164,7 +175,7 @@ func openStream(t *testing.T, s *xdsServer, opts []grpc.DialOption) error {
 }
 
 // serve runs s on lis until t ends.
-func serve(t *testing.T, s *server.Server, lis net.Listener) {
+func serve(t testing.TB, s *server.Server, lis net.Listener) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

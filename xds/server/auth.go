@@ -68,7 +68,7 @@ const (
 var authReasons = []string{
 	ReasonMissingToken, ReasonInvalidToken, ReasonUnavailable, ReasonUnboundToken, ReasonBadNodeID,
 	ReasonPodMismatch, ReasonUnknownPod, ReasonPodUIDMismatch, ReasonServiceAccount, ReasonNodeChanged,
-	ReasonUnaryCall,
+	ReasonUnaryCall, ReasonReviewThrottled,
 }
 
 // authFailures counts refused xDS streams by reason, on controller-runtime's
@@ -114,13 +114,9 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	if ref != nil {
 		return s.refuse(ctx, ref, "", nil)
 	}
-	caller, err := s.auth.authenticate(ctx, token)
+	caller, err := s.auth.authenticate(ctx, token, peerAddr(ctx))
 	if err != nil {
-		ref := &refusal{reason: ReasonInvalidToken, code: codes.PermissionDenied, detail: redact(err.Error(), token)}
-		if errors.Is(err, ErrAuthUnavailable) {
-			ref.reason, ref.code = ReasonUnavailable, codes.Unavailable
-		}
-		return s.refuse(ctx, ref, "", nil)
+		return s.refuse(ctx, authRefusal(err, token), "", nil)
 	}
 	if caller.PodName == "" || caller.PodUID == "" {
 		return s.refuse(ctx, &refusal{reason: ReasonUnboundToken, code: codes.PermissionDenied,
@@ -134,6 +130,28 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 		return s.refuse(ctx, ref, node, &caller)
 	}
 	return err
+}
+
+// authRefusal is the refusal of a token the cache or the Authenticator
+// did not accept: Unavailable when it could not be checked (the client
+// retries), PermissionDenied when it is not valid.
+func authRefusal(err error, token string) *refusal {
+	ref := &refusal{reason: ReasonInvalidToken, code: codes.PermissionDenied, detail: redact(err.Error(), token)}
+	switch {
+	case errors.Is(err, ErrReviewThrottled):
+		ref.reason, ref.code = ReasonReviewThrottled, codes.Unavailable
+	case errors.Is(err, ErrAuthUnavailable):
+		ref.reason, ref.code = ReasonUnavailable, codes.Unavailable
+	}
+	return ref
+}
+
+// peerAddr is the remote IP address of a call, "" when unknown.
+func peerAddr(ctx context.Context) string {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return peerHost(p.Addr.String())
+	}
+	return ""
 }
 
 // refuse logs and counts a refusal and returns its status.

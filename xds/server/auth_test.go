@@ -348,7 +348,7 @@ func TestAuthRefusesLaterRequestForAnotherNode(t *testing.T) {
 	}
 }
 
-func TestAuthCachesSuccessNotFailure(t *testing.T) {
+func TestAuthCachesSuccessAndRefusal(t *testing.T) {
 	auth := defaultAuth()
 	e := startAuthServer(t, auth, defaultPods(), time.Hour)
 	if _, err := e.SetProxyResources(testNode, sidecarConfig(t, edsCluster("c1", time.Second))); err != nil {
@@ -370,19 +370,19 @@ func TestAuthCachesSuccessNotFailure(t *testing.T) {
 			t.Fatalf("bad token: %v", err)
 		}
 	}
-	if got := auth.calls.Load(); got != 3 {
-		t.Errorf("Authenticate called %d times, want 3: failures must not be cached", got)
+	if got := auth.calls.Load(); got != 2 {
+		t.Errorf("Authenticate called %d times, want 2: a refusal is cached briefly", got)
 	}
 }
 
 func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 	auth := defaultAuth()
-	c := newAuthCache(auth, 30*time.Second)
+	c := newAuthCache(auth, 30*time.Second, ReviewLimits{})
 	now := time.Unix(1000, 0)
 	c.now = func() time.Time { return now }
 	ctx := context.Background()
 	for range 2 {
-		if _, err := c.authenticate(ctx, goodToken); err != nil {
+		if _, err := c.authenticate(ctx, goodToken, "peer"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -390,24 +390,25 @@ func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 		t.Fatalf("calls = %d, want 1", got)
 	}
 	now = now.Add(31 * time.Second)
-	if _, err := c.authenticate(ctx, goodToken); err != nil {
+	if _, err := c.authenticate(ctx, goodToken, "peer"); err != nil {
 		t.Fatal(err)
 	}
 	if got := auth.calls.Load(); got != 2 {
 		t.Fatalf("calls after expiry = %d, want 2", got)
 	}
-	if _, err := c.authenticate(ctx, "bad"); err == nil {
+	if _, err := c.authenticate(ctx, "bad", "peer"); err == nil {
 		t.Fatal("bad token accepted")
 	}
 
 	c.max = 3
 	for i := range 10 {
 		auth.callers[fmt.Sprint("t", i)] = webCaller
-		if _, err := c.authenticate(ctx, fmt.Sprint("t", i)); err != nil {
+		now = now.Add(time.Second) // the peer's review budget refills
+		if _, err := c.authenticate(ctx, fmt.Sprint("t", i), "peer"); err != nil {
 			t.Fatal(err)
 		}
-		if c.len() > c.max {
-			t.Fatalf("cache holds %d entries, max %d", c.len(), c.max)
+		if n, _ := c.len(); n > c.max {
+			t.Fatalf("cache holds %d entries, max %d", n, c.max)
 		}
 	}
 	for k := range c.entries {
@@ -416,10 +417,10 @@ func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 		}
 	}
 
-	off := newAuthCache(auth, -1)
+	off := newAuthCache(auth, -1, ReviewLimits{})
 	before := auth.calls.Load()
 	for range 2 {
-		if _, err := off.authenticate(ctx, goodToken); err != nil {
+		if _, err := off.authenticate(ctx, goodToken, "peer"); err != nil {
 			t.Fatal(err)
 		}
 	}

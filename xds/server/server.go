@@ -59,6 +59,9 @@ type Options struct {
 	// AuthCacheTTL is how long a successful authentication is reused for
 	// the same token: 0 means DefaultAuthCacheTTL, negative no caching.
 	AuthCacheTTL time.Duration
+	// ReviewLimits bound the token reviews (in flight, per peer, refusal
+	// cache); zero fields take the defaults.
+	ReviewLimits ReviewLimits
 }
 
 // Server serves xDS from one snapshot per proxy. It is safe for concurrent use.
@@ -100,7 +103,7 @@ func New(opts Options) *Server {
 		if ttl == 0 {
 			ttl = DefaultAuthCacheTTL
 		}
-		auth = newAuthCache(opts.Authenticator, ttl)
+		auth = newAuthCache(opts.Authenticator, ttl, opts.ReviewLimits)
 	}
 	return &Server{
 		auth: auth,

@@ -77,11 +77,14 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, exchangeError{Error: "invalid_request", ErrorDescription: err.Error()})
 		return
 	}
-	caller, err := s.auth.authenticate(r.Context(), req.SubjectToken)
+	caller, err := s.auth.authenticate(r.Context(), req.SubjectToken, peerHost(r.RemoteAddr))
 	if err != nil {
 		ref := &refusal{reason: ReasonInvalidToken, detail: redact(err.Error(), req.SubjectToken)}
 		code := http.StatusUnauthorized
-		if errors.Is(err, ErrAuthUnavailable) {
+		switch {
+		case errors.Is(err, ErrReviewThrottled):
+			ref.reason, code = ReasonReviewThrottled, http.StatusTooManyRequests
+		case errors.Is(err, ErrAuthUnavailable):
 			ref.reason, code = ReasonUnavailable, http.StatusServiceUnavailable
 		}
 		s.refuseExchange(r, ref, nil)
