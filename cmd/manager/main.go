@@ -19,6 +19,7 @@ import (
 	"github.com/capstanmesh/capstan/webhook/handler"
 	"github.com/capstanmesh/capstan/webhook/inject"
 	"github.com/capstanmesh/capstan/xds/runner"
+	"github.com/capstanmesh/capstan/xds/server"
 )
 
 // options are the manager's command-line settings.
@@ -41,6 +42,10 @@ type options struct {
 	// MutatingWebhookConfiguration and ValidatingWebhookConfiguration name
 	// the configurations whose caBundle WebhookMeshCerts keeps.
 	MutatingWebhookConfiguration, ValidatingWebhookConfiguration string
+	// XDSLimits bound connections and streams on the xDS port;
+	// XDSReviewLimits the token reviews unauthenticated clients can cause.
+	XDSLimits       server.Limits
+	XDSReviewLimits server.ReviewLimits
 	// InjectionCPUAccounting records the injection webhook's CPU time per request.
 	InjectionCPUAccounting bool
 	ZapOptions             zap.Options
@@ -80,9 +85,41 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 		"the ValidatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps")
 	fs.BoolVar(&opts.InjectionCPUAccounting, "injection-cpu-accounting", false,
 		"record the injection webhook's CPU time per request (capstan_injection_cpu_seconds), for diagnosis")
+	bindXDSLimitFlags(fs, &opts.XDSLimits, &opts.XDSReviewLimits)
 	opts.ZapOptions.BindFlags(fs)
 	_ = fs.Parse(args) // flag.ExitOnError
 	return opts
+}
+
+// bindXDSLimitFlags binds the xDS server's limits; the defaults are the
+// server's (docs/security.md lists them).
+func bindXDSLimitFlags(fs *flag.FlagSet, l *server.Limits, r *server.ReviewLimits) {
+	fs.IntVar(&l.MaxConcurrentStreams, "xds-max-concurrent-streams", server.DefaultMaxConcurrentStreams,
+		"xDS streams per connection (ADS uses one)")
+	fs.IntVar(&l.MaxRecvMsgSize, "xds-max-recv-msg-size", server.DefaultMaxRecvMsgSize,
+		"largest xDS request accepted, in bytes")
+	fs.DurationVar(&l.HandshakeTimeout, "xds-handshake-timeout", server.DefaultHandshakeTimeout,
+		"bound on a TLS handshake, the HTTP/2 preface and a token exchange request")
+	fs.DurationVar(&l.MaxConnectionIdle, "xds-max-connection-idle", server.DefaultMaxConnectionIdle,
+		"close an xDS connection without streams after this long (negative: never)")
+	fs.DurationVar(&l.MaxConnectionAge, "xds-max-connection-age", server.DefaultMaxConnectionAge,
+		"close every xDS connection after about this long (±10%), so proxies reconnect and authenticate again (negative: never)")
+	fs.DurationVar(&l.MaxConnectionAgeGrace, "xds-max-connection-age-grace", server.DefaultMaxConnectionAgeGrace,
+		"time streams get to end after --xds-max-connection-age before the connection is closed (negative: unbounded)")
+	fs.IntVar(&l.MaxConnections, "xds-max-connections", server.DefaultMaxConnections,
+		"open connections to the xDS port; more are closed at once (negative: no cap)")
+	fs.IntVar(&l.MaxConnectionsPerPeer, "xds-max-connections-per-peer", server.DefaultMaxConnectionsPerPeer,
+		"open connections to the xDS port per remote IP address (negative: no cap)")
+	fs.IntVar(&r.MaxInFlight, "xds-token-reviews-in-flight", server.DefaultMaxReviewsInFlight,
+		"TokenReviews running at once for the xDS server")
+	fs.IntVar(&r.MaxInFlightPerPeer, "xds-token-reviews-in-flight-per-peer", server.DefaultMaxReviewsInFlightPerPeer,
+		"TokenReviews running at once for one remote IP address")
+	fs.Float64Var(&r.PerSecondPerPeer, "xds-token-reviews-per-second-per-peer", server.DefaultReviewsPerSecondPerPeer,
+		"sustained TokenReviews per second for one remote IP address")
+	fs.IntVar(&r.BurstPerPeer, "xds-token-review-burst-per-peer", server.DefaultReviewBurstPerPeer,
+		"TokenReviews one remote IP address may cause at once before the per-second rate applies")
+	fs.DurationVar(&r.RefusalCacheTTL, "xds-token-refusal-cache-ttl", server.DefaultRefusalCacheTTL,
+		"how long a refused token is refused again without a TokenReview (negative: not cached)")
 }
 
 // defaultNamespace is $POD_NAMESPACE, set by the downward API, or capstan-system.
@@ -189,7 +226,7 @@ func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, 
 		}
 		certs.OnChange(func(string) { injector.BundleChanged() })
 	}
-	xds := runner.ManagerOptions{Addr: opts.XDSAddr, Secrets: certs}
+	xds := runner.ManagerOptions{Addr: opts.XDSAddr, Secrets: certs, Limits: opts.XDSLimits, ReviewLimits: opts.XDSReviewLimits}
 	if !opts.XDSPlaintext {
 		xds.GetCertificate = certs.GetCertificate
 		xds.Authenticator = &controllers.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: controllers.XDSTokenAudience}

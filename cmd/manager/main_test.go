@@ -20,6 +20,7 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/test/envtest"
+	"github.com/capstanmesh/capstan/xds/server"
 )
 
 var env *envtest.Env
@@ -32,6 +33,15 @@ func TestParseFlagsDefaults(t *testing.T) {
 	if opts.MetricsAddr != ":8080" || opts.ProbeAddr != ":8081" || opts.LeaderElect || opts.Namespace != "capstan-system" ||
 		opts.XDSAddr != ":15012" || opts.XDSPlaintext {
 		t.Errorf("defaults: %+v", opts)
+	}
+	if opts.XDSLimits != (server.Limits{}).WithDefaults() || opts.XDSReviewLimits != (server.ReviewLimits{}).WithDefaults() {
+		t.Errorf("xDS limits %+v %+v, want the server's defaults", opts.XDSLimits, opts.XDSReviewLimits)
+	}
+	custom := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), []string{
+		"--xds-max-concurrent-streams=7", "--xds-max-connection-age=1h", "--xds-token-reviews-per-second-per-peer=0.5"})
+	if custom.XDSLimits.MaxConcurrentStreams != 7 || custom.XDSLimits.MaxConnectionAge != time.Hour ||
+		custom.XDSReviewLimits.PerSecondPerPeer != 0.5 {
+		t.Errorf("xDS limit flags not applied: %+v %+v", custom.XDSLimits, custom.XDSReviewLimits)
 	}
 	t.Setenv("POD_NAMESPACE", "mesh-ops")
 	if opts := parseFlags(flag.NewFlagSet("manager", flag.ContinueOnError), nil); opts.Namespace != "mesh-ops" {

@@ -30,6 +30,10 @@ type ManagerOptions struct {
 	Authenticator  server.Authenticator
 	Pods           server.PodLookup
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Limits bound connections and streams on the xDS port, ReviewLimits
+	// the token reviews; zero fields take the server's defaults.
+	Limits       server.Limits
+	ReviewLimits server.ReviewLimits
 	// Secrets, when set, issues workload certificates for connected proxies
 	// and the runner delivers them over SDS (controllers.CertificateManager).
 	Secrets SecretSource
@@ -49,6 +53,8 @@ func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error)
 		Authenticator:  opts.Authenticator,
 		Pods:           opts.Pods,
 		GetCertificate: opts.GetCertificate,
+		Limits:         opts.Limits,
+		ReviewLimits:   opts.ReviewLimits,
 	})
 	r = New(Options{
 		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,

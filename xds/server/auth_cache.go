@@ -68,7 +68,7 @@ func (e errRefusedCached) Error() string { return e.msg + " (cached refusal)" }
 func newAuthCache(auth Authenticator, ttl time.Duration, limits ReviewLimits) *authCache {
 	c := &authCache{auth: auth, ttl: ttl, max: maxAuthCacheEntries, now: time.Now,
 		entries: map[[sha256.Size]byte]cachedCaller{}, refusals: map[[sha256.Size]byte]cachedRefusal{}}
-	c.gate = newReviewGate(limits.withDefaults(), func() time.Time { return c.now() })
+	c.gate = newReviewGate(limits.WithDefaults(), func() time.Time { return c.now() })
 	return c
 }
 

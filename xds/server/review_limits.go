@@ -50,8 +50,8 @@ type ReviewLimits struct {
 	RefusalCacheTTL time.Duration
 }
 
-// withDefaults fills in zero fields.
-func (l ReviewLimits) withDefaults() ReviewLimits {
+// WithDefaults returns l with its zero fields set to the defaults.
+func (l ReviewLimits) WithDefaults() ReviewLimits {
 	if l.MaxInFlight <= 0 {
 		l.MaxInFlight = DefaultMaxReviewsInFlight
 	}

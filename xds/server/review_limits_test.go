@@ -10,7 +10,7 @@ import (
 
 func TestReviewGatePerPeerBudget(t *testing.T) {
 	now := time.Unix(1000, 0)
-	g := newReviewGate(ReviewLimits{MaxInFlight: 8, MaxInFlightPerPeer: 100, PerSecondPerPeer: 1, BurstPerPeer: 3}.withDefaults(),
+	g := newReviewGate(ReviewLimits{MaxInFlight: 8, MaxInFlightPerPeer: 100, PerSecondPerPeer: 1, BurstPerPeer: 3}.WithDefaults(),
 		func() time.Time { return now })
 	ctx := context.Background()
 	for i := range 3 {
@@ -43,7 +43,7 @@ func TestReviewGatePerPeerBudget(t *testing.T) {
 
 func TestReviewGateInFlight(t *testing.T) {
 	now := time.Unix(1000, 0)
-	g := newReviewGate(ReviewLimits{MaxInFlight: 3, MaxInFlightPerPeer: 2, BurstPerPeer: 100}.withDefaults(),
+	g := newReviewGate(ReviewLimits{MaxInFlight: 3, MaxInFlightPerPeer: 2, BurstPerPeer: 100}.WithDefaults(),
 		func() time.Time { return now })
 	ctx := context.Background()
 	r1, err1 := g.acquire(ctx, "a")
@@ -92,7 +92,7 @@ func TestReviewGateInFlight(t *testing.T) {
 
 func TestReviewGateForgetsPeers(t *testing.T) {
 	now := time.Unix(1000, 0)
-	g := newReviewGate(ReviewLimits{}.withDefaults(), func() time.Time { return now })
+	g := newReviewGate(ReviewLimits{}.WithDefaults(), func() time.Time { return now })
 	for i := range maxTrackedPeers + 500 {
 		release, err := g.acquire(context.Background(), fmt.Sprint("peer-", i))
 		if err != nil {

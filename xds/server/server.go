@@ -23,7 +23,6 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/keepalive"
 )
 
 const defaultShutdownTimeout = 10 * time.Second
@@ -32,7 +31,7 @@ const defaultShutdownTimeout = 10 * time.Second
 type Options struct {
 	Logger logr.Logger
 	// ServerOptions are added to the gRPC server's options, after the
-	// defaults (keepalive, stream limits), so they can override them.
+	// ones Limits sets (keepalive, stream limits), so they can override them.
 	// Transport credentials and interceptors go here.
 	ServerOptions []grpc.ServerOption
 	// OnStatusChange, when set, is called with a node ID after that node's
@@ -59,6 +58,9 @@ type Options struct {
 	// AuthCacheTTL is how long a successful authentication is reused for
 	// the same token: 0 means DefaultAuthCacheTTL, negative no caching.
 	AuthCacheTTL time.Duration
+	// Limits bound connections and streams on the xDS port; zero fields
+	// take the defaults (see Limits).
+	Limits Limits
 	// ReviewLimits bound the token reviews (in flight, per peer, refusal
 	// cache); zero fields take the defaults.
 	ReviewLimits ReviewLimits
@@ -77,6 +79,8 @@ type Server struct {
 	tracker   *tracker
 	// auth is nil when streams are not authenticated.
 	auth *authCache
+	// logLimit rate-limits the log lines a client can cause.
+	logLimit *logLimiter
 
 	// publishMu serialises SetProxyResources and RemoveProxy, so that the
 	// cache and configs change together.
@@ -97,6 +101,7 @@ func New(opts Options) *Server {
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = defaultShutdownTimeout
 	}
+	opts.Limits = opts.Limits.WithDefaults()
 	var auth *authCache
 	if opts.Authenticator != nil {
 		ttl := opts.AuthCacheTTL
@@ -106,9 +111,10 @@ func New(opts Options) *Server {
 		auth = newAuthCache(opts.Authenticator, ttl, opts.ReviewLimits)
 	}
 	return &Server{
-		auth: auth,
-		log:  log,
-		opts: opts,
+		auth:     auth,
+		logLimit: newLogLimiter(),
+		log:      log,
+		opts:     opts,
 		// IDHash: the snapshot key is the full node ID.
 		cache:     cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLogger{log: log}),
 		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLogger{log: log}),
@@ -151,6 +157,7 @@ func (s *Server) cacheFor(nodeID string) cachev3.SnapshotCache {
 // Serve serves xDS on lis until ctx is done, then stops gracefully.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gs := s.newGRPCServer(ctx)
+	lis = newLimitListener(lis, s.opts.Limits, s.log, s.logLimit)
 	if s.opts.GetCertificate != nil {
 		s.log.Info("serving xDS over TLS", "address", lis.Addr().String(), "tokenExchange", s.auth != nil)
 		if err := s.serveTLS(ctx, gs, lis); err != nil {
@@ -182,7 +189,7 @@ func (s *Server) newGRPCServer(ctx context.Context) *grpc.Server {
 		cb.refuseFetch = s.refuseUnaryCall
 	}
 	xds := serverv3.NewServer(ctx, s.muxCache(), cb)
-	gsOpts := defaultServerOptions()
+	gsOpts := s.opts.Limits.serverOptions()
 	if s.auth != nil {
 		// First of the chained interceptors, so ServerOptions' chained
 		// interceptors see only authenticated streams (a non-chained
@@ -199,17 +206,6 @@ func (s *Server) newGRPCServer(ctx context.Context) *grpc.Server {
 	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, xds)
 	secretservice.RegisterSecretDiscoveryServiceServer(gs, xds)
 	return gs
-}
-
-// defaultServerOptions: xDS streams are long-lived, one per type per
-// connection without ADS; dead peers are found by keepalive pings, and
-// clients may ping every 15s.
-func defaultServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.MaxConcurrentStreams(1 << 20),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 15 * time.Second, PermitWithoutStream: true}),
-	}
 }
 
 func stopGracefully(gs *grpc.Server, timeout time.Duration) {

@@ -8,14 +8,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 )
 
-// handshakeTimeout bounds a TLS handshake, so that a client that connects
-// and says nothing does not hold a goroutine.
-const handshakeTimeout = 10 * time.Second
+// maxExchangeHeaderBytes bounds a token exchange request's headers.
+const maxExchangeHeaderBytes = 16 << 10
 
 // alpnH2 is HTTP/2's ALPN name; gRPC clients negotiate it, HTTP/1.1 clients
 // (the token exchange) do not.
@@ -38,9 +36,11 @@ func (s *Server) serveTLS(ctx context.Context, gs *grpc.Server, lis net.Listener
 	grpcLis, httpLis := newConnQueue(lis.Addr()), newConnQueue(lis.Addr())
 	hs := &http.Server{
 		Handler:           http.HandlerFunc(s.tokenExchange),
-		ReadHeaderTimeout: handshakeTimeout,
-		ReadTimeout:       handshakeTimeout,
-		WriteTimeout:      handshakeTimeout,
+		ReadHeaderTimeout: s.opts.Limits.HandshakeTimeout,
+		ReadTimeout:       s.opts.Limits.HandshakeTimeout,
+		WriteTimeout:      s.opts.Limits.HandshakeTimeout,
+		IdleTimeout:       s.opts.Limits.HandshakeTimeout,
+		MaxHeaderBytes:    maxExchangeHeaderBytes,
 	}
 	errCh := make(chan error, 3)
 	go func() { errCh <- ignoreClosed(gs.Serve(grpcLis)) }()
@@ -85,10 +85,12 @@ func (s *Server) acceptTLS(lis net.Listener, grpcLis, httpLis *connQueue) error 
 // handshake completes the TLS handshake and queues the connection for the
 // server of its protocol.
 func (s *Server) handshake(conn *tls.Conn, grpcLis, httpLis *connQueue) {
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	// The handshake is bounded, so that a client that connects and says
+	// nothing does not hold a goroutine and a connection slot.
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Limits.HandshakeTimeout)
 	defer cancel()
 	if err := conn.HandshakeContext(ctx); err != nil {
-		s.log.V(1).Info("TLS handshake failed", "peer", conn.RemoteAddr().String(), "error", err.Error())
+		s.log.V(1).Info("TLS handshake failed", "peer", conn.RemoteAddr().String(), "error", truncate(err.Error()))
 		_ = conn.Close()
 		return
 	}
