@@ -162,9 +162,9 @@ func TestConnectionCapsRefuseExtraConnections(t *testing.T) {
 
 	dialFrom(t, "127.0.0.1", e.addr)
 	waitClosed(t, dialFrom(t, "127.0.0.1", e.addr)) // a second from the same peer
-	dialFrom(t, "127.0.0.2", e.addr)                 // another peer: accepted
-	dialFrom(t, "127.0.0.3", e.addr)                 // a third peer: accepted, the cap is reached
-	waitClosed(t, dialFrom(t, "127.0.0.4", e.addr))  // over the cap
+	dialFrom(t, "127.0.0.2", e.addr)                // another peer: accepted
+	dialFrom(t, "127.0.0.3", e.addr)                // a third peer: accepted, the cap is reached
+	waitClosed(t, dialFrom(t, "127.0.0.4", e.addr)) // over the cap
 	if got := connectionsRefusedCount(t, ReasonMaxConnectionsPerPeer); got != perPeer+1 {
 		t.Errorf("refused per peer: %v, want %v", got, perPeer+1)
 	}
