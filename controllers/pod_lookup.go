@@ -2,10 +2,14 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 )
 
 // podLookupTimeout bounds one read; the manager's cache answers locally.
@@ -38,4 +42,28 @@ func serviceAccountOf(pod *corev1.Pod) string {
 		return "default"
 	}
 	return pod.Spec.ServiceAccountName
+}
+
+// PodRechecker tells the xDS server when a pod changes or is deleted
+// (OnChange is server.Server.RecheckPod), so the pod's open streams are
+// checked again at once: closed when the pod is gone or replaced. It runs
+// on every replica, leader or not, as the xDS server does.
+type PodRechecker struct {
+	OnChange func(namespace, name string)
+}
+
+// SetupWithManager watches pods through the manager's shared cache.
+func (r *PodRechecker) SetupWithManager(mgr ctrl.Manager) error {
+	err := ctrl.NewControllerManagedBy(mgr).Named("xds-pod-recheck").For(&corev1.Pod{}).
+		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).Complete(r)
+	if err != nil {
+		return fmt.Errorf("setting up the xDS pod recheck: %w", err)
+	}
+	return nil
+}
+
+// Reconcile implements reconcile.Reconciler.
+func (r *PodRechecker) Reconcile(_ context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.OnChange(req.Namespace, req.Name)
+	return ctrl.Result{}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -46,6 +47,9 @@ type options struct {
 	// XDSReviewLimits the token reviews unauthenticated clients can cause.
 	XDSLimits       server.Limits
 	XDSReviewLimits server.ReviewLimits
+	// XDSRecheckInterval is how often open xDS streams are checked again
+	// (pod deleted or replaced, token expired).
+	XDSRecheckInterval time.Duration
 	// InjectionCPUAccounting records the injection webhook's CPU time per request.
 	InjectionCPUAccounting bool
 	ZapOptions             zap.Options
@@ -86,6 +90,8 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.BoolVar(&opts.InjectionCPUAccounting, "injection-cpu-accounting", false,
 		"record the injection webhook's CPU time per request (capstan_injection_cpu_seconds), for diagnosis")
 	bindXDSLimitFlags(fs, &opts.XDSLimits, &opts.XDSReviewLimits)
+	fs.DurationVar(&opts.XDSRecheckInterval, "xds-recheck-interval", server.DefaultRecheckInterval,
+		"how often open xDS streams are checked again: closed when the pod is gone or replaced or the token expired")
 	opts.ZapOptions.BindFlags(fs)
 	_ = fs.Parse(args) // flag.ExitOnError
 	return opts
@@ -226,14 +232,22 @@ func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, 
 		}
 		certs.OnChange(func(string) { injector.BundleChanged() })
 	}
-	xds := runner.ManagerOptions{Addr: opts.XDSAddr, Secrets: certs, Limits: opts.XDSLimits, ReviewLimits: opts.XDSReviewLimits}
+	xds := runner.ManagerOptions{Addr: opts.XDSAddr, Secrets: certs, Limits: opts.XDSLimits, ReviewLimits: opts.XDSReviewLimits,
+		RecheckInterval: opts.XDSRecheckInterval}
 	if !opts.XDSPlaintext {
 		xds.GetCertificate = certs.GetCertificate
 		xds.Authenticator = &controllers.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: controllers.XDSTokenAudience}
 		xds.Pods = controllers.PodLookup{Reader: mgr.GetClient()}
 	}
-	if _, err := runner.AddToManager(mgr, xds); err != nil {
+	srv, err := runner.AddToManager(mgr, xds)
+	if err != nil {
 		return nil, err
+	}
+	if !opts.XDSPlaintext {
+		// Streams of a deleted or replaced pod close at once.
+		if err := (&controllers.PodRechecker{OnChange: srv.RecheckPod}).SetupWithManager(mgr); err != nil {
+			return nil, err
+		}
 	}
 	return certs, nil
 }

@@ -67,13 +67,21 @@ type xdsServer struct {
 // PodLookup until t ends. cacheTTL is Options.AuthCacheTTL.
 func startServer(t *testing.T, cacheTTL time.Duration) *xdsServer {
 	t.Helper()
+	return startTLSLessServer(t, func(o *server.Options) { o.AuthCacheTTL = cacheTTL })
+}
+
+// startTLSLessServer is an authenticating plaintext server with options
+// changed by edit.
+func startTLSLessServer(t *testing.T, edit func(*server.Options)) *xdsServer {
+	t.Helper()
 	logs := &logBuffer{}
-	s := server.New(server.Options{
+	opts := server.Options{
 		Logger:        funcr.New(logs.write, funcr.Options{}),
 		Authenticator: &controllers.TokenReviewAuthenticator{Client: env.Client, Audience: controllers.XDSTokenAudience},
 		Pods:          controllers.PodLookup{Reader: env.Client},
-		AuthCacheTTL:  cacheTTL,
-	})
+	}
+	edit(&opts)
+	s := server.New(opts)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("listen: %v", err)

@@ -86,8 +86,14 @@ func TestDeletedServiceAccountTokenIsRefused(t *testing.T) {
 	ns := env.NewNamespace(t)
 	w := newWorkload(t, ns, "doomed", "doomed-0", "10.0.2.1")
 	// No caching here: with it, a deleted ServiceAccount's token keeps
-	// working on this server for up to AuthCacheTTL.
-	s := startServer(t, -1)
+	// working on this server for up to AuthCacheTTL. The polling below
+	// reviews the token many times and keeps every connection open until
+	// the test ends: no per-peer review budget or connection cap either.
+	s := startTLSLessServer(t, func(o *server.Options) {
+		o.AuthCacheTTL = -1
+		o.Limits.MaxConnectionsPerPeer = -1
+		o.ReviewLimits = server.ReviewLimits{PerSecondPerPeer: 1e6, BurstPerPeer: 1e6}
+	})
 	s.publish(t, w.nodeID)
 	tok := w.token(t, controllers.XDSTokenAudience)
 	if _, err := outcome(t, s, w.nodeID, xdsclient.WithBearerToken(tok)); err != nil {

@@ -34,6 +34,8 @@ type ManagerOptions struct {
 	// the token reviews; zero fields take the server's defaults.
 	Limits       server.Limits
 	ReviewLimits server.ReviewLimits
+	// RecheckInterval is server.Options.RecheckInterval.
+	RecheckInterval time.Duration
 	// Secrets, when set, issues workload certificates for connected proxies
 	// and the runner delivers them over SDS (controllers.CertificateManager).
 	Secrets SecretSource
@@ -47,14 +49,15 @@ func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error)
 	store := controllers.NewStatusStore()
 	var r *Runner
 	srv := server.New(server.Options{
-		Logger:         log.WithName("server"),
-		ServerOptions:  opts.ServerOptions,
-		OnStatusChange: func(id string) { r.ProxyStatusChanged(id) },
-		Authenticator:  opts.Authenticator,
-		Pods:           opts.Pods,
-		GetCertificate: opts.GetCertificate,
-		Limits:         opts.Limits,
-		ReviewLimits:   opts.ReviewLimits,
+		Logger:          log.WithName("server"),
+		ServerOptions:   opts.ServerOptions,
+		OnStatusChange:  func(id string) { r.ProxyStatusChanged(id) },
+		Authenticator:   opts.Authenticator,
+		Pods:            opts.Pods,
+		GetCertificate:  opts.GetCertificate,
+		Limits:          opts.Limits,
+		ReviewLimits:    opts.ReviewLimits,
+		RecheckInterval: opts.RecheckInterval,
 	})
 	r = New(Options{
 		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,

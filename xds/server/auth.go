@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -58,6 +59,7 @@ const (
 	ReasonPodUIDMismatch   = "pod_uid_mismatch"
 	ReasonServiceAccount   = "service_account_mismatch"
 	ReasonNodeChanged      = "node_id_changed"
+	ReasonTokenExpired     = "token_expired"
 	authMetricName         = "capstan_xds_auth_failures_total"
 	authorizationHeader    = "authorization"
 	bearerPrefix           = "bearer "
@@ -68,7 +70,7 @@ const (
 var authReasons = []string{
 	ReasonMissingToken, ReasonInvalidToken, ReasonUnavailable, ReasonUnboundToken, ReasonBadNodeID,
 	ReasonPodMismatch, ReasonUnknownPod, ReasonPodUIDMismatch, ReasonServiceAccount, ReasonNodeChanged,
-	ReasonUnaryCall, ReasonReviewThrottled,
+	ReasonUnaryCall, ReasonReviewThrottled, ReasonTokenExpired,
 }
 
 // authFailures counts refused xDS streams by reason, on controller-runtime's
@@ -114,7 +116,7 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	if ref != nil {
 		return s.refuse(ctx, ref, "", nil)
 	}
-	caller, err := s.auth.authenticate(ctx, token, peerAddr(ctx))
+	caller, expiry, err := s.auth.authenticate(ctx, token, peerAddr(ctx))
 	if err != nil {
 		return s.refuse(ctx, authRefusal(err, token), "", nil)
 	}
@@ -124,7 +126,9 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 	}
 	sctx, cancel := context.WithCancel(context.WithValue(ctx, callerKey{}, caller))
 	defer cancel()
-	as := &authStream{ServerStream: ss, ctx: sctx, cancel: cancel, caller: caller, check: s.checkNode}
+	as := &authStream{ServerStream: ss, ctx: sctx, cancel: cancel, caller: caller, expiry: expiry, check: s.checkNode}
+	s.streams.add(as)
+	defer s.streams.remove(as)
 	err = handler(srv, as)
 	if ref, node := as.refused(); ref != nil {
 		return s.refuse(ctx, ref, node, &caller)
@@ -138,6 +142,8 @@ func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServ
 func authRefusal(err error, token string) *refusal {
 	ref := &refusal{reason: ReasonInvalidToken, code: codes.PermissionDenied, detail: redact(err.Error(), token)}
 	switch {
+	case errors.Is(err, ErrTokenExpired):
+		ref.reason, ref.code = ReasonTokenExpired, codes.Unauthenticated
 	case errors.Is(err, ErrReviewThrottled):
 		ref.reason, ref.code = ReasonReviewThrottled, codes.Unavailable
 	case errors.Is(err, ErrAuthUnavailable):
@@ -244,6 +250,9 @@ type authStream struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	caller Caller
+	// expiry is the token's own expiry (zero: none); the stream is closed
+	// when it passes.
+	expiry time.Time
 	check  func(Caller, string) *refusal
 
 	mu     sync.Mutex
@@ -268,11 +277,14 @@ func (a *authStream) SendMsg(m any) error {
 	return a.ServerStream.SendMsg(m)
 }
 
+// RecvMsg receives the next request, or returns the refusal as soon as
+// the stream is closed by closeWith (the pending receive then ends with
+// the RPC).
 func (a *authStream) RecvMsg(m any) error {
 	if ref, _ := a.refused(); ref != nil {
 		return ref.status()
 	}
-	if err := a.ServerStream.RecvMsg(m); err != nil {
+	if err := a.recvOrClosed(m); err != nil {
 		return err
 	}
 	node, hasNode := requestNode(m)

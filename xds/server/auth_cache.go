@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -51,8 +52,10 @@ type authCache struct {
 }
 
 type cachedCaller struct {
-	caller  Caller
-	expires time.Time
+	caller Caller
+	// expiry is the token's own (zero when it has none); expires is when
+	// the entry does, never after expiry.
+	expiry, expires time.Time
 }
 
 type cachedRefusal struct {
@@ -72,61 +75,81 @@ func newAuthCache(auth Authenticator, ttl time.Duration, limits ReviewLimits) *a
 	return c
 }
 
-// authenticate returns the caller of token, from the caches or from a
-// review admitted by the gate for peer (the remote IP address).
-func (c *authCache) authenticate(ctx context.Context, token, peer string) (Caller, error) {
+// ErrTokenExpired: the token was valid, but its own expiry ("exp") has
+// passed by the server's clock.
+var ErrTokenExpired = errors.New("token expired")
+
+// authenticate returns the caller of token and the token's expiry (zero
+// when it has none), from the caches or from a review admitted by the
+// gate for peer (the remote IP address). A token past its expiry is
+// refused with ErrTokenExpired, cached or not.
+func (c *authCache) authenticate(ctx context.Context, token, peer string) (Caller, time.Time, error) {
 	key := sha256.Sum256([]byte(token))
-	if caller, err, ok := c.lookup(key); ok {
-		return caller, err
+	if e, err, ok := c.lookup(key); ok {
+		return e.caller, e.expiry, err
 	}
 	release, err := c.gate.acquire(ctx, peer)
 	if err != nil {
-		return Caller{}, err
+		return Caller{}, time.Time{}, err
 	}
 	defer release()
 	caller, err := c.auth.Authenticate(ctx, token)
 	switch {
 	case errors.Is(err, ErrAuthUnavailable):
 		reviews.WithLabelValues("unavailable").Inc()
-		return Caller{}, err
+		return Caller{}, time.Time{}, err
 	case err != nil:
 		reviews.WithLabelValues("refused").Inc()
 		c.storeRefusal(key, redact(err.Error(), token))
-		return Caller{}, err
+		return Caller{}, time.Time{}, err
 	}
 	reviews.WithLabelValues("authenticated").Inc()
-	if c.ttl > 0 {
-		c.store(key, caller)
+	// The Authenticator accepted the token: its claims can be read.
+	expiry, _ := tokenExpiry(token)
+	if !expiry.IsZero() && !c.now().Before(expiry) {
+		return Caller{}, time.Time{}, fmt.Errorf("%w at %s", ErrTokenExpired, expiry.UTC().Format(time.RFC3339))
 	}
-	return caller, nil
+	if c.ttl > 0 {
+		c.store(key, caller, expiry)
+	}
+	return caller, expiry, nil
 }
 
 // lookup answers from the caches; ok is false on a miss.
-func (c *authCache) lookup(key [sha256.Size]byte) (Caller, error, bool) {
+func (c *authCache) lookup(key [sha256.Size]byte) (cachedCaller, error, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	if e, ok := c.entries[key]; ok {
-		if now.Before(e.expires) {
-			return e.caller, nil, true
+		switch {
+		case !e.expiry.IsZero() && !now.Before(e.expiry):
+			delete(c.entries, key)
+			return cachedCaller{}, fmt.Errorf("%w at %s", ErrTokenExpired, e.expiry.UTC().Format(time.RFC3339)), true
+		case now.Before(e.expires):
+			return e, nil, true
 		}
 		delete(c.entries, key)
 	}
 	if r, ok := c.refusals[key]; ok {
 		if now.Before(r.expires) {
-			return Caller{}, errRefusedCached{msg: r.msg}, true
+			return cachedCaller{}, errRefusedCached{msg: r.msg}, true
 		}
 		delete(c.refusals, key)
 	}
-	return Caller{}, nil, false
+	return cachedCaller{}, nil, false
 }
 
-func (c *authCache) store(key [sha256.Size]byte, caller Caller) {
+// store caches a success for ttl, and never past the token's expiry.
+func (c *authCache) store(key [sha256.Size]byte, caller Caller, expiry time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := c.now()
 	makeRoom(c.entries, c.max, func(e cachedCaller) bool { return !now.Before(e.expires) })
-	c.entries[key] = cachedCaller{caller: caller, expires: now.Add(c.ttl)}
+	expires := now.Add(c.ttl)
+	if !expiry.IsZero() && expiry.Before(expires) {
+		expires = expiry
+	}
+	c.entries[key] = cachedCaller{caller: caller, expiry: expiry, expires: expires}
 }
 
 func (c *authCache) storeRefusal(key [sha256.Size]byte, msg string) {

@@ -382,7 +382,7 @@ func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 	c.now = func() time.Time { return now }
 	ctx := context.Background()
 	for range 2 {
-		if _, err := c.authenticate(ctx, goodToken, "peer"); err != nil {
+		if _, _, err := c.authenticate(ctx, goodToken, "peer"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -390,13 +390,13 @@ func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 		t.Fatalf("calls = %d, want 1", got)
 	}
 	now = now.Add(31 * time.Second)
-	if _, err := c.authenticate(ctx, goodToken, "peer"); err != nil {
+	if _, _, err := c.authenticate(ctx, goodToken, "peer"); err != nil {
 		t.Fatal(err)
 	}
 	if got := auth.calls.Load(); got != 2 {
 		t.Fatalf("calls after expiry = %d, want 2", got)
 	}
-	if _, err := c.authenticate(ctx, "bad", "peer"); err == nil {
+	if _, _, err := c.authenticate(ctx, "bad", "peer"); err == nil {
 		t.Fatal("bad token accepted")
 	}
 
@@ -404,7 +404,7 @@ func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 	for i := range 10 {
 		auth.callers[fmt.Sprint("t", i)] = webCaller
 		now = now.Add(time.Second) // the peer's review budget refills
-		if _, err := c.authenticate(ctx, fmt.Sprint("t", i), "peer"); err != nil {
+		if _, _, err := c.authenticate(ctx, fmt.Sprint("t", i), "peer"); err != nil {
 			t.Fatal(err)
 		}
 		if n, _ := c.len(); n > c.max {
@@ -420,7 +420,7 @@ func TestAuthCacheExpiresAndIsBounded(t *testing.T) {
 	off := newAuthCache(auth, -1, ReviewLimits{})
 	before := auth.calls.Load()
 	for range 2 {
-		if _, err := off.authenticate(ctx, goodToken, "peer"); err != nil {
+		if _, _, err := off.authenticate(ctx, goodToken, "peer"); err != nil {
 			t.Fatal(err)
 		}
 	}

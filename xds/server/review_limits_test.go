@@ -116,7 +116,7 @@ func TestRefusalCacheIsBoundedAndExpires(t *testing.T) {
 	c.max = 5
 	ctx := context.Background()
 	for i := range 50 {
-		if _, err := c.authenticate(ctx, fmt.Sprint("junk-", i), "peer"); err == nil {
+		if _, _, err := c.authenticate(ctx, fmt.Sprint("junk-", i), "peer"); err == nil {
 			t.Fatal("junk accepted")
 		}
 		if _, n := c.len(); n > c.max {
@@ -124,14 +124,14 @@ func TestRefusalCacheIsBoundedAndExpires(t *testing.T) {
 		}
 	}
 	calls := auth.calls.Load()
-	if _, err := c.authenticate(ctx, "junk-49", "peer"); err == nil {
+	if _, _, err := c.authenticate(ctx, "junk-49", "peer"); err == nil {
 		t.Fatal("junk accepted")
 	}
 	if auth.calls.Load() != calls {
 		t.Error("a refused token was reviewed again within the refusal TTL")
 	}
 	now = now.Add(11 * time.Second)
-	if _, err := c.authenticate(ctx, "junk-49", "peer"); err == nil {
+	if _, _, err := c.authenticate(ctx, "junk-49", "peer"); err == nil {
 		t.Fatal("junk accepted")
 	}
 	if auth.calls.Load() != calls+1 {
@@ -140,7 +140,7 @@ func TestRefusalCacheIsBoundedAndExpires(t *testing.T) {
 	// An unavailable verifier is not cached as a refusal.
 	auth.err = fmt.Errorf("%w: down", ErrAuthUnavailable)
 	for range 2 {
-		if _, err := c.authenticate(ctx, "later", "peer"); !errors.Is(err, ErrAuthUnavailable) {
+		if _, _, err := c.authenticate(ctx, "later", "peer"); !errors.Is(err, ErrAuthUnavailable) {
 			t.Fatalf("unavailable: %v", err)
 		}
 	}

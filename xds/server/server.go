@@ -23,6 +23,7 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/go-logr/logr"
 	"google.golang.org/grpc"
+	"k8s.io/utils/clock"
 )
 
 const defaultShutdownTimeout = 10 * time.Second
@@ -61,6 +62,12 @@ type Options struct {
 	// Limits bound connections and streams on the xDS port; zero fields
 	// take the defaults (see Limits).
 	Limits Limits
+	// RecheckInterval is how often open authenticated streams are checked
+	// again (pod deleted or replaced, token expired); RecheckPod checks one
+	// pod's at once. Default DefaultRecheckInterval.
+	RecheckInterval time.Duration
+	// Clock is the server's time source (tests); default the real clock.
+	Clock clock.WithTicker
 	// ReviewLimits bound the token reviews (in flight, per peer, refusal
 	// cache); zero fields take the defaults.
 	ReviewLimits ReviewLimits
@@ -81,6 +88,10 @@ type Server struct {
 	auth *authCache
 	// logLimit rate-limits the log lines a client can cause.
 	logLimit *logLimiter
+	clock    clock.WithTicker
+	// streams are the open authenticated streams, checked again
+	// periodically and by RecheckPod.
+	streams streamSet
 
 	// publishMu serialises SetProxyResources and RemoveProxy, so that the
 	// cache and configs change together.
@@ -102,6 +113,12 @@ func New(opts Options) *Server {
 		opts.ShutdownTimeout = defaultShutdownTimeout
 	}
 	opts.Limits = opts.Limits.WithDefaults()
+	if opts.RecheckInterval <= 0 {
+		opts.RecheckInterval = DefaultRecheckInterval
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
 	var auth *authCache
 	if opts.Authenticator != nil {
 		ttl := opts.AuthCacheTTL
@@ -109,10 +126,12 @@ func New(opts Options) *Server {
 			ttl = DefaultAuthCacheTTL
 		}
 		auth = newAuthCache(opts.Authenticator, ttl, opts.ReviewLimits)
+		auth.now = opts.Clock.Now
 	}
 	return &Server{
 		auth:     auth,
 		logLimit: newLogLimiter(),
+		clock:    opts.Clock,
 		log:      log,
 		opts:     opts,
 		// IDHash: the snapshot key is the full node ID.
@@ -158,6 +177,11 @@ func (s *Server) cacheFor(nodeID string) cachev3.SnapshotCache {
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gs := s.newGRPCServer(ctx)
 	lis = newLimitListener(lis, s.opts.Limits, s.log, s.logLimit)
+	if s.auth != nil {
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.recheckPeriodically(rctx)
+	}
 	if s.opts.GetCertificate != nil {
 		s.log.Info("serving xDS over TLS", "address", lis.Addr().String(), "tokenExchange", s.auth != nil)
 		if err := s.serveTLS(ctx, gs, lis); err != nil {

@@ -77,15 +77,15 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, exchangeError{Error: "invalid_request", ErrorDescription: err.Error()})
 		return
 	}
-	caller, err := s.auth.authenticate(r.Context(), req.SubjectToken, peerHost(r.RemoteAddr))
+	caller, _, err := s.auth.authenticate(r.Context(), req.SubjectToken, peerHost(r.RemoteAddr))
 	if err != nil {
-		ref := &refusal{reason: ReasonInvalidToken, detail: redact(err.Error(), req.SubjectToken)}
+		ref := authRefusal(err, req.SubjectToken)
 		code := http.StatusUnauthorized
-		switch {
-		case errors.Is(err, ErrReviewThrottled):
-			ref.reason, code = ReasonReviewThrottled, http.StatusTooManyRequests
-		case errors.Is(err, ErrAuthUnavailable):
-			ref.reason, code = ReasonUnavailable, http.StatusServiceUnavailable
+		switch ref.reason {
+		case ReasonReviewThrottled:
+			code = http.StatusTooManyRequests
+		case ReasonUnavailable:
+			code = http.StatusServiceUnavailable
 		}
 		s.refuseExchange(r, ref, nil)
 		writeJSON(w, code, exchangeError{Error: "invalid_grant", ErrorDescription: "token exchange refused: " + ref.reason})
@@ -153,22 +153,32 @@ func readExchangeRequest(r *http.Request) (exchangeRequest, error) {
 // accepted the token), at most maxExchangeLifetime, defaultExchangeLifetime
 // when there is no readable expiry, and never negative.
 func exchangeLifetime(token string, now time.Time) time.Duration {
+	exp, ok := tokenExpiry(token)
+	if !ok {
+		return defaultExchangeLifetime
+	}
+	return max(0, min(exp.Sub(now), maxExchangeLifetime))
+}
+
+// tokenExpiry reads a JWT's "exp" claim without verifying anything: call
+// it only for a token the Authenticator accepted. ok is false when the
+// token has no readable expiry.
+func tokenExpiry(token string) (time.Time, bool) {
 	parts := strings.Split(token, ".")
 	if len(parts) != 3 {
-		return defaultExchangeLifetime
+		return time.Time{}, false
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
-		return defaultExchangeLifetime
+		return time.Time{}, false
 	}
 	var claims struct {
 		Exp int64 `json:"exp"`
 	}
 	if json.Unmarshal(payload, &claims) != nil || claims.Exp == 0 {
-		return defaultExchangeLifetime
+		return time.Time{}, false
 	}
-	left := time.Unix(claims.Exp, 0).Sub(now)
-	return max(0, min(left, maxExchangeLifetime))
+	return time.Unix(claims.Exp, 0), true
 }
 
 // refuseExchange logs and counts a refused token exchange.
