@@ -163,12 +163,19 @@ func peerAddr(ctx context.Context) string {
 // refuse logs and counts a refusal and returns its status.
 func (s *Server) refuse(ctx context.Context, ref *refusal, node string, caller *Caller) error {
 	authFailures.WithLabelValues(ref.reason).Inc()
-	kv := []any{"reason", ref.reason, "detail", ref.detail}
+	// Rate-limited per peer: an unauthenticated client chooses how often
+	// it is refused, and part of what is logged (node ID, detail).
+	from := peerAddr(ctx)
+	ok, suppressed := s.logLimit.allowN("refuse/" + from)
+	if !ok {
+		return ref.status()
+	}
+	kv := []any{"reason", ref.reason, "detail", truncate(ref.detail), "suppressed", suppressed}
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		kv = append(kv, "peer", p.Addr.String())
 	}
 	if node != "" {
-		kv = append(kv, "nodeID", node)
+		kv = append(kv, "nodeID", truncate(node))
 	}
 	if caller != nil {
 		kv = append(kv, "namespace", caller.Namespace, "serviceAccount", caller.ServiceAccount, "pod", caller.PodName)
@@ -300,7 +307,7 @@ func (a *authStream) RecvMsg(m any) error {
 		}
 	case hasNode && node.GetId() != a.node:
 		ref = &refusal{reason: ReasonNodeChanged, code: codes.PermissionDenied,
-			detail: fmt.Sprintf("stream of node %s named another node", a.node)}
+			detail: fmt.Sprintf("stream of node %s named another node", truncate(a.node))}
 	}
 	if ref != nil {
 		a.refuse, a.refusedNode = ref, node.GetId()

@@ -68,10 +68,20 @@ func (l *logLimiter) allowN(key string) (bool, int) {
 	return true, n
 }
 
+// MaxNackMessage bounds the NACK message kept in ProxyStatus (and from
+// there in object statuses); maxNonce a NACK's nonce.
+const (
+	MaxNackMessage = 4 << 10
+	maxNonce       = 128
+)
+
 // truncate bounds a client-supplied string for a log line.
-func truncate(s string) string {
-	if len(s) <= maxLoggedValue {
+func truncate(s string) string { return truncateTo(s, maxLoggedValue) }
+
+// truncateTo cuts s to at most n bytes (plus a marker), on a rune boundary.
+func truncateTo(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	return strings.ToValidUTF8(s[:maxLoggedValue], "") + "...(truncated)"
+	return strings.ToValidUTF8(s[:n], "") + "...(truncated)"
 }

@@ -128,16 +128,18 @@ func New(opts Options) *Server {
 		auth = newAuthCache(opts.Authenticator, ttl, opts.ReviewLimits)
 		auth.now = opts.Clock.Now
 	}
+	limit := newLogLimiter()
+	cpLog := cpLogger{log: log, limit: limit}
 	return &Server{
 		auth:     auth,
-		logLimit: newLogLimiter(),
+		logLimit: limit,
 		clock:    opts.Clock,
 		log:      log,
 		opts:     opts,
 		// IDHash: the snapshot key is the full node ID.
-		cache:     cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLogger{log: log}),
-		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLogger{log: log}),
-		tracker:   newTracker(log, opts.OnStatusChange),
+		cache:     cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLog),
+		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLog),
+		tracker:   newTracker(log, opts.OnStatusChange, limit),
 		configs:   map[string]*proxyConfig{},
 	}
 }

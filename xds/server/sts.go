@@ -184,7 +184,11 @@ func tokenExpiry(token string) (time.Time, bool) {
 // refuseExchange logs and counts a refused token exchange.
 func (s *Server) refuseExchange(r *http.Request, ref *refusal, caller *Caller) {
 	authFailures.WithLabelValues(ref.reason).Inc()
-	kv := []any{"reason", ref.reason, "detail", ref.detail, "peer", r.RemoteAddr}
+	ok, suppressed := s.logLimit.allowN("refuse/" + peerHost(r.RemoteAddr))
+	if !ok {
+		return
+	}
+	kv := []any{"reason", ref.reason, "detail", truncate(ref.detail), "peer", r.RemoteAddr, "suppressed", suppressed}
 	if caller != nil {
 		kv = append(kv, "namespace", caller.Namespace, "serviceAccount", caller.ServiceAccount)
 	}

@@ -71,16 +71,19 @@ type reply struct {
 type tracker struct {
 	log      logr.Logger
 	onChange func(nodeID string)
+	// logLimit bounds the NACK lines one node can cause.
+	logLimit *logLimiter
 
 	mu      sync.Mutex
 	proxies map[string]*ProxyStatus
 	streams map[streamKey]*streamState
 }
 
-func newTracker(log logr.Logger, onChange func(string)) *tracker {
+func newTracker(log logr.Logger, onChange func(string), limit *logLimiter) *tracker {
 	return &tracker{
 		log:      log,
 		onChange: onChange,
+		logLimit: limit,
 		proxies:  map[string]*ProxyStatus{},
 		streams:  map[streamKey]*streamState{},
 	}
@@ -261,14 +264,18 @@ func (t *tracker) answer(st *streamState, r reply) bool {
 }
 
 func (t *tracker) nack(node string, ts TypeStatus, sent sentResponse, latest bool, r reply) TypeStatus {
-	n := &Nack{Nonce: r.nonce, Code: r.errorDetail.GetCode(), Message: r.errorDetail.GetMessage(), At: time.Now()}
+	n := &Nack{Nonce: truncateTo(r.nonce, maxNonce), Code: r.errorDetail.GetCode(),
+		Message: truncateTo(r.errorDetail.GetMessage(), MaxNackMessage), At: time.Now()}
 	if latest {
 		n.Version = sent.version
 		ts.Nacked = true
 	}
 	ts.LastNack = n
-	t.log.Info("xDS response rejected", "nodeID", node, "typeURL", r.typeURL,
-		"version", n.Version, "nonce", n.Nonce, "message", n.Message)
+	// The proxy writes the message: bounded and rate-limited per node.
+	if ok, suppressed := t.logLimit.allowN("nack/" + node); ok {
+		t.log.Info("xDS response rejected", "nodeID", truncate(node), "typeURL", truncate(r.typeURL),
+			"version", n.Version, "nonce", truncate(n.Nonce), "message", truncate(n.Message), "suppressed", suppressed)
+	}
 	return ts
 }
 
