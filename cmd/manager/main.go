@@ -124,6 +124,8 @@ func bindXDSLimitFlags(fs *flag.FlagSet, l *server.Limits, r *server.ReviewLimit
 		"sustained TokenReviews per second for one remote IP address")
 	fs.IntVar(&r.BurstPerPeer, "xds-token-review-burst-per-peer", server.DefaultReviewBurstPerPeer,
 		"TokenReviews one remote IP address may cause at once before the per-second rate applies")
+	fs.DurationVar(&r.QueueTimeout, "xds-token-review-queue-timeout", server.DefaultReviewQueueTimeout,
+		"how long a TokenReview waits for one of --xds-token-reviews-in-flight")
 	fs.DurationVar(&r.RefusalCacheTTL, "xds-token-refusal-cache-ttl", server.DefaultRefusalCacheTTL,
 		"how long a refused token is refused again without a TokenReview (negative: not cached)")
 }

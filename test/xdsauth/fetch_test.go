@@ -34,24 +34,24 @@ const victimKey = "-----BEGIN PRIVATE KEY-----\nVICTIM-KEY-MATERIAL\n-----END PR
 type fetchCall struct {
 	name    string
 	typeURL string
-	call    func(ctx context.Context, conn *grpc.ClientConn, req *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error)
+	call    func(ctx context.Context, conn *grpc.ClientConn, req *discoveryv3.DiscoveryRequest, opts ...grpc.CallOption) (*discoveryv3.DiscoveryResponse, error)
 }
 
 var fetchCalls = []fetchCall{
-	{"FetchSecrets", resourcev3.SecretType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
-		return secretservice.NewSecretDiscoveryServiceClient(c).FetchSecrets(ctx, r)
+	{"FetchSecrets", resourcev3.SecretType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest, o ...grpc.CallOption) (*discoveryv3.DiscoveryResponse, error) {
+		return secretservice.NewSecretDiscoveryServiceClient(c).FetchSecrets(ctx, r, o...)
 	}},
-	{"FetchClusters", resourcev3.ClusterType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
-		return clusterservice.NewClusterDiscoveryServiceClient(c).FetchClusters(ctx, r)
+	{"FetchClusters", resourcev3.ClusterType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest, o ...grpc.CallOption) (*discoveryv3.DiscoveryResponse, error) {
+		return clusterservice.NewClusterDiscoveryServiceClient(c).FetchClusters(ctx, r, o...)
 	}},
-	{"FetchListeners", resourcev3.ListenerType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
-		return listenerservice.NewListenerDiscoveryServiceClient(c).FetchListeners(ctx, r)
+	{"FetchListeners", resourcev3.ListenerType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest, o ...grpc.CallOption) (*discoveryv3.DiscoveryResponse, error) {
+		return listenerservice.NewListenerDiscoveryServiceClient(c).FetchListeners(ctx, r, o...)
 	}},
-	{"FetchRoutes", resourcev3.RouteType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
-		return routeservice.NewRouteDiscoveryServiceClient(c).FetchRoutes(ctx, r)
+	{"FetchRoutes", resourcev3.RouteType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest, o ...grpc.CallOption) (*discoveryv3.DiscoveryResponse, error) {
+		return routeservice.NewRouteDiscoveryServiceClient(c).FetchRoutes(ctx, r, o...)
 	}},
-	{"FetchEndpoints", resourcev3.EndpointType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest) (*discoveryv3.DiscoveryResponse, error) {
-		return endpointservice.NewEndpointDiscoveryServiceClient(c).FetchEndpoints(ctx, r)
+	{"FetchEndpoints", resourcev3.EndpointType, func(ctx context.Context, c *grpc.ClientConn, r *discoveryv3.DiscoveryRequest, o ...grpc.CallOption) (*discoveryv3.DiscoveryResponse, error) {
+		return endpointservice.NewEndpointDiscoveryServiceClient(c).FetchEndpoints(ctx, r, o...)
 	}},
 }
 
@@ -113,7 +113,7 @@ func TestFetchIsRefused(t *testing.T) {
 				req := &discoveryv3.DiscoveryRequest{Node: &corev3.Node{Id: victim.nodeID}, TypeUrl: fc.typeURL, ResourceNames: []string{"default"}}
 				ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 				defer cancel()
-				resp, err := fc.call(ctx, conn, req)
+				resp, err := fc.call(ctx, conn, req, opts...)
 				if err == nil || status.Code(err) != codes.PermissionDenied {
 					t.Errorf("%s: %v (response %d resources), want PermissionDenied", fc.name, err, len(resp.GetResources()))
 				}

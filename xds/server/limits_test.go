@@ -214,7 +214,8 @@ func TestMaxConnectionAgeReconnectsWithSameConfig(t *testing.T) {
 		case resp := <-d.resps:
 			r := resp.GetResources()
 			return len(r) == 1 && r[0].GetName() == "c1" && r[0].GetVersion() == want
-		case <-d.errs:
+		case err := <-d.errs:
+			t.Logf("reconnect attempt ended: %v", err)
 			return false
 		case <-time.After(waitTimeout):
 			return false
