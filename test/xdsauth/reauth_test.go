@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/capstanmesh/capstan/controllers"
@@ -96,4 +97,37 @@ func TestStreamClosedWhenTokenExpires(t *testing.T) {
 	_ = c2.TrySubscribe(resourcev3.ClusterType)
 	wantStreamClosed(t, c2, codes.Unauthenticated, server.ReasonTokenExpired)
 	s.checkNoTokenLogged(t, tok)
+}
+
+// TestPodRecheckerClosesDeletedPodsStream: the operator's pod watch
+// (controllers.PodRechecker, in a real manager) calls RecheckPod when a
+// pod is deleted, which closes its stream without the periodic recheck.
+func TestPodRecheckerClosesDeletedPodsStream(t *testing.T) {
+	ns := env.NewNamespace(t)
+	w := newWorkload(t, ns, "web", "web-0", "10.0.7.4")
+	s := startTLSLessServer(t, func(o *server.Options) { o.RecheckInterval = time.Hour })
+	seen := make(chan struct{}, 1)
+	env.StartManager(t, func(mgr ctrl.Manager) error {
+		return (&controllers.PodRechecker{OnChange: func(ns, n string) {
+			select {
+			case seen <- struct{}{}:
+			default:
+			}
+			s.RecheckPod(ns, n)
+		}}).SetupWithManager(mgr)
+	}, ns)
+	// The watch runs once it reported the existing pod (the manager's
+	// controllers start after its caches sync).
+	select {
+	case <-seen:
+	case <-time.After(waitTimeout):
+		t.Fatal("the pod watch reported no pod")
+	}
+	s.publish(t, w.nodeID)
+	tok := w.token(t, controllers.XDSTokenAudience)
+	c := servedStream(t, s, w, tok)
+	if err := env.Client.Delete(context.Background(), w.pod, client.GracePeriodSeconds(0)); err != nil {
+		t.Fatal(err)
+	}
+	wantStreamClosed(t, c, codes.PermissionDenied, server.ReasonUnknownPod)
 }
