@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -43,7 +44,10 @@ type options struct {
 	MutatingWebhookConfiguration, ValidatingWebhookConfiguration string
 	// InjectionCPUAccounting records the injection webhook's CPU time per request.
 	InjectionCPUAccounting bool
-	ZapOptions             zap.Options
+	// MaxTrustTransition bounds how long, after a CA change, xDS is still
+	// served from the previous CA for proxies that only trust its root.
+	MaxTrustTransition time.Duration
+	ZapOptions         zap.Options
 }
 
 func main() {
@@ -80,6 +84,9 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 		"the ValidatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps")
 	fs.BoolVar(&opts.InjectionCPUAccounting, "injection-cpu-accounting", false,
 		"record the injection webhook's CPU time per request (capstan_injection_cpu_seconds), for diagnosis")
+	fs.DurationVar(&opts.MaxTrustTransition, "max-trust-transition", controllers.DefaultMaxTrustTransition,
+		"after a change of the Mesh's CA or trust domain, serve xDS from the previous CA at most this long "+
+			"while connected proxies do not yet trust the new root (see docs/security.md)")
 	opts.ZapOptions.BindFlags(fs)
 	_ = fs.Parse(args) // flag.ExitOnError
 	return opts
@@ -166,8 +173,9 @@ func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, 
 		names = append(names, webhookDNSNames(opts.Namespace)...)
 	}
 	certs, err := controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
-		Namespace:       opts.Namespace,
-		ServingDNSNames: names,
+		Namespace:          opts.Namespace,
+		ServingDNSNames:    names,
+		MaxTrustTransition: opts.MaxTrustTransition,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("setting up the certificate manager: %w", err)
@@ -195,9 +203,11 @@ func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, 
 		xds.Authenticator = &controllers.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: controllers.XDSTokenAudience}
 		xds.Pods = controllers.PodLookup{Reader: mgr.GetClient()}
 	}
-	if _, err := runner.AddToManager(mgr, xds); err != nil {
+	srv, err := runner.AddToManager(mgr, xds)
+	if err != nil {
 		return nil, err
 	}
+	certs.SetProxyRoots(runner.ConnectedRoots{Statuses: srv})
 	return certs, nil
 }
 
