@@ -82,7 +82,7 @@ type translator struct {
 	trustDomain string
 	// trustDomainAliases are Mesh.spec.trustDomainAliases, sorted.
 	trustDomainAliases []string
-	meshMode    ir.MTLSMode
+	meshMode           ir.MTLSMode
 	// services are sorted by FQDN; byFQDN indexes them.
 	services []*serviceEntry
 	byFQDN   map[string]*serviceEntry
