@@ -52,6 +52,11 @@ func startTLSOperator(t *testing.T) *operator {
 			// never by running out within the test.
 			MaxTrustTransition: time.Hour,
 			TransitionPoll:     50 * time.Millisecond,
+			// One issuance at a time, the serving certificate first: once
+			// a proxy holds a workload certificate of the new CA, the
+			// serving certificate has been re-issued too, unless the
+			// window holds it back (so the checks below cannot race).
+			Workers: 1,
 		})
 		if err != nil {
 			return err
