@@ -117,6 +117,7 @@ func (m *CertificateManager) installProvider(ctx context.Context, cfg certConfig
 	m.provider = p
 	m.epoch++
 	m.prevBundle, m.providerBundle = m.bundle, nil
+	m.beginTransitionLocked(time.Now())
 	m.log.Info("certificate provider set", "provider", cfg.provider, "issuer", cfg.issuer.Name, "trustDomain", cfg.trustDomain)
 	b, err := p.TrustBundle(ctx)
 	if err != nil {

@@ -100,8 +100,11 @@ func (m *CertificateManager) finish(job issueJob, res issueResult) {
 		st.failures++
 		st.retryAt = time.Now().Add(retryDelay(st.failures))
 		m.setIssuerLocked(issuerStateOf(res.err))
+		if st == m.serving && m.transition != nil && job.provider != m.provider {
+			m.transition.oldFailed = true
+		}
 		m.log.Error(res.err, "issuing a certificate failed; proxies keep their current one", "identity", st.id.String(), "dnsNames", st.dnsNames, "retryIn", retryDelay(st.failures))
-	case job.epoch != m.epoch:
+	case job.epoch != m.epochOf(st):
 		// The provider changed while this one was issued: discard it.
 	default:
 		st.failures, st.retryAt = 0, time.Time{}
@@ -112,7 +115,16 @@ func (m *CertificateManager) finish(job issueJob, res issueResult) {
 		} else if m.workloads[st.id.String()] == st {
 			changed = append(changed, st.id.String())
 		}
-		changed = append(changed, m.refreshBundleLocked(res.bundle)...)
+		if job.provider == m.provider {
+			changed = append(changed, m.refreshBundleLocked(res.bundle)...)
+		}
+		if st.dnsNames == nil && !bytes.Equal(st.cred.BundlePEM, m.bundle) {
+			// Peers of this proxy may still present certificates of the
+			// previous CA: it trusts the whole bundle, not only its issuer.
+			c := *st.cred
+			c.BundlePEM = m.bundle
+			st.cred = &c
+		}
 		m.setIssuerLocked(issuerState{known: true, ok: true})
 	}
 	subs := m.subscribers

@@ -51,6 +51,13 @@ type CertificateManagerOptions struct {
 	IssueTimeout time.Duration
 	// Workers is how many issuances run at once (4).
 	Workers int
+	// MaxTrustTransition bounds the window after a CA change during which
+	// the xDS serving certificate still comes from the previous CA
+	// (DefaultMaxTrustTransition); see SetProxyRoots.
+	MaxTrustTransition time.Duration
+	// TransitionPoll is how often, during that window, the connected
+	// proxies' roots are looked at (5s).
+	TransitionPoll time.Duration
 }
 
 // CertificateManager issues and renews the workload certificate of every
@@ -73,14 +80,21 @@ type CertificateManager struct {
 	// bundle is the trust bundle proxies get: the provider's, plus the
 	// previous provider's while certificates of it are in use.
 	bundle, prevBundle, providerBundle []byte
-	cmClient                           client.Client
-	workloads                          map[string]*certState
-	serving                            *certState
-	servingReady                       chan struct{}
-	inflight                           int
-	subscribers                        []func(identity string)
-	issuer                             issuerState
-	statusDirty                        chan struct{}
+	// servingProvider signs the serving certificate (servingEpoch is its
+	// epoch): the provider, except during a trust transition, when it is
+	// the previous one.
+	servingProvider pki.Provider
+	servingEpoch    int
+	transition      *trustTransition
+	proxyRoots      ProxyRoots
+	cmClient        client.Client
+	workloads       map[string]*certState
+	serving         *certState
+	servingReady    chan struct{}
+	inflight        int
+	subscribers     []func(identity string)
+	issuer          issuerState
+	statusDirty     chan struct{}
 }
 
 // certState is one certificate kept up to date: a workload identity's or
@@ -107,6 +121,12 @@ func NewCertificateManager(opts CertificateManagerOptions) *CertificateManager {
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = defaultWorkers
+	}
+	if opts.MaxTrustTransition <= 0 {
+		opts.MaxTrustTransition = DefaultMaxTrustTransition
+	}
+	if opts.TransitionPoll <= 0 {
+		opts.TransitionPoll = defaultTransitionPoll
 	}
 	if opts.Reader == nil {
 		opts.Reader = opts.Client
@@ -216,7 +236,11 @@ func (m *CertificateManager) Start(ctx context.Context) error {
 			// could not be built: read the Mesh here too.
 			m.loadMesh(ctx)
 		}
+		inTransition := m.checkTransition(time.Now())
 		next := m.dispatch(ctx, &wg)
+		if inTransition {
+			next = minTime(next, time.Now().Add(m.opts.TransitionPoll))
+		}
 		timer.Reset(max(time.Until(next), 0))
 		select {
 		case <-ctx.Done():
@@ -273,6 +297,13 @@ func (m *CertificateManager) dispatch(ctx context.Context, wg *sync.WaitGroup) t
 		if st.inflight || (st.dnsNames == nil && st.id.TrustDomain != m.cfg.trustDomain) {
 			continue // identities of another trust domain leave with the next mesh
 		}
+		provider, epoch := m.provider, m.epoch
+		if st == m.serving {
+			provider, epoch = m.servingProvider, m.servingEpoch
+		}
+		if provider == nil {
+			continue
+		}
 		due := m.dueAt(st)
 		if due.After(now) {
 			next = minTime(next, due)
@@ -283,7 +314,7 @@ func (m *CertificateManager) dispatch(ctx context.Context, wg *sync.WaitGroup) t
 		}
 		st.inflight = true
 		m.inflight++
-		job := issueJob{st: st, provider: m.provider, epoch: m.epoch, cfg: *m.cfg}
+		job := issueJob{st: st, provider: provider, epoch: epoch, cfg: *m.cfg}
 		wg.Go(func() { m.finish(job, m.issue(ctx, job)) })
 	}
 	return next
@@ -294,13 +325,22 @@ func (m *CertificateManager) dispatch(ctx context.Context, wg *sync.WaitGroup) t
 // after a failure.
 func (m *CertificateManager) dueAt(st *certState) time.Time {
 	due := time.Time{}
-	if st.cred != nil && st.epoch == m.epoch {
+	if st.cred != nil && st.epoch == m.epochOf(st) {
 		due = st.cred.RenewAt
 	}
 	if st.retryAt.After(due) {
 		due = st.retryAt
 	}
 	return due
+}
+
+// epochOf is the epoch of the provider that issues st: the serving
+// provider's for the serving certificate. m.mu is held.
+func (m *CertificateManager) epochOf(st *certState) int {
+	if st == m.serving {
+		return m.servingEpoch
+	}
+	return m.epoch
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/pki"
 )
 
 // bundleRetry is how soon a namespace is looked at again when there is no
@@ -147,6 +149,16 @@ func (p *RootCAPublisher) Reconcile(ctx context.Context, req ctrl.Request) (ctrl
 	return ctrl.Result{}, p.ensureConfigMap(ctx, ns.Name, bundle)
 }
 
+// rootCAData is the ConfigMap's content: the bundle and its roots'
+// fingerprints, which injected proxies report to the xDS server.
+func rootCAData(bundle []byte) map[string]string {
+	data := map[string]string{meshv1alpha1.RootCAConfigMapKey: string(bundle)}
+	if fps, err := pki.RootFingerprints(bundle); err == nil {
+		data[meshv1alpha1.RootCAConfigMapFingerprintsKey] = pki.JoinFingerprints(fps)
+	}
+	return data
+}
+
 func (p *RootCAPublisher) ensureConfigMap(ctx context.Context, namespace string, bundle []byte) error {
 	var cm corev1.ConfigMap
 	key := client.ObjectKey{Namespace: namespace, Name: meshv1alpha1.RootCAConfigMapName}
@@ -156,7 +168,7 @@ func (p *RootCAPublisher) ensureConfigMap(ctx context.Context, namespace string,
 		cm = corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: meshv1alpha1.RootCAConfigMapName,
 				Labels: map[string]string{labelManagedBy: "capstan"}},
-			Data: map[string]string{meshv1alpha1.RootCAConfigMapKey: string(bundle)},
+			Data: rootCAData(bundle),
 		}
 		if err := p.Client.Create(ctx, &cm); err != nil {
 			return fmt.Errorf("creating ConfigMap %s: %w", key, err)
@@ -165,14 +177,15 @@ func (p *RootCAPublisher) ensureConfigMap(ctx context.Context, namespace string,
 	case err != nil:
 		return fmt.Errorf("reading ConfigMap %s: %w", key, err)
 	}
-	if bytes.Equal([]byte(cm.Data[meshv1alpha1.RootCAConfigMapKey]), bundle) && cm.Labels[labelManagedBy] == "capstan" {
+	want := rootCAData(bundle)
+	if maps.Equal(cm.Data, want) && cm.Labels[labelManagedBy] == "capstan" {
 		return nil
 	}
 	if cm.Labels == nil {
 		cm.Labels = map[string]string{}
 	}
 	cm.Labels[labelManagedBy] = "capstan"
-	cm.Data = map[string]string{meshv1alpha1.RootCAConfigMapKey: string(bundle)}
+	cm.Data = want
 	if err := p.Client.Update(ctx, &cm); err != nil {
 		return fmt.Errorf("updating ConfigMap %s: %w", key, err)
 	}

@@ -40,6 +40,18 @@ type MeshSpec struct {
 	// +optional
 	TrustDomain string `json:"trustDomain,omitempty"`
 
+	// TrustDomainAliases are other trust domains whose identities count as
+	// this mesh's: a client that verifies a service's SPIFFE IDs also
+	// accepts the same namespace and ServiceAccount under each alias. Set
+	// it while changing trustDomain (see docs/security.md, "Changing the CA
+	// or trust domain"), and remove it when the change is done.
+	// +kubebuilder:validation:MaxItems=8
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +listType=set
+	// +optional
+	TrustDomainAliases []string `json:"trustDomainAliases,omitempty"`
+
 	// MTLS is the mesh-wide mTLS default; PeerAuthentication overrides it.
 	// +kubebuilder:default={}
 	// +optional

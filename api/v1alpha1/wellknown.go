@@ -60,4 +60,13 @@ const (
 	RootCAConfigMapName = "capstan-root-ca"
 	// RootCAConfigMapKey is its key (and the file name in the proxy), a PEM bundle.
 	RootCAConfigMapKey = "root-cert.pem"
+	// RootCAConfigMapFingerprintsKey holds the SHA-256 fingerprints of the
+	// bundle's roots, comma-separated. The injected proxy reads it into an
+	// environment variable at start and reports it as node metadata
+	// NodeMetaRoots, so the control plane knows which roots each running
+	// proxy verifies the xDS server with.
+	RootCAConfigMapFingerprintsKey = "root-fingerprints"
+	// NodeMetaRoots is the node metadata key under which a proxy reports the
+	// fingerprints of the roots it read at start.
+	NodeMetaRoots = "capstan.dev/roots"
 )

@@ -52,7 +52,10 @@ type options struct {
 	XDSRecheckInterval time.Duration
 	// InjectionCPUAccounting records the injection webhook's CPU time per request.
 	InjectionCPUAccounting bool
-	ZapOptions             zap.Options
+	// MaxTrustTransition bounds how long, after a CA change, xDS is still
+	// served from the previous CA for proxies that only trust its root.
+	MaxTrustTransition time.Duration
+	ZapOptions         zap.Options
 }
 
 func main() {
@@ -92,6 +95,9 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	bindXDSLimitFlags(fs, &opts.XDSLimits, &opts.XDSReviewLimits)
 	fs.DurationVar(&opts.XDSRecheckInterval, "xds-recheck-interval", server.DefaultRecheckInterval,
 		"how often open xDS streams are checked again: closed when the pod is gone or replaced or the token expired")
+	fs.DurationVar(&opts.MaxTrustTransition, "max-trust-transition", controllers.DefaultMaxTrustTransition,
+		"after a change of the Mesh's CA or trust domain, serve xDS from the previous CA at most this long "+
+			"while connected proxies do not yet trust the new root (see docs/security.md)")
 	opts.ZapOptions.BindFlags(fs)
 	_ = fs.Parse(args) // flag.ExitOnError
 	return opts
@@ -211,8 +217,9 @@ func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, 
 		names = append(names, webhookDNSNames(opts.Namespace)...)
 	}
 	certs, err := controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
-		Namespace:       opts.Namespace,
-		ServingDNSNames: names,
+		Namespace:          opts.Namespace,
+		ServingDNSNames:    names,
+		MaxTrustTransition: opts.MaxTrustTransition,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("setting up the certificate manager: %w", err)
@@ -251,6 +258,7 @@ func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, 
 			return nil, err
 		}
 	}
+	certs.SetProxyRoots(runner.ConnectedRoots{Statuses: srv})
 	return certs, nil
 }
 

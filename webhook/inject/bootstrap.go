@@ -19,12 +19,19 @@ const (
 	// EnvGRPCRoots points gRPC's own HTTP client (used for the token exchange)
 	// at the mesh root CA.
 	EnvGRPCRoots = "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH"
+	// EnvRootFingerprints holds the fingerprints of the roots in the root CA
+	// ConfigMap, resolved when the proxy starts (as the mounted bundle is
+	// read then); the bootstrap reports them as node metadata.
+	EnvRootFingerprints = "CAPSTAN_ROOT_FINGERPRINTS"
 )
 
 // Node metadata keys in the bootstrap.
 const (
 	NodeMetaVersion     = "capstan.dev/version"
 	NodeMetaTrustDomain = "capstan.dev/trust-domain"
+	// NodeMetaRoots are the fingerprints of the roots the proxy read at
+	// start (the root CA ConfigMap's, see meshv1alpha1.NodeMetaRoots).
+	NodeMetaRoots = meshv1alpha1.NodeMetaRoots
 )
 
 // subjectTokenType is the STS type of a Kubernetes ServiceAccount token.
@@ -119,6 +126,7 @@ func bootstrapJSON(cfg Config) string {
 			Metadata: map[string]string{
 				NodeMetaVersion:     escapeExpansion(cfg.Version),
 				NodeMetaTrustDomain: escapeExpansion(cfg.TrustDomain),
+				NodeMetaRoots:       envRef(EnvRootFingerprints),
 			},
 		},
 		Admin: admin{Address: address{SocketAddress: socketAddress{

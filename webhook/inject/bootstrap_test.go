@@ -43,6 +43,10 @@ func expand(s string, env map[string]string) string {
 	return b.String()
 }
 
+// testFingerprints is a root CA ConfigMap's fingerprint list (two roots).
+const testFingerprints = "0a7c1f9a8e5b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5," +
+	"f00d1f9a8e5b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5"
+
 // proxyOf returns the injected proxy container of a pod.
 func proxyOf(t *testing.T, pod *corev1.Pod) corev1.Container {
 	t.Helper()
@@ -72,6 +76,7 @@ func TestBootstrapIsValidEnvoyConfig(t *testing.T) {
 			proxy := proxyOf(t, out)
 			env := map[string]string{
 				EnvPodName: "web-0", EnvPodNamespace: "shop", EnvPodIP: "10.1.2.3", EnvServiceAccount: "web",
+				EnvRootFingerprints: testFingerprints,
 			}
 			for _, e := range proxy.Env {
 				if e.ValueFrom == nil {
@@ -99,6 +104,9 @@ func TestBootstrapIsValidEnvoyConfig(t *testing.T) {
 			n, err := server.ParseNodeID(id)
 			if err != nil || n.Type != server.NodeSidecar || n.Pod != "web-0" || n.Namespace != "shop" {
 				t.Errorf("ParseNodeID(%q) = %+v, %v", id, n, err)
+			}
+			if got := bs.GetNode().GetMetadata().GetFields()[NodeMetaRoots].GetStringValue(); got != testFingerprints {
+				t.Errorf("node metadata %s = %q, want the fingerprints from the ConfigMap %q", NodeMetaRoots, got, testFingerprints)
 			}
 			ads := bs.GetDynamicResources().GetAdsConfig()
 			if ads.GetApiType().String() != "DELTA_GRPC" || ads.GetGrpcServices()[0].GetGoogleGrpc().GetTargetUri() != cfg.XDSAddress {

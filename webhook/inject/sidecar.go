@@ -6,6 +6,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 )
@@ -107,6 +108,13 @@ func proxyEnv() []corev1.EnvVar {
 		field(EnvPodIP, "status.podIP"),
 		field(EnvServiceAccount, "spec.serviceAccountName"),
 		{Name: EnvGRPCRoots, Value: RootCAPath},
+		{Name: EnvRootFingerprints, ValueFrom: &corev1.EnvVarSource{ConfigMapKeyRef: &corev1.ConfigMapKeySelector{
+			LocalObjectReference: corev1.LocalObjectReference{Name: RootCAConfigMap},
+			Key:                  meshv1alpha1.RootCAConfigMapFingerprintsKey,
+			// An older operator's ConfigMap lacks the key: the proxy
+			// starts, and reports roots the server cannot read.
+			Optional: ptr.To(true),
+		}}},
 	}
 }
 

@@ -5,6 +5,9 @@ package ir
 type Mesh struct {
 	// TrustDomain of SPIFFE identities.
 	TrustDomain string `json:"trustDomain"`
+	// TrustDomainAliases are trust domains whose identities count as this
+	// one's; Service.Identities already hold their variants.
+	TrustDomainAliases []string `json:"trustDomainAliases,omitempty"`
 	// MTLSMode is the mesh-wide default (STRICT or PERMISSIVE).
 	MTLSMode MTLSMode `json:"mtlsMode"`
 	// Services in the mesh, sorted by FQDN.

@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // callbacks feed go-control-plane's stream events (state of the world and
@@ -46,6 +50,7 @@ func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest)
 		nonce:       req.GetResponseNonce(),
 		version:     req.GetVersionInfo(),
 		errorDetail: req.GetErrorDetail(),
+		metadata:    nodeMetadata(req.GetNode()),
 	})
 	return nil
 }
@@ -97,8 +102,38 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscove
 		typeURL:     req.GetTypeUrl(),
 		nonce:       req.GetResponseNonce(),
 		errorDetail: req.GetErrorDetail(),
+		metadata:    nodeMetadata(req.GetNode()),
 	})
 	return nil
+}
+
+// Limits of the node metadata the tracker keeps (ProxyStatus.Metadata).
+const (
+	nodeMetadataPrefix   = "capstan.dev/"
+	maxNodeMetadataKeys  = 8
+	maxNodeMetadataValue = 1024
+)
+
+// nodeMetadata returns a node's "capstan.dev/" string metadata: at most
+// maxNodeMetadataKeys keys (the first in key order), values longer than
+// maxNodeMetadataValue left out. Nil without a node or such metadata.
+func nodeMetadata(node *corev3.Node) map[string]string {
+	fields := node.GetMetadata().GetFields()
+	var out map[string]string
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		v, ok := fields[k].GetKind().(*structpb.Value_StringValue)
+		if !ok || !strings.HasPrefix(k, nodeMetadataPrefix) || len(v.StringValue) > maxNodeMetadataValue {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = v.StringValue
+		if len(out) == maxNodeMetadataKeys {
+			break
+		}
+	}
+	return out
 }
 
 // OnStreamDeltaResponse implements delta.Callbacks.

@@ -15,6 +15,10 @@ type ProxyStatus struct {
 	Published map[string]string
 	// Types maps type URL to what this node was sent and how it answered.
 	Types map[string]TypeStatus
+	// Metadata holds the string fields of the node metadata whose keys
+	// start with "capstan.dev/" (see nodeMetadata for the limits), as sent
+	// by the stream that identified the node most recently.
+	Metadata map[string]string
 }
 
 // TypeStatus is the xDS exchange of one node for one resource type.
@@ -70,6 +74,7 @@ func (p ProxyStatus) InSync() bool {
 func (p ProxyStatus) deepCopy() ProxyStatus {
 	out := p
 	out.Published = maps.Clone(p.Published)
+	out.Metadata = maps.Clone(p.Metadata)
 	out.Types = make(map[string]TypeStatus, len(p.Types))
 	for typeURL, ts := range p.Types {
 		out.Types[typeURL] = ts.deepCopy()

@@ -63,6 +63,9 @@ type reply struct {
 	// version is the request's version_info (state of the world only).
 	version     string
 	errorDetail *rpcstatus.Status
+	// metadata is the node's metadata (nodeMetadata), when the request
+	// carries a node.
+	metadata map[string]string
 }
 
 // tracker records per-node xDS state from the server callbacks. The
@@ -127,7 +130,7 @@ func (t *tracker) recordRequest(key streamKey, r reply) string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.stream(key)
-	changed := t.identify(key, st, r.node)
+	changed := t.identify(key, st, r.node, r.metadata)
 	if st.node != "" && t.answer(st, r) {
 		changed = true
 	}
@@ -145,7 +148,7 @@ func (t *tracker) recordResponse(key streamKey, node, typeURL string, sent sentR
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	st := t.stream(key)
-	changed := t.identify(key, st, node)
+	changed := t.identify(key, st, node, nil)
 	if st.node == "" {
 		return ""
 	}
@@ -232,12 +235,14 @@ func (t *tracker) dropIfIdle(node string) {
 
 // identify binds a stream to its node on the first message naming one, and
 // reports whether that changed the node's stream count. t.mu is held.
-func (t *tracker) identify(key streamKey, st *streamState, node string) bool {
+func (t *tracker) identify(key streamKey, st *streamState, node string, metadata map[string]string) bool {
 	if st.node != "" || node == "" {
 		return false
 	}
 	st.node = node
-	t.proxy(node).Streams++
+	p := t.proxy(node)
+	p.Streams++
+	p.Metadata = metadata
 	t.log.V(1).Info("xDS stream opened", "nodeID", node, "stream", key.id, "delta", key.delta)
 	return true
 }

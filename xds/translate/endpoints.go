@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -34,7 +35,7 @@ func (t *translator) translateEndpoints() {
 		svc.Endpoints = slices.SortedFunc(maps.Values(eps), func(a, b *ir.Endpoint) int {
 			return cmp.Or(compareAddresses(a.Address, b.Address), cmp.Compare(a.Pod, b.Pod))
 		})
-		svc.Identities = identities(svc.Endpoints)
+		svc.Identities = t.withAliases(identities(svc.Endpoints))
 	}
 }
 
@@ -153,6 +154,31 @@ func identities(eps []*ir.Endpoint) []string {
 	for _, e := range eps {
 		if e.Identity != "" {
 			out = append(out, e.Identity)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// withAliases adds, for each SPIFFE ID of the mesh's trust domain, the same
+// ID under every trust domain alias: during a trust-domain change a peer may
+// still present (or already present) a certificate of the other domain.
+// The result is sorted.
+func (t *translator) withAliases(ids []string) []string {
+	if len(t.trustDomainAliases) == 0 {
+		return ids
+	}
+	prefix := "spiffe://" + t.trustDomain + "/"
+	out := slices.Clone(ids)
+	for _, id := range ids {
+		rest, ok := strings.CutPrefix(id, prefix)
+		if !ok {
+			continue
+		}
+		for _, alias := range t.trustDomainAliases {
+			if alias != t.trustDomain {
+				out = append(out, "spiffe://"+alias+"/"+rest)
+			}
 		}
 	}
 	slices.Sort(out)

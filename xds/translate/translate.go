@@ -80,7 +80,9 @@ type serviceEntry struct {
 type translator struct {
 	in          *Inputs
 	trustDomain string
-	meshMode    ir.MTLSMode
+	// trustDomainAliases are Mesh.spec.trustDomainAliases, sorted.
+	trustDomainAliases []string
+	meshMode           ir.MTLSMode
 	// services are sorted by FQDN; byFQDN indexes them.
 	services []*serviceEntry
 	byFQDN   map[string]*serviceEntry
@@ -116,6 +118,12 @@ func (t *translator) applyMeshSpec(spec *meshv1alpha1.MeshSpec) {
 	if spec.TrustDomain != "" {
 		t.trustDomain = spec.TrustDomain
 	}
+	for _, a := range spec.TrustDomainAliases {
+		if a != "" && a != t.trustDomain && !slices.Contains(t.trustDomainAliases, a) {
+			t.trustDomainAliases = append(t.trustDomainAliases, a)
+		}
+	}
+	slices.Sort(t.trustDomainAliases)
 	if spec.MTLS.Mode == meshv1alpha1.MTLSStrict {
 		t.meshMode = ir.MTLSStrict
 	}
@@ -123,7 +131,7 @@ func (t *translator) applyMeshSpec(spec *meshv1alpha1.MeshSpec) {
 
 // model assembles the mesh, sorted.
 func (t *translator) model() *ir.Mesh {
-	m := &ir.Mesh{TrustDomain: t.trustDomain, MTLSMode: t.meshMode}
+	m := &ir.Mesh{TrustDomain: t.trustDomain, TrustDomainAliases: t.trustDomainAliases, MTLSMode: t.meshMode}
 	for _, e := range t.services {
 		m.Services = append(m.Services, e.ir)
 	}
