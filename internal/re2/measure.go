@@ -2,6 +2,7 @@ package re2
 
 import (
 	"regexp/syntax"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -111,27 +112,156 @@ func mul(a, b int) int {
 	return a * b
 }
 
-// programSize models RE2's program size (Envoy's RE2 works on bytes) from
-// Go's program: the same instructions, plus RE2's two for unanchored search,
-// plus one instruction per extra byte range of a character class. A class
-// costs one byte range per Go range that starts at or below \xFF (a range
-// reaching above \x7F ends at \xFF), except that a class closed under ASCII
-// case folding costs nothing for its upper-case ranges (RE2 matches them
-// with its case-folding flag). The model can count a few instructions more
-// than RE2 (RE2 strips a literal prefix after ^), never fewer for the ASCII
-// patterns checkASCII lets through; the real-Envoy tests hold it to that.
+// programSize models RE2's program size from Go's program. Both compile
+// the same constructs to nearly the same instructions; RE2 then flattens its
+// program, and its size counts the flattened instructions. The model
+// flattens Go's program the same way: the roots are the start and every
+// successor of a consuming instruction (a rune, capture or empty-width
+// check), plus every instruction reachable from two roots; each root's list
+// holds the consuming instructions and matches reachable through
+// alternations, one jump per other root reached, and a class as one
+// instruction per byte range (Envoy's RE2 works on bytes). RE2 adds a fail
+// instruction and two for unanchored search. The model can count a few
+// instructions more than RE2 (RE2 strips a literal prefix after ^ and a
+// final $), never fewer for the ASCII patterns checkASCII lets through;
+// the real-Envoy test holds it to that.
 func programSize(prog *syntax.Prog) int {
-	size := len(prog.Inst) + unanchoredOverhead
-	for i := range prog.Inst {
-		inst := &prog.Inst[i]
-		switch inst.Op {
-		case syntax.InstRune:
-			size += classCost(inst.Rune) - 1
-		case syntax.InstRuneAnyNotNL:
-			size++ // [\x00-\x09] and [\x0b-\xff]
-		}
+	f := newFlattener(prog)
+	size := 1 + unanchoredOverhead
+	for _, r := range f.sortedRoots() {
+		size += f.listSize(r)
 	}
 	return size
+}
+
+type flattener struct {
+	prog  *syntax.Prog
+	roots map[uint32]bool
+	preds map[uint32][]uint32 // predecessors through alternations and no-ops
+}
+
+func epsilon(op syntax.InstOp) bool {
+	return op == syntax.InstAlt || op == syntax.InstAltMatch || op == syntax.InstNop
+}
+
+func epsilonOuts(inst *syntax.Inst) []uint32 {
+	if inst.Op == syntax.InstNop {
+		return []uint32{inst.Out}
+	}
+	return []uint32{inst.Out, inst.Arg}
+}
+
+func newFlattener(prog *syntax.Prog) *flattener {
+	f := &flattener{prog: prog, roots: map[uint32]bool{uint32(prog.Start): true}, preds: map[uint32][]uint32{}}
+	for i := range prog.Inst {
+		inst := &prog.Inst[i]
+		switch {
+		case epsilon(inst.Op):
+			for _, out := range epsilonOuts(inst) {
+				f.preds[out] = append(f.preds[out], uint32(i))
+			}
+		case inst.Op != syntax.InstMatch && inst.Op != syntax.InstFail:
+			f.roots[inst.Out] = true
+		}
+	}
+	for f.markUndominated() {
+	}
+	return f
+}
+
+// markUndominated makes a root of every instruction reached from a root
+// through alternations that is also reached from elsewhere; true if any.
+func (f *flattener) markUndominated() bool {
+	changed := false
+	for _, r := range f.sortedRoots() {
+		seen := f.closure(r)
+		for id := range seen {
+			if id == r || f.roots[id] {
+				continue
+			}
+			for _, p := range f.preds[id] {
+				if !seen[p] {
+					f.roots[id], changed = true, true
+					break
+				}
+			}
+		}
+	}
+	return changed
+}
+
+// closure is what r reaches through alternations without entering other roots.
+func (f *flattener) closure(r uint32) map[uint32]bool {
+	seen := map[uint32]bool{}
+	stack := []uint32{r}
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[id] || (id != r && f.roots[id]) {
+			continue
+		}
+		seen[id] = true
+		if inst := &f.prog.Inst[id]; epsilon(inst.Op) {
+			stack = append(stack, epsilonOuts(inst)...)
+		}
+	}
+	return seen
+}
+
+// listSize counts the flattened list of root r.
+func (f *flattener) listSize(r uint32) int {
+	seen := map[uint32]bool{}
+	n := 0
+	var walk func(id uint32)
+	walk = func(id uint32) {
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		inst := &f.prog.Inst[id]
+		switch {
+		case id != r && f.roots[id]:
+			n++ // a jump to the other root's list
+		case epsilon(inst.Op):
+			if f.altMatch(id) {
+				n++ // RE2 keeps this alternation as an instruction of its own
+			}
+			for _, out := range epsilonOuts(inst) {
+				walk(out)
+			}
+		case inst.Op == syntax.InstRune:
+			n += classCost(inst.Rune)
+		case inst.Op == syntax.InstRuneAnyNotNL:
+			n += 2 // [\x00-\x09] and [\x0b-\xff]
+		default:
+			n++
+		}
+	}
+	walk(r)
+	return n
+}
+
+// altMatch reports an alternation between a match and a loop over any byte
+// back to it, e.g. a final (?s:.)*, which RE2 compiles to an AltMatch.
+func (f *flattener) altMatch(id uint32) bool {
+	inst := &f.prog.Inst[id]
+	if inst.Op != syntax.InstAlt {
+		return false
+	}
+	loops := func(a, b uint32) bool {
+		any, match := &f.prog.Inst[a], &f.prog.Inst[b]
+		return any.Op == syntax.InstRuneAny && any.Out == id && match.Op == syntax.InstMatch
+	}
+	return loops(inst.Out, inst.Arg) || loops(inst.Arg, inst.Out)
+}
+
+func (f *flattener) sortedRoots() []uint32 {
+	out := make([]uint32, 0, len(f.roots))
+	for id := range f.roots {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // classCost is the number of RE2 byte ranges of a Go class instruction.
