@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/internal/re2"
 )
 
 // This file holds the semantic checks that CEL cannot express (or that we
@@ -63,14 +64,11 @@ func ValidateMeshRoute(mr *meshv1alpha1.MeshRoute) field.ErrorList {
 		}
 		errs = append(errs, validateHTTPRule(rule, path)...)
 	}
-	return errs
+	return append(errs, ValidateRegexes(mr)...)
 }
 
 func validateHTTPRule(rule *meshv1alpha1.HTTPRule, path *field.Path) field.ErrorList {
 	var errs field.ErrorList
-	for j := range rule.Match {
-		errs = append(errs, validateMatch(&rule.Match[j], path.Child("match").Index(j))...)
-	}
 	if rule.Rewrite != nil && rule.Rewrite.Prefix != "" && !allPrefixPathMatches(rule.Match) {
 		errs = append(errs, field.Invalid(path.Child("rewrite", "prefix"), rule.Rewrite.Prefix,
 			"requires a Prefix path match"))
@@ -102,30 +100,59 @@ func allPrefixPathMatches(matches []meshv1alpha1.HTTPMatch) bool {
 	return true
 }
 
-func validateMatch(m *meshv1alpha1.HTTPMatch, path *field.Path) field.ErrorList {
-	var errs field.ErrorList
-	if m.Path != nil {
-		errs = append(errs, validateRegex(m.Path.Type, m.Path.Value, path.Child("path", "value"))...)
-	}
-	for k, h := range m.Headers {
-		errs = append(errs, validateRegex(h.Type, h.Value, path.Child("headers").Index(k).Child("value"))...)
-	}
-	for k, q := range m.QueryParams {
-		errs = append(errs, validateRegex(q.Type, q.Value, path.Child("queryParams").Index(k).Child("value"))...)
-	}
-	return errs
+// regexField is one RegularExpression match value and its field path.
+type regexField struct {
+	path  *field.Path
+	value string
 }
 
-// validateRegex compiles a RegularExpression value. Go's regexp implements
-// RE2 syntax, which is what Envoy uses.
-func validateRegex(t meshv1alpha1.MatchType, value string, path *field.Path) field.ErrorList {
-	if t != meshv1alpha1.MatchRegularExpression {
-		return nil
+// regexFields lists the regular expressions of mr's matches, in field order.
+func regexFields(mr *meshv1alpha1.MeshRoute) []regexField {
+	var out []regexField
+	add := func(t meshv1alpha1.MatchType, value string, path *field.Path) {
+		if t == meshv1alpha1.MatchRegularExpression {
+			out = append(out, regexField{path, value})
+		}
 	}
-	if _, err := regexp.Compile(value); err != nil {
-		return field.ErrorList{field.Invalid(path, value, "must be a valid RE2 regular expression: "+err.Error())}
+	for i := range mr.Spec.HTTP {
+		for j := range mr.Spec.HTTP[i].Match {
+			m := &mr.Spec.HTTP[i].Match[j]
+			path := field.NewPath("spec", "http").Index(i).Child("match").Index(j)
+			if m.Path != nil {
+				add(m.Path.Type, m.Path.Value, path.Child("path", "value"))
+			}
+			for k, h := range m.Headers {
+				add(h.Type, h.Value, path.Child("headers").Index(k).Child("value"))
+			}
+			for k, q := range m.QueryParams {
+				add(q.Type, q.Value, path.Child("queryParams").Index(k).Child("value"))
+			}
+		}
 	}
-	return nil
+	return out
+}
+
+// ValidateRegexes checks mr's regular expressions with Envoy's rule
+// (internal/re2): the total size first, so that an oversized object is
+// refused before anything is parsed, then each pattern, naming its field
+// and, when it is too large, its RE2 program size and the limit.
+func ValidateRegexes(mr *meshv1alpha1.MeshRoute) field.ErrorList {
+	fields := regexFields(mr)
+	total := 0
+	for _, f := range fields {
+		total += len(f.value)
+	}
+	if total > re2.MaxTotalBytes {
+		return field.ErrorList{field.Invalid(field.NewPath("spec", "http"), fmt.Sprintf("%d bytes of regular expressions", total),
+			fmt.Sprintf("the regular expressions total %d bytes; one MeshRoute may have at most %d", total, re2.MaxTotalBytes))}
+	}
+	var errs field.ErrorList
+	for _, f := range fields {
+		if err := re2.Check(f.value); err != nil {
+			errs = append(errs, field.Invalid(f.path, f.value, err.Error()))
+		}
+	}
+	return errs
 }
 
 // validateDestinations reports a destination listed twice in one rule.

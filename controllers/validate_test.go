@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -54,7 +55,23 @@ func TestValidateMeshRoute(t *testing.T) {
 			"spec.http[0].rewrite.prefix: requires a Prefix path match"},
 		{"uri rewrite needs no match", route(func(r *meshv1alpha1.HTTPRule) { r.Rewrite = &meshv1alpha1.Rewrite{URI: "/x"} }), ""},
 		{"bad regex", route(pathMatch(meshv1alpha1.MatchRegularExpression, "/(a")),
-			"spec.http[0].match[0].path.value: must be a valid RE2 regular expression: error parsing regexp: missing closing ): `/(a`"},
+			"spec.http[0].match[0].path.value: not a valid RE2 regular expression: error parsing regexp: missing closing ): `/(a`"},
+		{"regex above Envoy's program size limit", route(pathMatch(meshv1alpha1.MatchRegularExpression, "/items/[a-z0-9]{0,100}")),
+			"spec.http[0].match[0].path.value: RE2 program size 311 exceeds the limit of 100 (Envoy's re2.max_program_size.error_level); " +
+				"use a simpler regular expression (fewer or smaller repetitions, or a Prefix match)"},
+		{"header regex at the limit", route(func(r *meshv1alpha1.HTTPRule) {
+			r.Match = []meshv1alpha1.HTTPMatch{{Headers: []meshv1alpha1.HeaderMatch{{Name: "x", Type: meshv1alpha1.MatchRegularExpression, Value: "[a-z0-9]{0,32}"}}}}
+		}), ""},
+		{"query regex above the limit", route(func(r *meshv1alpha1.HTTPRule) {
+			r.Match = []meshv1alpha1.HTTPMatch{{QueryParams: []meshv1alpha1.QueryParamMatch{{Name: "q", Type: meshv1alpha1.MatchRegularExpression, Value: "[a-z0-9]{0,33}"}}}}
+		}), "spec.http[0].match[0].queryParams[0].value: RE2 program size 103 exceeds the limit of 100 (Envoy's re2.max_program_size.error_level); " +
+			"use a simpler regular expression (fewer or smaller repetitions, or a Prefix match)"},
+		{"regexes above the total size", route(func(r *meshv1alpha1.HTTPRule) {
+			for range 9 {
+				r.Match = append(r.Match, meshv1alpha1.HTTPMatch{Path: &meshv1alpha1.PathMatch{
+					Type: meshv1alpha1.MatchRegularExpression, Value: "/" + strings.Repeat("a", 1000)}})
+			}
+		}), "spec.http: the regular expressions total 9009 bytes; one MeshRoute may have at most 8192"},
 		{"regex-looking Prefix is fine", route(pathMatch(meshv1alpha1.MatchPrefix, "/(a")), ""},
 		{"perTryTimeout above timeout", route(func(r *meshv1alpha1.HTTPRule) {
 			r.Timeout = &metav1.Duration{Duration: 1e9}

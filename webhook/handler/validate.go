@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/xds/translate"
 )
 
@@ -203,8 +204,9 @@ func (DestinationPolicyValidator) ValidateDelete(context.Context, *meshv1alpha1.
 	return nil, nil
 }
 
-// MeshRouteValidator is the MeshRoute validating webhook: it only warns
-// (unknown subsets, unknown annotations).
+// MeshRouteValidator is the MeshRoute validating webhook: it refuses
+// regular expressions Envoy would refuse (controllers.ValidateRegexes) and
+// warns about unknown subsets and annotations.
 type MeshRouteValidator struct {
 	// Client lists DestinationPolicies (the manager's cached client).
 	Client client.Reader
@@ -212,12 +214,36 @@ type MeshRouteValidator struct {
 
 // ValidateCreate implements admission.Validator.
 func (v *MeshRouteValidator) ValidateCreate(ctx context.Context, mr *meshv1alpha1.MeshRoute) (admission.Warnings, error) {
-	return v.decide(ctx, mr), nil
+	return v.decide(ctx, mr), RefusedRegexes(nil, mr)
 }
 
 // ValidateUpdate implements admission.Validator.
-func (v *MeshRouteValidator) ValidateUpdate(ctx context.Context, _, mr *meshv1alpha1.MeshRoute) (admission.Warnings, error) {
-	return v.decide(ctx, mr), nil
+func (v *MeshRouteValidator) ValidateUpdate(ctx context.Context, old, mr *meshv1alpha1.MeshRoute) (admission.Warnings, error) {
+	return v.decide(ctx, mr), RefusedRegexes(old, mr)
+}
+
+// RefusedRegexes is the webhook's refusal of mr's regular expressions, nil
+// when they are all accepted. On an update (old not nil) a problem that the
+// stored object already had at the same field is not refused, so that an
+// object stored before this check can still be edited elsewhere; the status
+// controller reports it.
+func RefusedRegexes(old, mr *meshv1alpha1.MeshRoute) error {
+	stored := map[string]bool{}
+	if old != nil {
+		for _, e := range controllers.ValidateRegexes(old) {
+			stored[e.Error()] = true
+		}
+	}
+	var refused field.ErrorList
+	for _, e := range controllers.ValidateRegexes(mr) {
+		if !stored[e.Error()] {
+			refused = append(refused, e)
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(meshv1alpha1.GroupVersion.WithKind("MeshRoute").GroupKind(), mr.Name, refused)
 }
 
 // ValidateDelete implements admission.Validator.

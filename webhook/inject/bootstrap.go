@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/internal/re2"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -44,6 +45,17 @@ type (
 		Node             node             `json:"node"`
 		Admin            admin            `json:"admin"`
 		DynamicResources dynamicResources `json:"dynamic_resources"`
+		LayeredRuntime   layeredRuntime   `json:"layered_runtime"`
+	}
+	// layeredRuntime is a static layer of fixed runtime values, then the admin
+	// layer (the one Envoy uses when the bootstrap names no runtime).
+	layeredRuntime struct {
+		Layers []runtimeLayer `json:"layers"`
+	}
+	runtimeLayer struct {
+		Name        string         `json:"name"`
+		StaticLayer map[string]int `json:"static_layer,omitempty"`
+		AdminLayer  *struct{}      `json:"admin_layer,omitempty"`
 	}
 	node struct {
 		ID       string            `json:"id"`
@@ -142,12 +154,26 @@ func bootstrapJSON(cfg Config) string {
 			CDSConfig: ads,
 			LDSConfig: ads,
 		},
+		LayeredRuntime: runtime(),
 	}
 	out, err := json.Marshal(b)
 	if err != nil {
 		panic("inject: marshal bootstrap: " + err.Error()) // plain structs of strings cannot fail
 	}
 	return string(out)
+}
+
+// runtime pins the RE2 program size limit of regexes to the one Capstan
+// enforces (internal/re2), so that Envoy refuses exactly what Capstan refuses.
+func runtime() layeredRuntime {
+	static := map[string]int{}
+	for _, key := range re2.RuntimeKeys {
+		static[key] = re2.MaxProgramSize
+	}
+	return layeredRuntime{Layers: []runtimeLayer{
+		{Name: "capstan", StaticLayer: static},
+		{Name: "admin", AdminLayer: &struct{}{}},
+	}}
 }
 
 func xdsGRPC(cfg Config) googleGRPC {

@@ -2,11 +2,11 @@ package generate
 
 import (
 	"fmt"
-	"regexp"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
+	"github.com/capstanmesh/capstan/internal/re2"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -166,13 +166,12 @@ func exactMatcher(v string) *matcherv3.StringMatcher {
 	return &matcherv3.StringMatcher{MatchPattern: &matcherv3.StringMatcher_Exact{Exact: v}}
 }
 
-// safeRegex checks an RE2 regex (Go's regexp speaks RE2 syntax) before Envoy sees it.
+// safeRegex checks a regex with Envoy's own rule (internal/re2) before Envoy
+// sees it. The check is memoised: translation has already measured every
+// regex of the model, so generating for each proxy compiles nothing.
 func safeRegex(re string) (*matcherv3.RegexMatcher, error) {
-	if re == "" {
-		return nil, fmt.Errorf("empty regular expression")
-	}
-	if _, err := regexp.Compile(re); err != nil {
-		return nil, fmt.Errorf("invalid regular expression: %w", err)
+	if err := re2.Check(re); err != nil {
+		return nil, fmt.Errorf("regular expression: %w", err)
 	}
 	return &matcherv3.RegexMatcher{Regex: re}, nil
 }

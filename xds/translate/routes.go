@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/internal/re2"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -57,6 +58,7 @@ func hasHTTPPort(svc *ir.Service) bool {
 func (t *translator) translateRules(mr *meshv1alpha1.MeshRoute, st *objectStatus) []*ir.HTTPRoute {
 	var out []*ir.HTTPRoute
 	names := map[string]int{}
+	regexBudget := t.regexBudget(mr, st)
 	for i := range mr.Spec.HTTP {
 		rule := &mr.Spec.HTTP[i]
 		field := fmt.Sprintf("spec.http[%d]", i)
@@ -66,7 +68,13 @@ func (t *translator) translateRules(mr *meshv1alpha1.MeshRoute, st *objectStatus
 			continue
 		}
 		names[name] = i
-		if errs := validateRule(rule, field); len(errs) > 0 {
+		if !regexBudget && regexBytes(rule) > 0 {
+			st.invalidf("%s: rule left out: the MeshRoute's regular expressions are above the total limit", field)
+			continue
+		}
+		errs := validateRule(rule, field)
+		errs = append(errs, validateRegexes(rule, field)...)
+		if len(errs) > 0 {
 			for _, e := range errs {
 				st.invalidf("%s", e)
 			}
@@ -77,6 +85,21 @@ func (t *translator) translateRules(mr *meshv1alpha1.MeshRoute, st *objectStatus
 		}
 	}
 	return out
+}
+
+// regexBudget reports whether mr's regular expressions fit the per-object
+// total (checked before any is parsed); if not, it says so on the status and
+// the rules with regular expressions are left out.
+func (t *translator) regexBudget(mr *meshv1alpha1.MeshRoute, st *objectStatus) bool {
+	total := 0
+	for i := range mr.Spec.HTTP {
+		total += regexBytes(&mr.Spec.HTTP[i])
+	}
+	if total <= re2.MaxTotalBytes {
+		return true
+	}
+	st.invalidf("spec.http: the regular expressions total %d bytes; one MeshRoute may have at most %d", total, re2.MaxTotalBytes)
+	return false
 }
 
 func ruleName(rule *meshv1alpha1.HTTPRule, i int) string {

@@ -3,9 +3,9 @@ package translate
 import (
 	"cmp"
 	"fmt"
-	"regexp"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/internal/re2"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -28,9 +28,6 @@ func validateRule(rule *meshv1alpha1.HTTPRule, field string) []string {
 		case !allPrefixPaths(rule.Match):
 			errs = append(errs, field+".rewrite.prefix: needs every match of the rule to have a Prefix path match")
 		}
-	}
-	for i := range rule.Match {
-		errs = append(errs, validateRegexes(&rule.Match[i], fmt.Sprintf("%s.match[%d]", field, i))...)
 	}
 	return errs
 }
@@ -61,14 +58,35 @@ func allPrefixPaths(matches []meshv1alpha1.HTTPMatch) bool {
 	return true
 }
 
-func validateRegexes(m *meshv1alpha1.HTTPMatch, field string) []string {
+// regexBytes is the length of a rule's regular expressions.
+func regexBytes(rule *meshv1alpha1.HTTPRule) int {
+	n := 0
+	for i := range rule.Match {
+		forEachRegex(&rule.Match[i], "", func(_, value string) { n += len(value) })
+	}
+	return n
+}
+
+// validateRegexes checks a rule's regular expressions with Envoy's rule
+// (internal/re2, memoised: each distinct pattern is compiled once, and the
+// generator's check of the same pattern for every proxy finds the result).
+func validateRegexes(rule *meshv1alpha1.HTTPRule, field string) []string {
 	var errs []string
+	for i := range rule.Match {
+		forEachRegex(&rule.Match[i], fmt.Sprintf("%s.match[%d]", field, i), func(f, value string) {
+			if err := re2.Check(value); err != nil {
+				errs = append(errs, fmt.Sprintf("%s.value: %v", f, err))
+			}
+		})
+	}
+	return errs
+}
+
+// forEachRegex calls fn with the field and value of each RegularExpression of m.
+func forEachRegex(m *meshv1alpha1.HTTPMatch, field string, fn func(field, value string)) {
 	check := func(f string, typ meshv1alpha1.MatchType, value string) {
-		if typ != meshv1alpha1.MatchRegularExpression {
-			return
-		}
-		if _, err := regexp.Compile(value); err != nil {
-			errs = append(errs, fmt.Sprintf("%s.value: not a valid RE2 regular expression: %v", f, err))
+		if typ == meshv1alpha1.MatchRegularExpression {
+			fn(f, value)
 		}
 	}
 	if m.Path != nil {
@@ -80,7 +98,6 @@ func validateRegexes(m *meshv1alpha1.HTTPMatch, field string) []string {
 	for i, q := range m.QueryParams {
 		check(fmt.Sprintf("%s.queryParams[%d]", field, i), q.Type, q.Value)
 	}
-	return errs
 }
 
 func convertMatches(in []meshv1alpha1.HTTPMatch) []*ir.Match {
