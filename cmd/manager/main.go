@@ -9,6 +9,7 @@ import (
 	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -20,6 +21,17 @@ import (
 	"github.com/capstanmesh/capstan/webhook/inject"
 	"github.com/capstanmesh/capstan/xds/runner"
 )
+
+// Leader election (--leader-elect) keeps one Lease, leaderElectionID, in the
+// operator's namespace: a Role there may create Leases (create cannot be
+// restricted by name) and read and renew that one, and record the Events
+// client-go's leader election writes about it (core/v1 Events).
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=capstan-system,resources=leases,verbs=create
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=capstan-system,resources=leases,resourceNames=capstan-manager.capstan.dev,verbs=get;update
+// +kubebuilder:rbac:groups="",namespace=capstan-system,resources=events,verbs=create;patch
+
+// leaderElectionID names the Lease of --leader-elect.
+const leaderElectionID = "capstan-manager.capstan.dev"
 
 // options are the manager's command-line settings.
 type options struct {
@@ -74,10 +86,10 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.BoolVar(&opts.WebhookMeshCerts, "webhook-mesh-certs", false,
 		"serve the admission webhooks (--webhook-port) with a certificate from the mesh CA for the "+webhookServiceName+
 			" Service, and keep the webhook configurations' caBundle equal to the mesh root")
-	fs.StringVar(&opts.MutatingWebhookConfiguration, "mutating-webhook-configuration", "mutating-webhook-configuration",
-		"the MutatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps")
-	fs.StringVar(&opts.ValidatingWebhookConfiguration, "validating-webhook-configuration", "validating-webhook-configuration",
-		"the ValidatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps")
+	fs.StringVar(&opts.MutatingWebhookConfiguration, "mutating-webhook-configuration", controllers.DefaultMutatingWebhookConfiguration,
+		"the MutatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps (the ClusterRole may update this name only)")
+	fs.StringVar(&opts.ValidatingWebhookConfiguration, "validating-webhook-configuration", controllers.DefaultValidatingWebhookConfiguration,
+		"the ValidatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps (the ClusterRole may update this name only)")
 	fs.BoolVar(&opts.InjectionCPUAccounting, "injection-cpu-accounting", false,
 		"record the injection webhook's CPU time per request (capstan_injection_cpu_seconds), for diagnosis")
 	opts.ZapOptions.BindFlags(fs)
@@ -115,12 +127,14 @@ func run(ctx context.Context, opts options) error {
 		}}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
+		// Kinds the ClusterRole grants by name only are cached by name.
+		Cache:                   cache.Options{ByObject: controllers.NameScopedCache(opts.MutatingWebhookConfiguration, opts.ValidatingWebhookConfiguration)},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
 		WebhookServer:           webhook.NewServer(webhookOpts),
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		LeaderElection:          opts.LeaderElect,
-		LeaderElectionID:        "capstan-manager.capstan.dev",
+		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: opts.Namespace,
 	})
 	if err != nil {
