@@ -223,8 +223,6 @@ func (r *UninjectedReconciler) recordOptOutEvents(pods []optedOutPod) {
 	maps.DeleteFunc(r.optOutsReported, func(uid types.UID, _ string) bool { return !seen[uid] })
 }
 
-
-
 // listWorkloads returns every Deployment, StatefulSet and DaemonSet by reference.
 func (r *UninjectedReconciler) listWorkloads(ctx context.Context) (map[WorkloadRef]client.Object, error) {
 	out := map[WorkloadRef]client.Object{}
