@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -105,14 +106,20 @@ func defaultNamespace() string {
 	return "capstan-system"
 }
 
-// run builds the manager, registers the controllers and health checks, and
-// blocks until ctx ends.
+// run finds the kubeconfig (--kubeconfig, $KUBECONFIG, in-cluster) and runs
+// the manager with it (runWithConfig).
 func run(ctx context.Context, opts options) error {
-	log := ctrl.Log.WithName("setup")
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("finding a kubeconfig: %w", err)
 	}
+	return runWithConfig(ctx, cfg, opts)
+}
+
+// runWithConfig builds the manager on cfg, registers the controllers and
+// health checks, and blocks until ctx ends.
+func runWithConfig(ctx context.Context, cfg *rest.Config, opts options) error {
+	log := ctrl.Log.WithName("setup")
 	scheme, err := controllers.NewScheme()
 	if err != nil {
 		return err
