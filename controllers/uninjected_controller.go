@@ -116,9 +116,11 @@ func (r *UninjectedReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		return ctrl.Result{RequeueAfter: r.permissionTTL()}, nil
 	}
 	err = r.restartNext(ctx, report, workloads)
-	if next := (*restartForbiddenError)(nil); errors.As(err, &next) {
-		r.permission = restartPermission{checked: r.now(), allowed: false, reason: next.Error()}
-		return ctrl.Result{Requeue: true}, nil // writes the condition
+	if forbidden := (*restartForbiddenError)(nil); errors.As(err, &forbidden) {
+		// The binding went away since the last check: say so now.
+		r.permission = restartPermission{checked: r.now(), allowed: false, reason: forbidden.Error()}
+		c := r.permission.condition(mesh.Generation)
+		return ctrl.Result{RequeueAfter: r.permissionTTL()}, r.writeStatus(ctx, mesh, report, &c)
 	}
 	return ctrl.Result{}, err
 }
