@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -57,6 +58,10 @@ type options struct {
 	// InjectionCPUAccounting records the injection webhook's CPU time per request.
 	InjectionCPUAccounting bool
 	ZapOptions             zap.Options
+
+	// reuseControllerNames lets tests run the manager more than once in one
+	// process (controller-runtime refuses a controller name seen before).
+	reuseControllerNames bool
 }
 
 func main() {
@@ -143,6 +148,7 @@ func runWithConfig(ctx context.Context, cfg *rest.Config, opts options) error {
 		LeaderElection:          opts.LeaderElect,
 		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: opts.Namespace,
+		Controller:              config.Controller{SkipNameValidation: &opts.reuseControllerNames},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

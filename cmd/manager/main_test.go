@@ -58,7 +58,7 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: operatorNS, XDSAddr: xdsAddr,
-			WebhookMeshCerts: true, WebhookPort: port,
+			WebhookMeshCerts: true, WebhookPort: port, reuseControllerNames: true,
 			MutatingWebhookConfiguration: "none", ValidatingWebhookConfiguration: "none"})
 	}()
 	defer func() {

@@ -123,7 +123,7 @@ func TestRunWithGeneratedRBAC(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- runWithConfig(runCtx, cfg, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: operatorNS, XDSAddr: xdsAddr,
-			LeaderElect: true, WebhookMeshCerts: true, WebhookPort: port,
+			LeaderElect: true, WebhookMeshCerts: true, WebhookPort: port, reuseControllerNames: true,
 			MutatingWebhookConfiguration:   controllers.DefaultMutatingWebhookConfiguration,
 			ValidatingWebhookConfiguration: controllers.DefaultValidatingWebhookConfiguration})
 	}()
