@@ -41,6 +41,10 @@ import (
 // Warning Event on each owning Deployment, StatefulSet or DaemonSet, and, when
 // Mesh.spec.injection.restartUninjected is true, restarts those workloads one
 // at a time by patching their pod template annotation capstan.dev/restartedAt.
+// Restarting needs the ClusterRole capstan-restarter; without it the Mesh's
+// RestartUninjected condition says so and nothing is patched. It also counts
+// the pods that opted out of capture (PodOptOuts) in Mesh.status.optedOutPods
+// and records a Warning Event on each.
 //
 // It reconciles the whole cluster at once: every watched object enqueues the
 // same request.
