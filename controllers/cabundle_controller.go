@@ -17,7 +17,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 )
 
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations;validatingwebhookconfigurations,verbs=get;list;watch;update
+// Only Capstan's own webhook configurations, by name (the names config/webhook
+// renders, DefaultMutatingWebhookConfiguration and
+// DefaultValidatingWebhookConfiguration); the cache watches them with a
+// metadata.name field selector (NameScopedCache).
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=mutating-webhook-configuration,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=validating-webhook-configuration,verbs=get;list;watch;update
+
+// Names of Capstan's webhook configurations as config/webhook renders them;
+// the ClusterRole may update these and no others.
+const (
+	DefaultMutatingWebhookConfiguration   = "mutating-webhook-configuration"
+	DefaultValidatingWebhookConfiguration = "validating-webhook-configuration"
+)
 
 // CABundleInjector keeps the caBundle of Capstan's own webhook
 // configurations equal to the mesh's trust bundle, when the manager serves

@@ -15,7 +15,10 @@ import (
 	"github.com/capstanmesh/capstan/pki/builtin"
 )
 
-// +kubebuilder:rbac:groups="",namespace=capstan-system,resources=secrets,verbs=get;create;update
+// The built-in CA's Secret by name, in the operator's namespace only (a
+// Role); create cannot be restricted by name.
+// +kubebuilder:rbac:groups="",namespace=capstan-system,resources=secrets,resourceNames=capstan-builtin-ca,verbs=get;update
+// +kubebuilder:rbac:groups="",namespace=capstan-system,resources=secrets,verbs=create
 
 // Keys of the built-in CA's Secret.
 const (

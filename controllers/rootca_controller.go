@@ -48,8 +48,14 @@ type BundleSource interface {
 	TrustBundle(ctx context.Context) ([]byte, error)
 }
 
+// The root CA ConfigMap by name only: the cache lists and watches
+// ConfigMaps with a metadata.name field selector (NameScopedCache), which the
+// API server authorizes against resourceNames. Kubernetes cannot restrict
+// create by name (the name is not known when it authorizes), so create is a
+// rule of its own on every ConfigMap.
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update
+// +kubebuilder:rbac:groups="",resources=configmaps,resourceNames=capstan-root-ca,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
 
 // RootCAPublisher keeps the ConfigMap capstan-root-ca, holding the mesh's
 // trust bundle, in every namespace with injection enabled: injected proxies

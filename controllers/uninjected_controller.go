@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,6 +14,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -25,8 +28,11 @@ import (
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
-// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets,verbs=get;list;watch;patch
-// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get;list;watch
+// Reading workloads is the operator's own role; restarting them (patch) is
+// the separate ClusterRole capstan-restarter, bound only where
+// Mesh.spec.injection.restartUninjected is used (config/rbac/restarter).
+// +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
+// +kubebuilder:rbac:roleName=capstan-restarter,groups=apps,resources=deployments;statefulsets;daemonsets,verbs=patch
 // +kubebuilder:rbac:groups=mesh.capstan.dev,resources=meshes/status,verbs=update
 
 // UninjectedReconciler finds running pods in injection-enabled namespaces
@@ -35,6 +41,10 @@ import (
 // Warning Event on each owning Deployment, StatefulSet or DaemonSet, and, when
 // Mesh.spec.injection.restartUninjected is true, restarts those workloads one
 // at a time by patching their pod template annotation capstan.dev/restartedAt.
+// Restarting needs the ClusterRole capstan-restarter; without it the Mesh's
+// RestartUninjected condition says so and nothing is patched. It also counts
+// the pods that opted out of capture (PodOptOuts) in Mesh.status.optedOutPods
+// and records a Warning Event on each.
 //
 // It reconciles the whole cluster at once: every watched object enqueues the
 // same request.
@@ -48,6 +58,9 @@ type UninjectedReconciler struct {
 	OperatorNamespace string
 	// Now returns the time written in capstan.dev/restartedAt (time.Now when nil).
 	Now func() time.Time
+	// PermissionTTL is how long a check of the restart permission holds
+	// (DefaultPermissionTTL when 0); see checkRestartPermission.
+	PermissionTTL time.Duration
 
 	mu sync.Mutex
 	// reported is the last state an Event was recorded for, by workload UID.
@@ -55,6 +68,10 @@ type UninjectedReconciler struct {
 	// restarted is the generation our last restart of a workload produced, by
 	// UID, for when the cache has not caught up with the patch yet.
 	restarted map[types.UID]int64
+	// optOutsReported is what the last PodOptedOut Event said, by pod UID.
+	optOutsReported map[types.UID]string
+	// permission is whether the operator may restart workloads, as last checked.
+	permission restartPermission
 }
 
 // uninjectedRequest is the one request every watch enqueues.
@@ -67,8 +84,9 @@ func (r *UninjectedReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	if r.reported == nil {
 		r.reported = map[types.UID]EventState{}
 		r.restarted = map[types.UID]int64{}
+		r.optOutsReported = map[types.UID]string{}
 	}
-	report, err := r.scan(ctx)
+	report, optedOut, err := r.scan(ctx)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
@@ -77,6 +95,7 @@ func (r *UninjectedReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		return ctrl.Result{}, err
 	}
 	r.recordEvents(report, workloads)
+	r.recordOptOutEvents(optedOut)
 
 	mesh := &meshv1alpha1.Mesh{}
 	if err := r.Client.Get(ctx, client.ObjectKey{Name: meshv1alpha1.MeshName}, mesh); err != nil {
@@ -85,13 +104,29 @@ func (r *UninjectedReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 		}
 		return ctrl.Result{}, fmt.Errorf("reading the Mesh: %w", err)
 	}
-	if err := r.writeStatus(ctx, mesh, report); err != nil {
+	var restart *metav1.Condition
+	if mesh.Spec.Injection.RestartUninjected {
+		c := r.checkRestartPermission(ctx).condition(mesh.Generation)
+		restart = &c
+	}
+	if err := r.writeStatus(ctx, mesh, report, restart); err != nil {
 		return ctrl.Result{}, err
 	}
-	if !mesh.Spec.Injection.RestartUninjected {
+	switch {
+	case restart == nil:
 		return ctrl.Result{}, nil
+	case restart.Status != metav1.ConditionTrue:
+		// Reported, not restarted; look again for a new binding.
+		return ctrl.Result{RequeueAfter: r.permissionTTL()}, nil
 	}
-	return ctrl.Result{}, r.restartNext(ctx, report, workloads)
+	err = r.restartNext(ctx, report, workloads)
+	if forbidden := (*restartForbiddenError)(nil); errors.As(err, &forbidden) {
+		// The binding went away since the last check: say so now.
+		r.permission = restartPermission{checked: r.now(), allowed: false, reason: forbidden.Error()}
+		c := r.permission.condition(mesh.Generation)
+		return ctrl.Result{RequeueAfter: r.permissionTTL()}, r.writeStatus(ctx, mesh, report, &c)
+	}
+	return ctrl.Result{}, err
 }
 
 func (r *UninjectedReconciler) version() string {
@@ -110,11 +145,12 @@ func (r *UninjectedReconciler) operatorNamespace() string {
 
 // scan classifies the pods of every enabled namespace. It lists pods and
 // ReplicaSets across the cache (which may be limited to some namespaces)
-// rather than per namespace, without deep copies: they are only read.
-func (r *UninjectedReconciler) scan(ctx context.Context) (UninjectedReport, error) {
+// rather than per namespace, without deep copies: they are only read. It
+// also returns the pods that opted out of capture, with how.
+func (r *UninjectedReconciler) scan(ctx context.Context) (UninjectedReport, []optedOutPod, error) {
 	namespaces := &corev1.NamespaceList{}
 	if err := r.Client.List(ctx, namespaces, client.MatchingLabels{meshv1alpha1.LabelInject: meshv1alpha1.InjectEnabled}); err != nil {
-		return UninjectedReport{}, fmt.Errorf("listing namespaces: %w", err)
+		return UninjectedReport{}, nil, fmt.Errorf("listing namespaces: %w", err)
 	}
 	enabled := map[string]*corev1.Namespace{}
 	for i := range namespaces.Items {
@@ -123,15 +159,15 @@ func (r *UninjectedReconciler) scan(ctx context.Context) (UninjectedReport, erro
 		}
 	}
 	if len(enabled) == 0 {
-		return BuildReport(nil), nil
+		return BuildReport(nil), nil, nil
 	}
 	pods := &corev1.PodList{}
 	if err := r.Client.List(ctx, pods, client.UnsafeDisableDeepCopy); err != nil {
-		return UninjectedReport{}, fmt.Errorf("listing pods: %w", err)
+		return UninjectedReport{}, nil, fmt.Errorf("listing pods: %w", err)
 	}
 	rsList := &appsv1.ReplicaSetList{}
 	if err := r.Client.List(ctx, rsList, client.UnsafeDisableDeepCopy); err != nil {
-		return UninjectedReport{}, fmt.Errorf("listing replicasets: %w", err)
+		return UninjectedReport{}, nil, fmt.Errorf("listing replicasets: %w", err)
 	}
 	replicaSets := map[types.NamespacedName]*appsv1.ReplicaSet{}
 	for i := range rsList.Items {
@@ -142,6 +178,7 @@ func (r *UninjectedReconciler) scan(ctx context.Context) (UninjectedReport, erro
 		return replicaSets[types.NamespacedName{Namespace: namespace, Name: name}]
 	}
 	var findings []PodFinding
+	var optedOut []optedOutPod
 	for i := range pods.Items {
 		pod := &pods.Items[i]
 		ns, ok := enabled[pod.Namespace]
@@ -149,13 +186,47 @@ func (r *UninjectedReconciler) scan(ctx context.Context) (UninjectedReport, erro
 			continue
 		}
 		state := ClassifyPod(pod, ns, r.operatorNamespace(), r.version())
-		if state == PodFine {
+		optOuts := PodOptOuts(pod, ns, r.operatorNamespace())
+		if state == PodFine && len(optOuts) == 0 {
 			continue
 		}
+		if len(optOuts) > 0 {
+			optedOut = append(optedOut, optedOutPod{pod: pod, optOuts: optOuts})
+		}
 		w, ok := OwningWorkload(pod, lookup)
-		findings = append(findings, PodFinding{Pod: pod.Namespace + "/" + pod.Name, State: state, Workload: w, HasOwner: ok})
+		findings = append(findings, PodFinding{Pod: pod.Namespace + "/" + pod.Name, State: state, Workload: w, HasOwner: ok, OptOuts: optOuts})
 	}
-	return BuildReport(findings), nil
+	return BuildReport(findings), optedOut, nil
+}
+
+// optedOutPod is a pod that opted out of capture, and how (PodOptOuts).
+type optedOutPod struct {
+	pod     *corev1.Pod
+	optOuts []string
+}
+
+// maxEventNote bounds an Event's note (the API server refuses more than 1 kB).
+const maxEventNote = 1000
+
+// recordOptOutEvents records a Warning Event on each opted-out pod whose
+// opt-outs changed since the last Event, and forgets pods no longer listed.
+func (r *UninjectedReconciler) recordOptOutEvents(pods []optedOutPod) {
+	seen := make(map[types.UID]bool, len(pods))
+	for _, p := range pods {
+		note := "pod opted out of the mesh's traffic capture, mTLS and policy: " + strings.Join(p.optOuts, "; ")
+		if len(note) > maxEventNote {
+			note = note[:maxEventNote-3] + "..."
+		}
+		seen[p.pod.UID] = true
+		if r.optOutsReported[p.pod.UID] == note {
+			continue
+		}
+		r.optOutsReported[p.pod.UID] = note
+		if r.Recorder != nil {
+			r.Recorder.Eventf(p.pod, nil, corev1.EventTypeWarning, ReasonPodOptedOut, "Inject", "%s", note)
+		}
+	}
+	maps.DeleteFunc(r.optOutsReported, func(uid types.UID, _ string) bool { return !seen[uid] })
 }
 
 // listWorkloads returns every Deployment, StatefulSet and DaemonSet by reference.
@@ -225,14 +296,30 @@ func (r *UninjectedReconciler) recordEvents(report UninjectedReport, workloads m
 	}
 }
 
-// writeStatus writes the counts and sample to the Mesh status when they changed.
-func (r *UninjectedReconciler) writeStatus(ctx context.Context, mesh *meshv1alpha1.Mesh, report UninjectedReport) error {
+// writeStatus writes the counts and samples to the Mesh status, and the
+// RestartUninjected condition (removed when restart is nil), when they
+// changed; it records an Event when that condition's status changes.
+func (r *UninjectedReconciler) writeStatus(ctx context.Context, mesh *meshv1alpha1.Mesh, report UninjectedReport, restart *metav1.Condition) error {
 	uninjected, sample, outdated := MeshStatusFor(report)
+	optedOut, optedOutSample := OptedOutStatusFor(report)
 	st := &mesh.Status
-	if st.UninjectedPods == uninjected && st.OutdatedPods == outdated && slices.Equal(st.UninjectedSample, sample) {
+	before := meta.FindStatusCondition(st.Conditions, meshv1alpha1.ConditionRestartUninjected)
+	var beforeStatus metav1.ConditionStatus
+	if before != nil {
+		beforeStatus = before.Status
+	}
+	var conditionChanged bool
+	if restart != nil {
+		conditionChanged = meta.SetStatusCondition(&st.Conditions, *restart)
+	} else {
+		conditionChanged = meta.RemoveStatusCondition(&st.Conditions, meshv1alpha1.ConditionRestartUninjected)
+	}
+	if !conditionChanged && st.UninjectedPods == uninjected && st.OutdatedPods == outdated && slices.Equal(st.UninjectedSample, sample) &&
+		st.OptedOutPods == optedOut && slices.Equal(st.OptedOutSample, optedOutSample) {
 		return nil
 	}
 	st.UninjectedPods, st.UninjectedSample, st.OutdatedPods = uninjected, sample, outdated
+	st.OptedOutPods, st.OptedOutSample = optedOut, optedOutSample
 	if err := r.Client.Status().Update(ctx, mesh); err != nil {
 		if apierrors.IsConflict(err) {
 			// The newer Mesh is on its way through the watch.
@@ -240,6 +327,9 @@ func (r *UninjectedReconciler) writeStatus(ctx context.Context, mesh *meshv1alph
 			return nil
 		}
 		return fmt.Errorf("updating the Mesh status: %w", err)
+	}
+	if restart != nil && restart.Status != beforeStatus {
+		r.recordPermissionEvent(mesh, *restart, beforeStatus)
 	}
 	return nil
 }
@@ -272,9 +362,12 @@ func (r *UninjectedReconciler) restartNext(ctx context.Context, report Uninjecte
 	}
 	obj := workloads[next]
 	if err := r.restart(ctx, obj); err != nil {
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+		switch {
+		case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
 			// Our copy was stale; the newer one is on its way through the watch.
 			return nil
+		case apierrors.IsForbidden(err):
+			return &restartForbiddenError{workload: next, err: err}
 		}
 		return fmt.Errorf("restarting %s: %w", next, err)
 	}
@@ -305,14 +398,10 @@ func (r *UninjectedReconciler) restart(ctx context.Context, obj client.Object) e
 	default:
 		return fmt.Errorf("cannot restart a %T", obj)
 	}
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
 	if tmpl.Annotations == nil {
 		tmpl.Annotations = map[string]string{}
 	}
-	at := now().UTC()
+	at := r.now().UTC()
 	stamp := at.Format(time.RFC3339)
 	if tmpl.Annotations[AnnotationRestartedAt] == stamp {
 		// The same second as the last restart: the template must change for

@@ -28,6 +28,9 @@ const (
 	ReasonPodsWithoutSidecar      = "PodsWithoutSidecar"
 	ReasonPodsWithOutdatedSidecar = "PodsWithOutdatedSidecar"
 	ReasonRolloutRestarted        = "RolloutRestarted"
+	// ReasonPodOptedOut is the Warning Event on a pod that opted out of
+	// capture in an injection-enabled namespace (PodOptOuts).
+	ReasonPodOptedOut = "PodOptedOut"
 )
 
 // UninjectedSampleSize is how many pods Mesh.status.uninjectedSample lists.
@@ -50,21 +53,19 @@ const (
 // carries an outdated one. Only running pods that are not being deleted, in
 // a namespace labelled capstan.dev/inject=enabled other than
 // operatorNamespace, not on the host network and not opted out with the pod
-// label capstan.dev/inject=false are considered. A sidecar is outdated when
-// the version in its capstan.dev/status annotation differs from version, or
-// when that annotation cannot be read; a sidecar container without the
-// annotation has an unknown version and is left alone.
+// label capstan.dev/inject=false are considered. A pod without a
+// capstan-proxy container is uninjected, whatever its annotations say (a
+// capstan.dev/status annotation alone is no sidecar). A sidecar is outdated
+// when the version in its capstan.dev/status annotation differs from
+// version, or when that annotation cannot be read; a sidecar container
+// without the annotation has an unknown version and is left alone.
 func ClassifyPod(pod *corev1.Pod, ns *corev1.Namespace, operatorNamespace, version string) PodSidecarState {
 	switch {
-	case pod == nil || ns == nil:
+	case !considered(pod, ns, operatorNamespace):
 		return PodFine
-	case pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil:
+	case pod.Labels[meshv1alpha1.LabelInject] == "false":
 		return PodFine
-	case ns.Labels[meshv1alpha1.LabelInject] != meshv1alpha1.InjectEnabled || ns.Name == operatorNamespace:
-		return PodFine
-	case pod.Spec.HostNetwork || pod.Labels[meshv1alpha1.LabelInject] == "false":
-		return PodFine
-	case !inject.IsInjected(pod):
+	case !inject.HasProxy(pod):
 		return PodUninjected
 	}
 	s, ok, err := inject.ParseStatus(pod)
@@ -75,6 +76,41 @@ func ClassifyPod(pod *corev1.Pod, ns *corev1.Namespace, operatorNamespace, versi
 		return PodOutdated
 	}
 	return PodFine
+}
+
+// considered reports whether pod is a running pod, not being deleted and not
+// on the host network, in ns, a namespace labelled capstan.dev/inject=enabled
+// other than operatorNamespace.
+func considered(pod *corev1.Pod, ns *corev1.Namespace, operatorNamespace string) bool {
+	switch {
+	case pod == nil || ns == nil:
+		return false
+	case pod.Status.Phase != corev1.PodRunning || pod.DeletionTimestamp != nil:
+		return false
+	case ns.Labels[meshv1alpha1.LabelInject] != meshv1alpha1.InjectEnabled || ns.Name == operatorNamespace:
+		return false
+	}
+	return !pod.Spec.HostNetwork
+}
+
+// PodOptOuts says how pod, in namespace ns, opted out of traffic capture
+// (and so of mTLS and mesh policy) although its namespace has injection
+// enabled: the pod label capstan.dev/inject=false; or, on a pod with the
+// sidecar, capstan.dev/exclude-* annotations that exclude all its inbound or
+// outbound traffic (inject.OptOuts) and containers running as the proxy's
+// UID or GID (inject.ProxyIDClashes). The pods considered are ClassifyPod's.
+// It returns nil for a pod that did not opt out.
+func PodOptOuts(pod *corev1.Pod, ns *corev1.Namespace, operatorNamespace string) []string {
+	if !considered(pod, ns, operatorNamespace) {
+		return nil
+	}
+	if pod.Labels[meshv1alpha1.LabelInject] == "false" {
+		return []string{"pod label " + meshv1alpha1.LabelInject + "=false: the pod has no sidecar"}
+	}
+	if !inject.HasProxy(pod) {
+		return nil // uninjected, reported as such
+	}
+	return slices.Concat(inject.OptOuts(pod), inject.ProxyIDClashes(pod))
 }
 
 // Workload kinds the UninjectedReconciler reports and restarts.
@@ -156,9 +192,10 @@ type WorkloadPods struct {
 
 // UninjectedReport is what the reconciler found across the cluster.
 type UninjectedReport struct {
-	// Uninjected and Outdated are the pods found, as sorted "ns/name".
+	// Uninjected, Outdated and OptedOut are the pods found, as sorted "ns/name".
 	Uninjected []string
 	Outdated   []string
+	OptedOut   []string
 	// Workloads are the owners of those pods; pods without one (bare pods,
 	// Job pods) are only counted.
 	Workloads map[WorkloadRef]WorkloadPods
@@ -170,6 +207,8 @@ type PodFinding struct {
 	State    PodSidecarState
 	Workload WorkloadRef
 	HasOwner bool
+	// OptOuts are PodOptOuts; a pod with any is in UninjectedReport.OptedOut.
+	OptOuts []string
 }
 
 // BuildReport gathers findings into a report. Findings in state PodFine are ignored.
@@ -178,6 +217,9 @@ func BuildReport(findings []PodFinding) UninjectedReport {
 	sorted := slices.Clone(findings)
 	slices.SortFunc(sorted, func(a, b PodFinding) int { return cmp.Compare(a.Pod, b.Pod) })
 	for _, f := range sorted {
+		if len(f.OptOuts) > 0 {
+			r.OptedOut = append(r.OptedOut, f.Pod)
+		}
 		switch f.State {
 		case PodUninjected:
 			r.Uninjected = append(r.Uninjected, f.Pod)
@@ -205,11 +247,21 @@ func BuildReport(findings []PodFinding) UninjectedReport {
 
 // MeshStatusFor returns the Mesh status fields for the report.
 func MeshStatusFor(r UninjectedReport) (uninjected int32, sample []string, outdated int32) {
-	n := min(len(r.Uninjected), UninjectedSampleSize)
-	if n > 0 {
-		sample = slices.Clone(r.Uninjected[:n])
+	return int32(len(r.Uninjected)), sampleOf(r.Uninjected), int32(len(r.Outdated))
+}
+
+// OptedOutStatusFor returns Mesh.status.optedOutPods and optedOutSample for the report.
+func OptedOutStatusFor(r UninjectedReport) (optedOut int32, sample []string) {
+	return int32(len(r.OptedOut)), sampleOf(r.OptedOut)
+}
+
+// sampleOf returns the first UninjectedSampleSize pods, or nil.
+func sampleOf(pods []string) []string {
+	n := min(len(pods), UninjectedSampleSize)
+	if n == 0 {
+		return nil
 	}
-	return int32(len(r.Uninjected)), sample, int32(len(r.Outdated))
+	return slices.Clone(pods[:n])
 }
 
 // WorkloadRollout is what the restart decision needs to know of a workload.

@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -29,7 +30,10 @@ func TestClassifyPod(t *testing.T) {
 		return p
 	}
 	status := func(v string) func(*corev1.Pod) {
-		return func(p *corev1.Pod) { p.Annotations = map[string]string{meshv1alpha1.AnnotationStatus: v} }
+		return func(p *corev1.Pod) {
+			p.Annotations = map[string]string{meshv1alpha1.AnnotationStatus: v}
+			p.Spec.InitContainers = []corev1.Container{{Name: "capstan-init"}, {Name: meshv1alpha1.ProxyContainerName}}
+		}
 	}
 	cases := []struct {
 		name string
@@ -57,6 +61,9 @@ func TestClassifyPod(t *testing.T) {
 			p.Spec.InitContainers = []corev1.Container{{Name: meshv1alpha1.ProxyContainerName}}
 		}), enabled, PodFine},
 		{"no namespace", pod(nil), nil, PodFine},
+		{"status annotation without the proxy", pod(func(p *corev1.Pod) {
+			p.Annotations = map[string]string{meshv1alpha1.AnnotationStatus: `{"version":"v2"}`}
+		}), enabled, PodUninjected},
 	}
 	for _, c := range cases {
 		if got := ClassifyPod(c.pod, c.ns, "capstan-system", "v2"); got != c.want {
@@ -217,5 +224,86 @@ func TestRolloutComplete(t *testing.T) {
 		if got := RolloutComplete(c.obj); got != c.want {
 			t.Errorf("%s: got %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestPodOptOuts(t *testing.T) {
+	enabled := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app", Labels: map[string]string{meshv1alpha1.LabelInject: meshv1alpha1.InjectEnabled}}}
+	plain := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "plain"}}
+	injected := func(mut func(*corev1.Pod)) *corev1.Pod {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "app", Name: "p", Annotations: map[string]string{}},
+			Spec: corev1.PodSpec{
+				InitContainers: []corev1.Container{{Name: "capstan-init"}, {Name: meshv1alpha1.ProxyContainerName,
+					SecurityContext: &corev1.SecurityContext{RunAsUser: ptr.To[int64](meshv1alpha1.ProxyUID)}}},
+				Containers: []corev1.Container{{Name: "app", Ports: []corev1.ContainerPort{{ContainerPort: 8080}}}},
+			},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning},
+		}
+		if mut != nil {
+			mut(p)
+		}
+		return p
+	}
+	cases := []struct {
+		name string
+		pod  *corev1.Pod
+		ns   *corev1.Namespace
+		want []string // substrings, one per opt-out
+	}{
+		{"injected, nothing excluded", injected(nil), enabled, nil},
+		{"label false", injected(func(p *corev1.Pod) {
+			p.Labels = map[string]string{meshv1alpha1.LabelInject: "false"}
+			p.Spec.InitContainers = nil
+		}), enabled, []string{"pod label capstan.dev/inject=false"}},
+		{"label false, plain namespace", injected(func(p *corev1.Pod) {
+			p.Labels = map[string]string{meshv1alpha1.LabelInject: "false"}
+		}), plain, nil},
+		{"all outbound excluded", injected(func(p *corev1.Pod) {
+			p.Annotations[meshv1alpha1.AnnotationExcludeOutboundIPRanges] = "0.0.0.0/0"
+		}), enabled, []string{"every IPv4 destination"}},
+		{"all inbound excluded", injected(func(p *corev1.Pod) {
+			p.Annotations[meshv1alpha1.AnnotationExcludeInboundPorts] = "8080"
+		}), enabled, []string{"every port the pod's containers declare"}},
+		{"app as the proxy UID", injected(func(p *corev1.Pod) {
+			p.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To[int64](meshv1alpha1.ProxyUID)}
+		}), enabled, []string{"spec.containers[0].securityContext.runAsUser is 1337"}},
+		{"uninjected is not opted out", injected(func(p *corev1.Pod) {
+			p.Spec.InitContainers = nil
+			p.Annotations[meshv1alpha1.AnnotationExcludeOutboundIPRanges] = "0.0.0.0/0"
+		}), enabled, nil},
+		{"not running", injected(func(p *corev1.Pod) {
+			p.Status.Phase = corev1.PodPending
+			p.Annotations[meshv1alpha1.AnnotationExcludeOutboundIPRanges] = "0.0.0.0/0"
+		}), enabled, nil},
+	}
+	for _, c := range cases {
+		got := PodOptOuts(c.pod, c.ns, "capstan-system")
+		if len(got) != len(c.want) {
+			t.Errorf("%s: got %q, want %d opt-outs", c.name, got, len(c.want))
+			continue
+		}
+		for i := range got {
+			if !strings.Contains(got[i], c.want[i]) {
+				t.Errorf("%s: %q does not contain %q", c.name, got[i], c.want[i])
+			}
+		}
+	}
+}
+
+func TestReportOptedOut(t *testing.T) {
+	r := BuildReport([]PodFinding{
+		{Pod: "b/x", State: PodFine, OptOuts: []string{"label"}},
+		{Pod: "a/y", State: PodOutdated, OptOuts: []string{"all outbound"}},
+		{Pod: "a/z", State: PodUninjected},
+	})
+	if want := []string{"a/y", "b/x"}; !slices.Equal(r.OptedOut, want) {
+		t.Errorf("opted out %v, want %v", r.OptedOut, want)
+	}
+	if n, sample := OptedOutStatusFor(r); n != 2 || !slices.Equal(sample, []string{"a/y", "b/x"}) {
+		t.Errorf("status %d %v", n, sample)
+	}
+	if n, sample := OptedOutStatusFor(BuildReport(nil)); n != 0 || sample != nil {
+		t.Errorf("empty report: %d %v", n, sample)
 	}
 }

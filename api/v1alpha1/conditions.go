@@ -13,6 +13,10 @@ const (
 	// ConditionIssuerReady says whether the certificate issuer can sign workload
 	// certificates (reasons IssuerReady, IssuerNotReady, RequestDenied, IssuanceFailed).
 	ConditionIssuerReady = "IssuerReady"
+	// ConditionRestartUninjected is on the Mesh while
+	// spec.injection.restartUninjected is true: whether the operator may
+	// restart workloads (reasons RestartPermitted, RestartForbidden).
+	ConditionRestartUninjected = "RestartUninjected"
 )
 
 // Condition reasons.
@@ -55,4 +59,9 @@ const (
 	// ReasonIssuanceFailed: issuing a certificate failed for another reason
 	// (a timeout, an unusable answer); the message says why.
 	ReasonIssuanceFailed = "IssuanceFailed"
+	// ReasonRestartPermitted: the operator may patch Deployments, StatefulSets and DaemonSets.
+	ReasonRestartPermitted = "RestartPermitted"
+	// ReasonRestartForbidden: the operator's ServiceAccount lacks the ClusterRole
+	// capstan-restarter; uninjected pods are reported but not restarted.
+	ReasonRestartForbidden = "RestartForbidden"
 )

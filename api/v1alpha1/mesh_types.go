@@ -238,6 +238,21 @@ type MeshStatus struct {
 	// another version of Capstan.
 	// +optional
 	OutdatedPods int32 `json:"outdatedPods,omitempty"`
+
+	// OptedOutPods counts the running pods in namespaces labelled
+	// capstan.dev/inject=enabled that opted out of traffic capture (and so of
+	// mTLS and mesh policy): the pod label capstan.dev/inject=false, a
+	// capstan.dev/exclude-* annotation that excludes all inbound or all
+	// outbound traffic, or a container running as the proxy's UID or GID.
+	// Each such pod also gets a Warning Event (reason PodOptedOut) saying how.
+	// +optional
+	OptedOutPods int32 `json:"optedOutPods,omitempty"`
+
+	// OptedOutSample lists the first opted-out pods, as "namespace/name", sorted.
+	// +kubebuilder:validation:MaxItems=5
+	// +listType=atomic
+	// +optional
+	OptedOutSample []string `json:"optedOutSample,omitempty"`
 }
 
 // Mesh is the mesh-wide configuration. Only one, named "default", is accepted.

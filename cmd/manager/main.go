@@ -9,7 +9,10 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -22,6 +25,17 @@ import (
 	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
 )
+
+// Leader election (--leader-elect) keeps one Lease, leaderElectionID, in the
+// operator's namespace: a Role there may create Leases (create cannot be
+// restricted by name) and read and renew that one, and record the Events
+// client-go's leader election writes about it (core/v1 Events).
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=capstan-system,resources=leases,verbs=create
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=capstan-system,resources=leases,resourceNames=capstan-manager.capstan.dev,verbs=get;update
+// +kubebuilder:rbac:groups="",namespace=capstan-system,resources=events,verbs=create;patch
+
+// leaderElectionID names the Lease of --leader-elect.
+const leaderElectionID = "capstan-manager.capstan.dev"
 
 // options are the manager's command-line settings.
 type options struct {
@@ -56,6 +70,10 @@ type options struct {
 	// served from the previous CA for proxies that only trust its root.
 	MaxTrustTransition time.Duration
 	ZapOptions         zap.Options
+
+	// reuseControllerNames lets tests run the manager more than once in one
+	// process (controller-runtime refuses a controller name seen before).
+	reuseControllerNames bool
 }
 
 func main() {
@@ -86,10 +104,10 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.BoolVar(&opts.WebhookMeshCerts, "webhook-mesh-certs", false,
 		"serve the admission webhooks (--webhook-port) with a certificate from the mesh CA for the "+webhookServiceName+
 			" Service, and keep the webhook configurations' caBundle equal to the mesh root")
-	fs.StringVar(&opts.MutatingWebhookConfiguration, "mutating-webhook-configuration", "mutating-webhook-configuration",
-		"the MutatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps")
-	fs.StringVar(&opts.ValidatingWebhookConfiguration, "validating-webhook-configuration", "validating-webhook-configuration",
-		"the ValidatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps")
+	fs.StringVar(&opts.MutatingWebhookConfiguration, "mutating-webhook-configuration", controllers.DefaultMutatingWebhookConfiguration,
+		"the MutatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps (the ClusterRole may update this name only)")
+	fs.StringVar(&opts.ValidatingWebhookConfiguration, "validating-webhook-configuration", controllers.DefaultValidatingWebhookConfiguration,
+		"the ValidatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps (the ClusterRole may update this name only)")
 	fs.BoolVar(&opts.InjectionCPUAccounting, "injection-cpu-accounting", false,
 		"record the injection webhook's CPU time per request (capstan_injection_cpu_seconds), for diagnosis")
 	bindXDSLimitFlags(fs, &opts.XDSLimits, &opts.XDSReviewLimits)
@@ -144,14 +162,20 @@ func defaultNamespace() string {
 	return "capstan-system"
 }
 
-// run builds the manager, registers the controllers and health checks, and
-// blocks until ctx ends.
+// run finds the kubeconfig (--kubeconfig, $KUBECONFIG, in-cluster) and runs
+// the manager with it (runWithConfig).
 func run(ctx context.Context, opts options) error {
-	log := ctrl.Log.WithName("setup")
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("finding a kubeconfig: %w", err)
 	}
+	return runWithConfig(ctx, cfg, opts)
+}
+
+// runWithConfig builds the manager on cfg, registers the controllers and
+// health checks, and blocks until ctx ends.
+func runWithConfig(ctx context.Context, cfg *rest.Config, opts options) error {
+	log := ctrl.Log.WithName("setup")
 	scheme, err := controllers.NewScheme()
 	if err != nil {
 		return err
@@ -166,13 +190,16 @@ func run(ctx context.Context, opts options) error {
 		}}
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
+		// Kinds the ClusterRole grants by name only are cached by name.
+		Cache:                   cache.Options{ByObject: controllers.NameScopedCache(opts.MutatingWebhookConfiguration, opts.ValidatingWebhookConfiguration)},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
 		WebhookServer:           webhook.NewServer(webhookOpts),
 		HealthProbeBindAddress:  opts.ProbeAddr,
 		LeaderElection:          opts.LeaderElect,
-		LeaderElectionID:        "capstan-manager.capstan.dev",
+		LeaderElectionID:        leaderElectionID,
 		LeaderElectionNamespace: opts.Namespace,
+		Controller:              config.Controller{SkipNameValidation: &opts.reuseControllerNames},
 	})
 	if err != nil {
 		return fmt.Errorf("creating the manager: %w", err)

@@ -68,7 +68,7 @@ func TestRun(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: operatorNS, XDSAddr: xdsAddr,
-			WebhookMeshCerts: true, WebhookPort: port,
+			WebhookMeshCerts: true, WebhookPort: port, reuseControllerNames: true,
 			MutatingWebhookConfiguration: "none", ValidatingWebhookConfiguration: "none"})
 	}()
 	defer func() {
@@ -112,15 +112,15 @@ func TestRun(t *testing.T) {
 		}
 		return errors.New("MeshRoute not accepted yet")
 	})
-	roots := checkXDSServing(t, operatorNS, xdsAddr)
+	roots, _ := checkXDSServing(t, operatorNS, xdsAddr)
 	checkServing(t, webhookAddr, webhookDNSNames(operatorNS)[0], roots, "")
 }
 
 // checkXDSServing waits for the root CA ConfigMap in an enabled namespace,
 // then makes a TLS handshake with the xDS server as a proxy would: ALPN h2,
 // server name the xDS Service's, verified against that root, which it
-// returns.
-func checkXDSServing(t *testing.T, operatorNS, xdsAddr string) *x509.CertPool {
+// returns, as a pool and as the PEM the ConfigMap holds.
+func checkXDSServing(t *testing.T, operatorNS, xdsAddr string) (*x509.CertPool, []byte) {
 	t.Helper()
 	ctx := context.Background()
 	app := env.NewNamespace(t)
@@ -133,18 +133,20 @@ func checkXDSServing(t *testing.T, operatorNS, xdsAddr string) *x509.CertPool {
 		t.Fatal(err)
 	}
 	roots := x509.NewCertPool()
+	var pem []byte
 	envtest.Eventually(t, 30*time.Second, func() error {
 		cm := &corev1.ConfigMap{}
 		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: app, Name: meshv1alpha1.RootCAConfigMapName}, cm); err != nil {
 			return err
 		}
-		if !roots.AppendCertsFromPEM([]byte(cm.Data[meshv1alpha1.RootCAConfigMapKey])) {
+		pem = []byte(cm.Data[meshv1alpha1.RootCAConfigMapKey])
+		if !roots.AppendCertsFromPEM(pem) {
 			return errors.New("the root CA ConfigMap holds no certificate")
 		}
 		return nil
 	})
 	checkServing(t, xdsAddr, xdsDNSNames(operatorNS)[0], roots, "h2")
-	return roots
+	return roots, pem
 }
 
 // checkServing makes a TLS handshake with addr as serverName, verified

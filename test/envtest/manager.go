@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -22,6 +23,14 @@ import (
 // cluster-scoped object), so managers of parallel tests stay apart.
 func (e *Env) StartManager(t testing.TB, setup func(ctrl.Manager) error, namespaces ...string) ctrl.Manager {
 	t.Helper()
+	return e.StartManagerAs(t, e.Config, setup, namespaces...)
+}
+
+// StartManagerAs is StartManager with the manager's clients on cfg, e.g. a
+// copy of Config that impersonates a ServiceAccount, so that the
+// controllers run with that account's permissions.
+func (e *Env) StartManagerAs(t testing.TB, cfg *rest.Config, setup func(ctrl.Manager) error, namespaces ...string) ctrl.Manager {
+	t.Helper()
 	var cacheOpts cache.Options
 	if len(namespaces) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
@@ -29,7 +38,7 @@ func (e *Env) StartManager(t testing.TB, setup func(ctrl.Manager) error, namespa
 			cacheOpts.DefaultNamespaces[ns] = cache.Config{}
 		}
 	}
-	mgr, err := ctrl.NewManager(e.Config, manager.Options{
+	mgr, err := ctrl.NewManager(cfg, manager.Options{
 		Scheme:                 e.Scheme,
 		Cache:                  cacheOpts,
 		Metrics:                metricsserver.Options{BindAddress: "0"},

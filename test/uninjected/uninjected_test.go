@@ -165,7 +165,8 @@ func TestPodsThatPredateTheLabel(t *testing.T) {
 	runningPod(t, ns, "opted-out", nil, func(p *corev1.Pod) { p.Labels[meshv1alpha1.LabelInject] = "false" })
 	runningPod(t, ns, "host", nil, func(p *corev1.Pod) { p.Spec.HostNetwork = true })
 	runningPod(t, ns, "old-sidecar", nil, func(p *corev1.Pod) {
-		p.Annotations = map[string]string{meshv1alpha1.AnnotationStatus: `{"version":"v0"}`}
+		sidecar(p)
+		p.Annotations[meshv1alpha1.AnnotationStatus] = `{"version":"v0"}`
 	})
 
 	// Rollouts of the workloads' current generation are complete, as their

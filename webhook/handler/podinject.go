@@ -121,7 +121,8 @@ func (h *PodInjector) namespace(ctx context.Context, name string) (*corev1.Names
 // PodResponse is the webhook's answer for pod, decoded from raw and created
 // in namespace (whose object is ns, nil when unknown), with cfg: allowed
 // unchanged when ShouldInject says no (the reason in the message), a JSON
-// patch to the injected pod, denied with the problems for a *PodError, and
+// patch to the injected pod (with a warning for each inject.OptOuts), denied
+// with the problems for a *PodError, and
 // an internal error otherwise (failurePolicy Fail then refuses the pod).
 func PodResponse(raw []byte, pod *corev1.Pod, namespace string, ns *corev1.Namespace, cfg inject.Config) admission.Response {
 	// The object in a creation request may leave the namespace out; the
@@ -149,8 +150,26 @@ func PodResponse(raw []byte, pod *corev1.Pod, namespace string, ns *corev1.Names
 	resp := admission.PatchResponseFromRaw(raw, marshalled)
 	if resp.Allowed {
 		resp.Result = &metav1.Status{Code: http.StatusOK, Message: "injected: " + reason}
+		resp.Warnings = optOutWarnings(in)
 	}
 	return resp
+}
+
+// optOutWarnings are the admission warnings for an injected pod whose
+// annotations take all of its inbound or outbound traffic out of capture
+// (inject.OptOuts): allowed, but the user sees that the pod bypasses the
+// sidecar. The operator also records them as a Warning Event on the pod and
+// counts the pod in Mesh.status.optedOutPods once it runs.
+func optOutWarnings(pod *corev1.Pod) []string {
+	optOuts := inject.OptOuts(pod)
+	if len(optOuts) == 0 {
+		return nil
+	}
+	out := make([]string, len(optOuts))
+	for i, o := range optOuts {
+		out[i] = "capstan: " + o
+	}
+	return out
 }
 
 func message(resp admission.Response) string {

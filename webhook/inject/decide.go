@@ -9,7 +9,7 @@ import (
 )
 
 // ShouldInject decides whether pod, created in ns, gets a sidecar, and says
-// why. In order: already-injected pods, hostNetwork pods and pods in the
+// why. In order: already-injected pods (see IsInjected), hostNetwork pods and pods in the
 // operator's namespace are skipped; then the pod label capstan.dev/inject
 // ("true" or "false") decides; otherwise the namespace label
 // capstan.dev/inject=enabled does. ns may be nil (no labels).
@@ -46,12 +46,20 @@ func ShouldInject(pod *corev1.Pod, ns *corev1.Namespace, cfg Config) (bool, stri
 	return false, fmt.Sprintf("namespace %s does not have label %s=%s%s", namespace, meshv1alpha1.LabelInject, meshv1alpha1.InjectEnabled, ignored)
 }
 
-// IsInjected reports whether pod already carries the sidecar: it has the
-// capstan.dev/status annotation or a container named capstan-proxy.
+// IsInjected reports whether pod already carries the sidecar: its
+// capstan.dev/status annotation reads, names capstan-init among the init
+// containers and capstan-proxy among the init or regular containers, and
+// every container and volume it names is in the pod. A status annotation
+// without those (written by hand, or copied) does not count: Inject refuses
+// such a pod rather than skip it (see checkStatusMatches).
 func IsInjected(pod *corev1.Pod) bool {
-	if _, ok := pod.Annotations[meshv1alpha1.AnnotationStatus]; ok {
-		return true
-	}
+	s, ok, err := ParseStatus(pod)
+	return ok && err == nil && len(statusMismatch(pod, s)) == 0
+}
+
+// HasProxy reports whether pod has a container (init or regular) named
+// capstan-proxy, whatever its annotations say.
+func HasProxy(pod *corev1.Pod) bool {
 	return hasContainer(pod.Spec.InitContainers, meshv1alpha1.ProxyContainerName) ||
 		hasContainer(pod.Spec.Containers, meshv1alpha1.ProxyContainerName)
 }

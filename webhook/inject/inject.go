@@ -20,10 +20,13 @@ const AnnotationDefaultContainer = "kubectl.kubernetes.io/default-container"
 // the first regular container), the proxy's volumes, HTTP probes pointed at
 // the proxy, and the capstan.dev/status annotation. pod is never modified.
 //
-// An already injected pod comes back unchanged, so injecting twice equals
-// injecting once. A pod Inject refuses gets a *PodError: invalid
+// An already injected pod (IsInjected) comes back unchanged, so injecting
+// twice equals injecting once. A pod Inject refuses gets a *PodError: invalid
 // capstan.dev/ annotations (each named with its value), a hostNetwork pod, a
-// pod without containers, or names Inject would add that the pod already
+// pod without containers, a capstan.dev/status annotation without the
+// containers and volumes it names (or a capstan-proxy container without the
+// annotation), a container that would run as the proxy's UID or GID (each
+// named with its field), or names Inject would add that the pod already
 // uses. Any other error means cfg is invalid.
 func Inject(pod *corev1.Pod, cfg Config) (*corev1.Pod, error) {
 	if pod == nil {
@@ -38,6 +41,10 @@ func Inject(pod *corev1.Pod, cfg Config) (*corev1.Pod, error) {
 	}
 	if err := checkInjectable(pod); err != nil {
 		return nil, &PodError{Problems: []string{err.Error()}}
+	}
+	if problems := ProxyIDClashes(pod); len(problems) > 0 {
+		slices.Sort(problems)
+		return nil, &PodError{Problems: problems}
 	}
 	ov, errs := parseOverrides(pod.Annotations)
 	proxy, err := proxyContainer(cfg, ov)
@@ -61,6 +68,9 @@ func checkInjectable(pod *corev1.Pod) error {
 	}
 	if len(pod.Spec.Containers) == 0 {
 		return errors.New("pod has no containers")
+	}
+	if err := checkStatusMatches(pod); err != nil {
+		return err
 	}
 	if hasContainer(pod.Spec.InitContainers, InitContainerName) || hasContainer(pod.Spec.Containers, InitContainerName) {
 		return fmt.Errorf("pod already has a container named %s", InitContainerName)
