@@ -8,14 +8,19 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"math/big"
+	mrand "math/rand/v2"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
 	"github.com/capstanmesh/capstan/internal/envoytest"
@@ -52,7 +57,7 @@ func TestEnvoyAcceptsGoldens(t *testing.T) {
 		sidecars++
 		t.Run(filepath.Base(dir), func(t *testing.T) {
 			t.Parallel()
-			b := goldenBootstrap(t, dir, c.Proxy, secrets)
+			b := staticBootstrap(t, goldenLists(t, dir), c.Proxy, secrets)
 			path := filepath.Join(t.TempDir(), "bootstrap.json")
 			if err := os.WriteFile(path, b, 0o600); err != nil {
 				t.Fatal(err)
@@ -67,17 +72,68 @@ func TestEnvoyAcceptsGoldens(t *testing.T) {
 	}
 }
 
-// goldenBootstrap is a bootstrap (JSON) with a case's golden outputs as its
+// fuzzedMeshesForEnvoy is how many random meshes TestEnvoyAcceptsFuzzedMeshes
+// generates (Envoy's validation takes about half a second each).
+const fuzzedMeshesForEnvoy = 8
+
+// TestEnvoyAcceptsFuzzedMeshes feeds ForProxy's output for random meshes
+// (FuzzForProxy's builder, fixed seeds; the models hold user mistakes that
+// must come back as per-object errors) to the real Envoy, as
+// TestEnvoyAcceptsGoldens does for the golden cases.
+func TestEnvoyAcceptsFuzzedMeshes(t *testing.T) {
+	envoy := envoytest.Path(t)
+	secrets := realSecretsJSON(t)
+	rng := mrand.New(mrand.NewPCG(12, 0xe11))
+	for i := range fuzzedMeshesForEnvoy {
+		data := make([]byte, 256)
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			mesh := (&meshFuzzer{in: slices.Clone(data)}).mesh()
+			res, err := ForProxy(mesh, mesh.Proxies[0])
+			var errs Errors
+			if err != nil && !errors.As(err, &errs) {
+				t.Fatalf("ForProxy failed as a whole: %v", err)
+			}
+			b := staticBootstrap(t, resourceLists(t, res), mesh.Proxies[0].ID, secrets)
+			path := filepath.Join(t.TempDir(), "bootstrap.json")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := envoytest.Validate(t.Context(), envoy, "-c", path); err != nil {
+				t.Errorf("Envoy refuses the output for fuzz input %x: %v", data, err)
+			}
+		})
+	}
+}
+
+// xdsLists are a proxy's resources as generic JSON (protojson with proto
+// field names, as in the goldens).
+type xdsLists struct{ listeners, routes, clusters, endpoints []any }
+
+// goldenLists reads a case's golden outputs.
+func goldenLists(t *testing.T, dir string) xdsLists {
+	t.Helper()
+	return xdsLists{
+		listeners: readGoldenList(t, dir, "listeners.yaml"),
+		routes:    readGoldenList(t, dir, "routes.yaml"),
+		clusters:  readGoldenList(t, dir, "clusters.yaml"),
+		endpoints: readGoldenList(t, dir, "endpoints.yaml"),
+	}
+}
+
+// staticBootstrap is a bootstrap (JSON) with a proxy's resources as its
 // static resources, references inlined (see TestEnvoyAcceptsGoldens).
-func goldenBootstrap(t *testing.T, dir, proxyID string, secrets []any) []byte {
+func staticBootstrap(t *testing.T, lists xdsLists, proxyID string, secrets []any) []byte {
 	t.Helper()
 	in := inliner{
-		routes:    byName(t, readGoldenList(t, dir, "routes.yaml"), "name"),
-		endpoints: byName(t, readGoldenList(t, dir, "endpoints.yaml"), "cluster_name"),
+		routes:    byName(t, lists.routes, "name"),
+		endpoints: byName(t, lists.endpoints, "cluster_name"),
 		used:      map[string]bool{},
 	}
-	listeners := readGoldenList(t, dir, "listeners.yaml")
-	clusters := readGoldenList(t, dir, "clusters.yaml")
+	listeners, clusters := lists.listeners, lists.clusters
 	for _, l := range listeners {
 		in.inline(t, l)
 	}
@@ -183,6 +239,32 @@ func (in *inliner) staticCluster(t *testing.T, c map[string]any) {
 	c["load_assignment"] = cla
 }
 
+// resourceLists converts generated resources as the goldens render them.
+func resourceLists(t *testing.T, res *Resources) xdsLists {
+	t.Helper()
+	return xdsLists{
+		listeners: jsonList(t, res.Listeners),
+		routes:    jsonList(t, res.Routes),
+		clusters:  jsonList(t, res.Clusters),
+		endpoints: jsonList(t, res.Endpoints),
+	}
+}
+
+func jsonList[T proto.Message](t *testing.T, list []T) []any {
+	t.Helper()
+	out := make([]any, len(list))
+	for i, m := range list {
+		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &out[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
 func readGoldenList(t *testing.T, dir, file string) []any {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, file))
@@ -222,17 +304,7 @@ func realSecretsJSON(t *testing.T) []any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make([]any, len(secrets))
-	for i, s := range secrets {
-		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := json.Unmarshal(b, &out[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
+	return jsonList(t, secrets)
 }
 
 // realIdentitySecrets is a throw-away root CA and a SPIFFE workload
