@@ -102,3 +102,21 @@ func TestValidate(t *testing.T) {
 		t.Errorf("bad flag: error %v does not name it", err)
 	}
 }
+
+func TestExpandArgs(t *testing.T) {
+	env := map[string]string{"A": "1", "B": "x$y"}
+	for in, want := range map[string]string{
+		"$(A)-$(B)":   "1-x$y",
+		"$$(A)":       "$(A)",
+		"$(UNSET)":    "$(UNSET)",
+		"a$b$":        "a$b$",
+		"$(A":         "$(A",
+		"$$$$":        "$$",
+		"pre$(A)post": "pre1post",
+		"$$$(A)":      "$1",
+	} {
+		if got := envoytest.ExpandArgs([]string{in}, env)[0]; got != want {
+			t.Errorf("ExpandArgs(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -42,7 +42,7 @@ func TestEnvoyAcceptsInjectedBootstraps(t *testing.T) {
 			if len(proxy.Command) != 1 || proxy.Command[0] != "envoy" {
 				t.Fatalf("%s: proxy command %q, want [envoy]", path, proxy.Command)
 			}
-			args := expandArgs(proxy.Args, downwardEnv(t, pod, &proxy))
+			args := envoytest.ExpandArgs(proxy.Args, downwardEnv(t, pod, &proxy))
 			args = mountsInTempDirs(t, pod, &proxy, args)
 			if err := envoytest.Validate(t.Context(), envoy, args...); err != nil {
 				t.Errorf("Envoy refuses the proxy of %s: %v", path, err)
@@ -90,15 +90,6 @@ func downwardEnv(t *testing.T, pod *corev1.Pod, c *corev1.Container) map[string]
 		}
 	}
 	return env
-}
-
-// expandArgs expands each argument as the kubelet does (see expand).
-func expandArgs(args []string, env map[string]string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		out[i] = expand(a, env)
-	}
-	return out
 }
 
 // mountsInTempDirs gives each volume mount of the container a temporary
