@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,9 +42,11 @@ import (
 // endpoints, SDS secrets signed by the built-in CA), and show it on its
 // admin endpoint.
 //
-// What is changed from the pod, and why: the xDS address and the token
-// exchange URL are localhost:<port> (Options of the injector, as a user
-// would set them); the root CA and token volumes become temporary
+// What is changed from the pod, and why: the xDS address is
+// localhost:<port> (Options of the injector, as a user would set it; the
+// token exchange then is https://localhost/v1/token, which the same server
+// also serves on 127.0.0.1:443, as the xDS Service maps 443 to the xDS
+// port; binding 443 needs root, as CI runs); the root CA and token volumes become temporary
 // directories (the mount paths in the arguments and environment are
 // rewritten); the admin listens on port 0 (the bootstrap's 15000 may be
 // taken on a shared machine; an edit of the bootstrap JSON, since Envoy's
@@ -57,12 +60,12 @@ func TestEnvoySidecarACKsItsConfig(t *testing.T) {
 	ns := env.NewNamespace(t)
 	w := newWorkload(t, ns, "web", "web-0", "10.1.0.7")
 	s := startTLSServer(t)
+	serveExchangeOn443(t, s)
 	_, port, _ := net.SplitHostPort(s.addr)
 
-	cfg := inject.ConfigFromMesh(nil, inject.Options{
-		XDSAddress:       "localhost:" + port,
-		TokenExchangeURL: "https://localhost:" + port + inject.TokenExchangePath,
-	})
+	// The injector's default token exchange URL for this xDS address:
+	// https://localhost/v1/token, port 443.
+	cfg := inject.ConfigFromMesh(nil, inject.Options{XDSAddress: "localhost:" + port})
 	injected, err := inject.Inject(w.pod.DeepCopy(), cfg)
 	if err != nil {
 		t.Fatalf("Inject: %v", err)
@@ -96,6 +99,21 @@ func TestEnvoySidecarACKsItsConfig(t *testing.T) {
 		t.Errorf("/ready = %q, want LIVE", ready)
 	}
 	s.checkNoTokenLogged(t, files.token)
+}
+
+// serveExchangeOn443 serves the xDS server (for the token exchange) on
+// 127.0.0.1:443 too, where the default exchange URL of a localhost xDS
+// address points.
+func serveExchangeOn443(t *testing.T, s *xdsServer) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:443")
+	if errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.EACCES) {
+		t.Skipf("serving the token exchange on 127.0.0.1:443 needs root (CI runs as root): %v", err)
+	}
+	if err != nil {
+		t.Fatalf("serving the token exchange on 127.0.0.1:443: %v", err)
+	}
+	serve(t, s.Server, lis)
 }
 
 // publishSidecarConfig generates the sidecar's config for a small STRICT
