@@ -95,7 +95,7 @@ func ConfigFromMesh(mesh *meshv1alpha1.Mesh, opts Options) Config {
 	}
 	xdsHost := XDSServiceName + "." + cfg.OperatorNamespace + ".svc"
 	cfg.XDSAddress = or(opts.XDSAddress, net.JoinHostPort(xdsHost, strconv.Itoa(meshv1alpha1.PortXDS)))
-	cfg.TokenExchangeURL = or(opts.TokenExchangeURL, "https://"+cfg.XDSAddress+TokenExchangePath)
+	cfg.TokenExchangeURL = or(opts.TokenExchangeURL, defaultTokenExchangeURL(cfg.XDSAddress))
 	cfg.InitImage = or(opts.InitImage, InitImageRepository+":"+cfg.Version)
 	return cfg
 }
@@ -124,6 +124,9 @@ func (c Config) Validate() error {
 	}
 	if u, err := url.Parse(c.TokenExchangeURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.Contains(c.TokenExchangeURL, "$") {
 		add("token exchange URL", c.TokenExchangeURL, "is not an absolute http(s) URL")
+	} else if u.Scheme == "https" && u.Port() != "" {
+		add("token exchange URL", c.TokenExchangeURL, "names a port: Envoy's STS client checks the server certificate against host:port, "+
+			"so an https exchange must be on port 443 with the port left out")
 	}
 	if !slices.Contains(LogLevels, c.ProxyLogLevel) {
 		add("proxy log level", c.ProxyLogLevel, "is not one of "+strings.Join(LogLevels, ", "))
@@ -133,6 +136,22 @@ func (c Config) Validate() error {
 	}
 	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
 	return errors.Join(errs...)
+}
+
+// defaultTokenExchangeURL is the token exchange on the xDS host, port 443
+// left out: Envoy's gRPC STS client verifies the server certificate against
+// the URL's host:port when it names a port, which no certificate matches.
+// The xDS Service maps 443 to the xDS port, where the server tells the
+// exchange from xDS by ALPN.
+func defaultTokenExchangeURL(xdsAddress string) string {
+	host, _, err := net.SplitHostPort(xdsAddress)
+	if err != nil {
+		host = xdsAddress
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]" // an IPv6 address
+	}
+	return (&url.URL{Scheme: "https", Host: host, Path: TokenExchangePath}).String()
 }
 
 func validateHostPort(addr string) error {

@@ -16,7 +16,7 @@ func TestConfigFromMeshDefaults(t *testing.T) {
 		Version:           "dev",
 		OperatorNamespace: "capstan-system",
 		XDSAddress:        "capstan-xds.capstan-system.svc:15012",
-		TokenExchangeURL:  "https://capstan-xds.capstan-system.svc:15012/v1/token",
+		TokenExchangeURL:  "https://capstan-xds.capstan-system.svc/v1/token",
 		TrustDomain:       "cluster.local",
 		InitImage:         "ghcr.io/capstanmesh/capstan-init:dev",
 		ProxyImage:        meshv1alpha1.DefaultProxyImage,
@@ -33,7 +33,8 @@ func TestConfigFromMeshDefaults(t *testing.T) {
 		t.Errorf("default config invalid: %v", err)
 	}
 	ns := ConfigFromMesh(&meshv1alpha1.Mesh{}, Options{OperatorNamespace: "mesh", Version: "v1.2.3"})
-	if ns.XDSAddress != "capstan-xds.mesh.svc:15012" || ns.InitImage != "ghcr.io/capstanmesh/capstan-init:v1.2.3" {
+	if ns.XDSAddress != "capstan-xds.mesh.svc:15012" || ns.TokenExchangeURL != "https://capstan-xds.mesh.svc/v1/token" ||
+		ns.InitImage != "ghcr.io/capstanmesh/capstan-init:v1.2.3" {
 		t.Errorf("defaults do not follow the options: %+v", ns)
 	}
 }
@@ -61,6 +62,36 @@ func TestConfigValidate(t *testing.T) {
 		`xDS address "capstan-xds" is not host:port`
 	if err := cfg.Validate(); err == nil || err.Error() != want {
 		t.Errorf("Validate() = %v, want\n%s", err, want)
+	}
+}
+
+// TestTokenExchangeURLHasNoPort: Envoy's gRPC STS client verifies the
+// exchange's certificate against host:port when the URL names a port (found
+// with the real Envoy, test/xdsauth TestEnvoySidecarACKsItsConfig), so the
+// default URL leaves the port out and Validate refuses an https URL with one.
+func TestTokenExchangeURLHasNoPort(t *testing.T) {
+	for xds, want := range map[string]string{
+		"capstan-xds.capstan-system.svc:15012": "https://capstan-xds.capstan-system.svc/v1/token",
+		"10.0.0.1:15012":                       "https://10.0.0.1/v1/token",
+		"[fd00::1]:15012":                      "https://[fd00::1]/v1/token",
+	} {
+		cfg := ConfigFromMesh(nil, Options{XDSAddress: xds})
+		if cfg.TokenExchangeURL != want {
+			t.Errorf("XDSAddress %s: TokenExchangeURL %s, want %s", xds, cfg.TokenExchangeURL, want)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("XDSAddress %s: %v", xds, err)
+		}
+	}
+	for u, ok := range map[string]bool{
+		"https://capstan-xds.capstan-system.svc:15012/v1/token": false,
+		"https://capstan-xds.capstan-system.svc:443/v1/token":   false,
+		"http://127.0.0.1:8080/v1/token":                        true,
+	} {
+		cfg := ConfigFromMesh(nil, Options{TokenExchangeURL: u})
+		if err := cfg.Validate(); (err == nil) != ok {
+			t.Errorf("TokenExchangeURL %s: Validate() = %v, want ok=%v", u, err, ok)
+		}
 	}
 }
 
