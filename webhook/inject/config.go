@@ -95,7 +95,12 @@ func ConfigFromMesh(mesh *meshv1alpha1.Mesh, opts Options) Config {
 	}
 	xdsHost := XDSServiceName + "." + cfg.OperatorNamespace + ".svc"
 	cfg.XDSAddress = or(opts.XDSAddress, net.JoinHostPort(xdsHost, strconv.Itoa(meshv1alpha1.PortXDS)))
-	cfg.TokenExchangeURL = or(opts.TokenExchangeURL, "https://"+cfg.XDSAddress+TokenExchangePath)
+	// No port in the URL: gRPC core's HTTP client (Envoy's STS call
+	// credentials) checks the server's certificate against the URL's
+	// authority as written, port included, so "host:15012" never matches a
+	// certificate for "host" (seen with Envoy 1.40). The xDS Service serves
+	// the exchange on 443 too (targetPort 15012).
+	cfg.TokenExchangeURL = or(opts.TokenExchangeURL, "https://"+xdsHost+TokenExchangePath)
 	cfg.InitImage = or(opts.InitImage, InitImageRepository+":"+cfg.Version)
 	return cfg
 }

@@ -16,7 +16,7 @@ func TestConfigFromMeshDefaults(t *testing.T) {
 		Version:           "dev",
 		OperatorNamespace: "capstan-system",
 		XDSAddress:        "capstan-xds.capstan-system.svc:15012",
-		TokenExchangeURL:  "https://capstan-xds.capstan-system.svc:15012/v1/token",
+		TokenExchangeURL:  "https://capstan-xds.capstan-system.svc/v1/token",
 		TrustDomain:       "cluster.local",
 		InitImage:         "ghcr.io/capstanmesh/capstan-init:dev",
 		ProxyImage:        meshv1alpha1.DefaultProxyImage,
