@@ -102,7 +102,10 @@ func setUp(e *envtest.Env) (func() error, error) {
 		return nil, err
 	}
 	return func() error {
-		err := op.stop()
+		var err error
+		if op != nil {
+			err = op.stop()
+		}
 		cancel()
 		<-cmDone
 		return err
