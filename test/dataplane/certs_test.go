@@ -72,10 +72,10 @@ func checkPresented(t *testing.T, p *pod, cert *x509.Certificate, bundle []byte)
 
 // TestCertificateRotation: with workload certificates living 20 seconds,
 // the server's sidecar gets a renewed certificate over SDS while a client
-// keeps calling, each call on a new connection: new connections present the
-// new certificate (and the client's renewed one arrives in
-// x-forwarded-client-cert), the Envoy processes are the same, and no call
-// fails.
+// keeps calling (each call on a new connection to its sidecar, which pools
+// its mTLS connections to the server): new connections to the server
+// present the new certificate, the Envoy processes are the same, and no
+// call fails.
 func TestCertificateRotation(t *testing.T) {
 	needRoot(t)
 	stopOperator(t)
@@ -113,16 +113,10 @@ func TestCertificateRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := mustParse(t, caller.Output())
-	hashes := map[string]bool{}
 	for _, r := range res {
-		if !r.OK || r.Report == nil {
+		if !r.OK || r.Report == nil || r.Report.Pod != "server" {
 			t.Errorf("call %d failed during rotation: %+v", r.N, r)
-			continue
 		}
-		hashes[xfccField(r.Report.XFCC, "Hash")] = true
-	}
-	if len(hashes) < 2 {
-		t.Errorf("the client presented %d distinct certificates over %d calls, want its renewal to show", len(hashes), len(res))
 	}
 	for i, p := range []*pod{server, client} {
 		if exited, err := p.envoy.Exited(); exited || p.envoy.Pid() != pids[i] {
@@ -146,18 +140,6 @@ func mustParse(t *testing.T, out string) []CallResult {
 		t.Fatal(err)
 	}
 	return res
-}
-
-// xfccField returns one field of the first element of an
-// x-forwarded-client-cert value.
-func xfccField(xfcc, key string) string {
-	first, _, _ := strings.Cut(xfcc, ",")
-	for _, kv := range strings.Split(first, ";") {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(k, key) {
-			return v
-		}
-	}
-	return ""
 }
 
 // TestCertManagerIssuer: with the Mesh naming a cert-manager CA Issuer,
