@@ -208,7 +208,7 @@ func setMesh(t *testing.T, spec meshv1alpha1.MeshSpec) {
 		}
 		envtest.Eventually(t, wait, func() error {
 			if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(mesh), mesh); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("the Mesh is still there (%v)", err)
+				return fmt.Errorf("the Mesh is still there (%w)", err)
 			}
 			return nil
 		})

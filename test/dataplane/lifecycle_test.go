@@ -114,7 +114,7 @@ func TestReadiness(t *testing.T) {
 	envtest.Eventually(t, wait, func() error {
 		code, body, err := hostGet(server.healthURL(rewritten.Path))
 		if err != nil || code != http.StatusOK || !strings.Contains(body, `"path":"/ready"`) || !strings.Contains(body, `"pod":"server"`) {
-			return fmt.Errorf("%s: %d %q %v, want the app's answer to /ready", rewritten.Path, code, body, err)
+			return fmt.Errorf("%s: %d %q %w, want the app's answer to /ready", rewritten.Path, code, body, err)
 		}
 		return nil
 	})

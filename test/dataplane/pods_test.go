@@ -257,7 +257,7 @@ func (p *pod) waitReady(t *testing.T) {
 	t.Helper()
 	envtest.Eventually(t, wait, func() error {
 		if exited, err := p.envoy.Exited(); exited {
-			return fmt.Errorf("envoy of %s exited: %v\n%s", p.obj.Name, err, p.envoy.Output())
+			return fmt.Errorf("envoy of %s exited: %w\n%s", p.obj.Name, err, p.envoy.Output())
 		}
 		code, body, err := hostGet(p.healthURL("/healthz/ready"))
 		if err != nil {

@@ -2,7 +2,6 @@ package dataplane
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -321,6 +320,3 @@ func EnvoyCommand(ctx context.Context, pod *corev1.Pod, ns *Netns, envoyPath, di
 	argv = append(argv, extra...)
 	return c, argv, nil
 }
-
-// ErrNoProxy is returned for a pod that was not injected.
-var ErrNoProxy = errors.New("the pod has no proxy container")
