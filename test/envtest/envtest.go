@@ -96,7 +96,28 @@ func StartWithCRDs(dirs ...string) (*Env, error) {
 	return start(nil, dirs...)
 }
 
+// Options are the settings of StartWith.
+type Options struct {
+	// Webhooks, when set, installs these webhook configurations (see StartWithWebhooks).
+	Webhooks *crenvtest.WebhookInstallOptions
+	// CRDDirs are directories of CRDs to install besides Capstan's.
+	CRDDirs []string
+	// ServiceCIDR is the API server's --service-cluster-ip-range, the
+	// range ClusterIPs come from (envtest's default: 10.0.0.0/24).
+	ServiceCIDR string
+}
+
+// StartWith is Start with opts.
+func StartWith(opts Options) (*Env, error) {
+	return startWith(opts)
+}
+
 func start(webhooks *crenvtest.WebhookInstallOptions, extraCRDs ...string) (*Env, error) {
+	return startWith(Options{Webhooks: webhooks, CRDDirs: extraCRDs})
+}
+
+func startWith(opts Options) (*Env, error) {
+	webhooks, extraCRDs := opts.Webhooks, opts.CRDDirs
 	setLogger()
 	root, err := RepoRoot()
 	if err != nil {
@@ -120,6 +141,9 @@ func start(webhooks *crenvtest.WebhookInstallOptions, extraCRDs ...string) (*Env
 	if webhooks != nil {
 		e.env.WebhookInstallOptions = *webhooks
 		e.Webhooks = &e.env.WebhookInstallOptions
+	}
+	if opts.ServiceCIDR != "" {
+		e.env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", opts.ServiceCIDR)
 	}
 	if e.Config, err = e.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting kube-apiserver and etcd from %s: %w", assets, err)

@@ -29,12 +29,22 @@ import (
 // the selectors the markers cannot express), and a manager of its own
 // serves them with webhook/handler for the whole package.
 func RunWithWebhooks(m *testing.M, env **Env) int {
+	return RunWithWebhooksAnd(m, env, Options{}, nil)
+}
+
+// RunWithWebhooksAnd is RunWithWebhooks with the API server started with
+// opts (its Webhooks are Capstan's, whatever opts says) and, when setup is
+// not nil, setup run once the webhooks are served and before the tests;
+// the function setup returns is called after the tests, before the API
+// server stops.
+func RunWithWebhooksAnd(m *testing.M, env **Env, opts Options, setup func(*Env) (func() error, error)) int {
 	hooks, err := loadWebhooks()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "webhooks: %v\n", err)
 		return 1
 	}
-	if *env, err = StartWithWebhooks(hooks); err != nil {
+	opts.Webhooks = &hooks
+	if *env, err = StartWith(opts); err != nil {
 		fmt.Fprintf(os.Stderr, "envtest: %v\n", err)
 		return 1
 	}
@@ -44,8 +54,16 @@ func RunWithWebhooks(m *testing.M, env **Env) int {
 		_ = (*env).Stop()
 		return 1
 	}
+	teardown := func() error { return nil }
+	if setup != nil {
+		if teardown, err = setup(*env); err != nil {
+			fmt.Fprintf(os.Stderr, "setting up: %v\n", err)
+			_ = errors.Join(stop(), (*env).Stop())
+			return 1
+		}
+	}
 	code := m.Run()
-	if err := errors.Join(stop(), (*env).Stop()); err != nil {
+	if err := errors.Join(teardown(), stop(), (*env).Stop()); err != nil {
 		fmt.Fprintf(os.Stderr, "stopping: %v\n", err)
 		if code == 0 {
 			code = 1

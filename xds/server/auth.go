@@ -80,8 +80,15 @@ var authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "xDS streams refused by authentication or node-ID binding, by reason.",
 }, []string{"reason"})
 
+// tokenExchanges counts token exchanges answered with an access token;
+// refused ones are counted in authFailures.
+var tokenExchanges = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "capstan_xds_token_exchanges_total",
+	Help: "Token exchanges (/v1/token) answered with an access token; refusals are counted in " + authMetricName + ".",
+})
+
 func init() {
-	metrics.Registry.MustRegister(authFailures)
+	metrics.Registry.MustRegister(authFailures, tokenExchanges)
 	for _, r := range authReasons {
 		authFailures.WithLabelValues(r)
 	}

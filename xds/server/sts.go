@@ -74,6 +74,7 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := readExchangeRequest(r)
 	if err != nil {
+		s.log.Info("bad token exchange request", "error", err.Error(), "peer", r.RemoteAddr)
 		writeJSON(w, http.StatusBadRequest, exchangeError{Error: "invalid_request", ErrorDescription: err.Error()})
 		return
 	}
@@ -97,6 +98,8 @@ func (s *Server) tokenExchange(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusUnauthorized, exchangeError{Error: "invalid_grant", ErrorDescription: "token exchange refused: " + ref.reason})
 		return
 	}
+	tokenExchanges.Inc()
+	s.log.V(1).Info("token exchanged", "namespace", caller.Namespace, "serviceAccount", caller.ServiceAccount, "pod", caller.PodName, "peer", r.RemoteAddr)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, exchangeResponse{
 		AccessToken:     req.SubjectToken,
