@@ -119,6 +119,11 @@ func envValue(pod *corev1.Pod, e corev1.EnvVar, earlier map[string]string) (stri
 	if e.ValueFrom == nil {
 		return Expand(e.Value, earlier), nil
 	}
+	if ref := e.ValueFrom.ConfigMapKeyRef; ref != nil && ref.Optional != nil && *ref.Optional {
+		// The harness reads no ConfigMap for env vars: an optional key is
+		// left empty, as the kubelet does when it is missing.
+		return "", nil
+	}
 	if e.ValueFrom.FieldRef == nil {
 		return "", fmt.Errorf("env %s: only fieldRef sources are supported", e.Name)
 	}

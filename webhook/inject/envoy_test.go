@@ -85,6 +85,8 @@ func downwardEnv(t *testing.T, pod *corev1.Pod, c *corev1.Container) map[string]
 				t.Fatalf("env %s: no test value for field %s", e.Name, e.ValueFrom.FieldRef.FieldPath)
 			}
 			env[e.Name] = v
+		case optionalConfigMapKey(e):
+			env[e.Name] = "" // no ConfigMap here: as the kubelet does for a missing optional key
 		default:
 			t.Fatalf("env %s: unsupported source", e.Name)
 		}
@@ -153,4 +155,10 @@ func volumeFiles(v corev1.Volume) []string {
 		}
 	}
 	return files
+}
+
+// optionalConfigMapKey reports an env var read from an optional ConfigMap key.
+func optionalConfigMapKey(e corev1.EnvVar) bool {
+	ref := e.ValueFrom.ConfigMapKeyRef
+	return ref != nil && ref.Optional != nil && *ref.Optional
 }
