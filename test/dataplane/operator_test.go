@@ -76,6 +76,10 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 	op := &operator{done: make(chan error, 1)}
 	op.certs, err = controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
 		Namespace: operatorNamespace, ServingDNSNames: xdsHosts(), MaxWorkloadTTL: opts.MaxWorkloadTTL,
+		// The harness's sidecars report no root fingerprints (it leaves the
+		// optional ConfigMap env var empty), so a CA change ends its trust
+		// window by this bound; the window itself is tested in test/certs.
+		MaxTrustTransition: time.Second,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("setting up the certificate manager: %w", err)
