@@ -146,12 +146,14 @@ func MakefileVersion(root string) (string, error) {
 func ExpandArgs(args []string, env map[string]string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = expand(a, env)
+		out[i] = Expand(a, env)
 	}
 	return out
 }
 
-func expand(s string, env map[string]string) string {
+// Expand does the kubelet's expansion of one argument or env value:
+// $(NAME) becomes env[NAME] when it is set (else stays), and $$ becomes $.
+func Expand(s string, env map[string]string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		if s[i] != '$' || i+1 == len(s) {

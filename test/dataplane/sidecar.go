@@ -3,6 +3,7 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"github.com/capstanmesh/capstan/internal/envoytest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -90,10 +91,10 @@ func PrepareContainer(ctx context.Context, pod *corev1.Pod, name, dir string, vo
 		out.Env = append(out.Env, e.Name+"="+env[e.Name])
 	}
 	for _, s := range c.Command {
-		out.Command = append(out.Command, remap.Replace(Expand(s, env)))
+		out.Command = append(out.Command, remap.Replace(envoytest.Expand(s, env)))
 	}
 	for _, s := range c.Args {
-		out.Args = append(out.Args, remap.Replace(Expand(s, env)))
+		out.Args = append(out.Args, remap.Replace(envoytest.Expand(s, env)))
 	}
 	return out, nil
 }
@@ -117,7 +118,7 @@ func (c *Container) remapper() *strings.Replacer {
 // against the earlier ones, as the kubelet does) or from the downward API.
 func envValue(pod *corev1.Pod, e corev1.EnvVar, earlier map[string]string) (string, error) {
 	if e.ValueFrom == nil {
-		return Expand(e.Value, earlier), nil
+		return envoytest.Expand(e.Value, earlier), nil
 	}
 	if ref := e.ValueFrom.ConfigMapKeyRef; ref != nil && ref.Optional != nil && *ref.Optional {
 		// The harness reads no ConfigMap for env vars: an optional key is
@@ -149,40 +150,6 @@ func envValue(pod *corev1.Pod, e corev1.EnvVar, earlier map[string]string) (stri
 	default:
 		return "", fmt.Errorf("env %s: field %s is not supported", e.Name, path)
 	}
-}
-
-// Expand does the kubelet's expansion of container args and env values:
-// $(NAME) becomes the value of NAME when it is defined (else it stays),
-// and $$ becomes $.
-func Expand(s string, env map[string]string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '(':
-			end := strings.IndexByte(s[i+2:], ')')
-			if end < 0 {
-				b.WriteString(s[i:])
-				return b.String()
-			}
-			name := s[i+2 : i+2+end]
-			if v, ok := env[name]; ok {
-				b.WriteString(v)
-			} else {
-				b.WriteString(s[i : i+3+end])
-			}
-			i += 2 + end
-		default:
-			b.WriteByte('$')
-		}
-	}
-	return b.String()
 }
 
 // materialise writes the content of volume name into dir: a projected
