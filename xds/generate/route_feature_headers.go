@@ -17,8 +17,8 @@ func (headersFeature) name() string { return "header edits" }
 
 func (headersFeature) fields() []routeField {
 	return []routeField{
-		{path: "requestHeaders", api: "headers.request", grpc: grpcNotSent, note: "gRPC clients do not edit metadata"},
-		{path: "responseHeaders", api: "headers.response", grpc: grpcNotSent, note: "gRPC clients do not edit metadata"},
+		{path: "requestHeaders", api: "headers.request", grpc: grpcNotSent, note: "gRPC's xDS support has no header edits"},
+		{path: "responseHeaders", api: "headers.response", grpc: grpcNotSent, note: "gRPC's xDS support has no header edits"},
 	}
 }
 

@@ -14,7 +14,7 @@ type mirrorFeature struct{}
 func (mirrorFeature) name() string { return "mirror" }
 
 func (mirrorFeature) fields() []routeField {
-	return []routeField{{path: "mirror", grpc: grpcNotSent, note: "gRPC clients do not mirror calls"}}
+	return []routeField{{path: "mirror", grpc: grpcNotSent, note: "gRPC's xDS support has no request mirroring"}}
 }
 
 func (mirrorFeature) check(*ir.HTTPRoute) error { return nil }

@@ -16,7 +16,7 @@ type rewriteFeature struct{}
 func (rewriteFeature) name() string { return "rewrite" }
 
 func (rewriteFeature) fields() []routeField {
-	return []routeField{{path: "rewrite", grpc: grpcNotSent, note: "gRPC clients do not rewrite the method or the authority"}}
+	return []routeField{{path: "rewrite", grpc: grpcNotSent, note: "gRPC's xDS support has no path or authority rewrite"}}
 }
 
 func (rewriteFeature) check(*ir.HTTPRoute) error { return nil }
