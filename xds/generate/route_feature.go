@@ -30,11 +30,13 @@ type routeFeature interface {
 }
 
 // routeFeatures is the one list of route features, in the order they are
-// checked and applied (and their gRPC warnings reported). The order is
-// observable: checks report the first problem; retries come before
-// destinations because gRPC reports its retryOn warnings even for a rule
-// whose destination is missing; hash comes after destinations, whose
-// clusters it reads.
+// checked and applied, and their gRPC warnings reported. The order is
+// observable: a rule reports its first failed check (durations before
+// header edits); retries come before destinations because gRPC reports its
+// retryOn warnings even for a rule whose destination is missing; hash comes
+// after destinations, whose clusters it reads. A part a feature drops
+// (sidecarRule.dropped, a missing mirror cluster) is reported only when
+// every feature applied, so its place in the list does not matter.
 var routeFeatures = []routeFeature{
 	timeoutFeature{},
 	retriesFeature{},
