@@ -49,10 +49,11 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint.
+lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint, and check that the lint rules catch deliberate violations.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	go vet ./...
 	$(GOLANGCI_LINT) run ./...
+	hack/lint-selftest.sh $(GOLANGCI_LINT)
 
 .PHONY: test
 test: envtest-assets envoy dataplane-deps e2e-node-deps ## Run every test, envtest included, with the race detector.
