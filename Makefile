@@ -60,6 +60,10 @@ test: envtest-assets envoy dataplane-deps e2e-node-deps ## Run every test, envte
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) fuzz
 
+.PHONY: test-unit
+test-unit: ## The fast loop: the packages whose tests need no API server (hack/unit-packages.sh), with -short and the race detector.
+	pkgs=$$(hack/unit-packages.sh); go test $(GO_TEST_FLAGS) -short $$pkgs
+
 .PHONY: fuzz
 fuzz: ## Run each fuzz target briefly (seed corpus plus FUZZ_TIME).
 	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/:func /:/'); do \
