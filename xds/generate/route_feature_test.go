@@ -96,7 +96,7 @@ func TestProxylessGRPCDocTable(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	golden.Check(t, path, got, *update)
+	golden.Check(t, path, got)
 }
 
 // TestFuzzModelSetsEveryRouteFeatureField fails when FuzzForProxy's model
