@@ -45,14 +45,14 @@ func TestValidateMeshRoute(t *testing.T) {
 		{"prefix rewrite with a Prefix match", route(pathMatch(meshv1alpha1.MatchPrefix, "/v1/"), rewritePrefix("/v2/")), ""},
 		{"prefix rewrite with a defaulted path type", route(pathMatch("", "/v1/"), rewritePrefix("/v2/")), ""},
 		{"prefix rewrite without a match", route(rewritePrefix("/v2/")),
-			"spec.http[0].rewrite.prefix: requires a Prefix path match"},
+			"spec.http[0].rewrite.prefix: needs a Prefix path match, and the rule has no match"},
 		{"prefix rewrite with an Exact match", route(pathMatch(meshv1alpha1.MatchExact, "/v1"), rewritePrefix("/v2/")),
-			"spec.http[0].rewrite.prefix: requires a Prefix path match"},
+			"spec.http[0].rewrite.prefix: needs every match of the rule to have a Prefix path match"},
 		{"prefix rewrite with one header-only match", route(pathMatch(meshv1alpha1.MatchPrefix, "/v1/"), rewritePrefix("/v2/"),
 			func(r *meshv1alpha1.HTTPRule) {
 				r.Match = append(r.Match, meshv1alpha1.HTTPMatch{Headers: []meshv1alpha1.HeaderMatch{{Name: "x", Value: "y"}}})
 			}),
-			"spec.http[0].rewrite.prefix: requires a Prefix path match"},
+			"spec.http[0].rewrite.prefix: needs every match of the rule to have a Prefix path match"},
 		{"uri rewrite needs no match", route(func(r *meshv1alpha1.HTTPRule) { r.Rewrite = &meshv1alpha1.Rewrite{URI: "/x"} }), ""},
 		{"bad regex", route(pathMatch(meshv1alpha1.MatchRegularExpression, "/(a")),
 			"spec.http[0].match[0].path.value: not a valid RE2 regular expression: error parsing regexp: missing closing ): `/(a`"},
