@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/api/validation"
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
@@ -80,7 +81,7 @@ func SetupWebhooks(mgr ctrl.Manager, opts Options) error {
 	reader := mgr.GetClient()
 	srv.Register(PathValidateMeshRoute, admission.WithValidator[*meshv1alpha1.MeshRoute](scheme, &MeshRouteValidator{Client: reader}))
 	srv.Register(PathValidateDestinationPolicy, admission.WithValidator[*meshv1alpha1.DestinationPolicy](scheme, DestinationPolicyValidator{}))
-	srv.Register(PathValidatePeerAuthentication, admission.WithValidator[*meshv1alpha1.PeerAuthentication](scheme, annotationValidator[*meshv1alpha1.PeerAuthentication]{}))
-	srv.Register(PathValidateMesh, admission.WithValidator[*meshv1alpha1.Mesh](scheme, annotationValidator[*meshv1alpha1.Mesh]{}))
+	srv.Register(PathValidatePeerAuthentication, admission.WithValidator[*meshv1alpha1.PeerAuthentication](scheme, ruleValidator[*meshv1alpha1.PeerAuthentication]{KindPeerAuthentication, validation.PeerAuthentication}))
+	srv.Register(PathValidateMesh, admission.WithValidator[*meshv1alpha1.Mesh](scheme, ruleValidator[*meshv1alpha1.Mesh]{KindMesh, meshProblems}))
 	return nil
 }
