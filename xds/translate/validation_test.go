@@ -110,6 +110,6 @@ func policies(svc *ir.Service) []*ir.TrafficPolicy {
 func httpService(name string) corev1.Service {
 	return corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: validationtest.Namespace},
-		Spec: corev1.ServiceSpec{ClusterIP: "10.96.0.10", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
+		Spec:       corev1.ServiceSpec{ClusterIP: "10.96.0.10", Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
 	}
 }
