@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -102,7 +103,24 @@ func keptWarning(e *field.Error, ejections field.ErrorList) string {
 				e.Field, e.BadValue, meshv1alpha1.AnnotationAllowAggressiveEjection)
 		}
 	}
-	return fmt.Sprintf("%s: %s; admitted because it is unchanged", e.Field, e.Detail)
+	return shorten(fmt.Sprintf("%s: admitted because it is unchanged: %s", e.Field, e.Detail), maxWarningLength)
+}
+
+// maxWarningLength keeps a warning to what kubectl shows on one line; the
+// status carries the whole message.
+const maxWarningLength = 256
+
+// shorten cuts s to at most n bytes (on a rune boundary), marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = " …"
+	cut := n - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
 }
 
 // invalid is the Invalid status error refusing the named object of kind for

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -213,5 +214,26 @@ func TestMissingSubsets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeptProblemWarningIsShort: an update keeping a stored problem with a
+// long message (a 1000-byte regular expression) is admitted with one warning
+// of at most 256 bytes that names the field.
+func TestKeptProblemWarningIsShort(t *testing.T) {
+	mr := &meshv1alpha1.MeshRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "shop"}, Spec: meshv1alpha1.MeshRouteSpec{
+		Hosts: []string{"reviews"}, HTTP: []meshv1alpha1.HTTPRule{{Route: []meshv1alpha1.Destination{{Host: "reviews"}},
+			Match: []meshv1alpha1.HTTPMatch{{Path: &meshv1alpha1.PathMatch{Type: meshv1alpha1.MatchRegularExpression, Value: "/(" + strings.Repeat("a", 1000)}}}}},
+	}}
+	v := &MeshRouteValidator{}
+	if _, err := v.ValidateCreate(context.Background(), mr); err == nil {
+		t.Fatal("a regex Envoy cannot parse was admitted")
+	}
+	warnings, err := v.ValidateUpdate(context.Background(), mr, mr.DeepCopy())
+	if err != nil {
+		t.Fatalf("an update keeping the stored problem: %v", err)
+	}
+	if len(warnings) != 1 || len(warnings[0]) > 256 || !strings.HasPrefix(warnings[0], "spec.http[0].match[0].path.value: admitted because it is unchanged") {
+		t.Errorf("warnings %q, want one short warning naming the field", warnings)
 	}
 }
