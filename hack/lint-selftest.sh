@@ -24,7 +24,7 @@ expected=(
 
 mapfile -t pkgs < <(find "$fixtures" -name '*.go' -printf './%h\n' | sort -u)
 # golangci-lint exits non-zero when it reports anything: that is the point here.
-out=$("$lint" run --max-issues-per-linter 0 --max-same-issues 0 \
+out=$("$lint" run --allow-parallel-runners --max-issues-per-linter 0 --max-same-issues 0 \
 	--output.text.print-issued-lines=false --show-stats=false "${pkgs[@]}" 2>&1) || true
 mapfile -t reported < <(grep -E "^$fixtures/" <<<"$out" || true)
 
