@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/controllers/uninjected"
 	"github.com/capstanmesh/capstan/xds/ir"
 	"github.com/capstanmesh/capstan/xds/translate"
 )
@@ -108,7 +109,7 @@ func SetupWithStatusStore(mgr ctrl.Manager, store *StatusStore) error {
 		(&PipelineStatusReconciler[*meshv1alpha1.MeshRoute]{Client: c, Recorder: rec, Store: store, kind: meshRouteKind}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.DestinationPolicy]{Client: c, Recorder: rec, Store: store, kind: destinationPolicyKind}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.PeerAuthentication]{Client: c, Recorder: rec, Store: store, kind: peerAuthenticationKind}).SetupWithManager,
-		(&UninjectedReconciler{Client: c, Recorder: rec}).SetupWithManager,
+		(&uninjected.Reconciler{Client: c, Recorder: rec}).SetupWithManager,
 	}
 	for _, setup := range setups {
 		if err := setup(mgr); err != nil {

@@ -1,4 +1,4 @@
-package controllers
+package cabundle
 
 import (
 	"bytes"
@@ -31,12 +31,18 @@ const (
 	DefaultValidatingWebhookConfiguration = "validating-webhook-configuration"
 )
 
-// CABundleInjector keeps the caBundle of Capstan's own webhook
+// BundleSource is where the mesh's current trust bundle comes from (the
+// certificate provider in use).
+type BundleSource interface {
+	TrustBundle(ctx context.Context) ([]byte, error)
+}
+
+// Injector keeps the caBundle of Capstan's own webhook
 // configurations equal to the mesh's trust bundle, when the manager serves
 // its webhooks with a certificate from the mesh CA (--webhook-certs=mesh):
 // the API server then verifies the webhook server against the mesh root.
 // Only the configurations named in Mutating and Validating are touched.
-type CABundleInjector struct {
+type Injector struct {
 	Client client.Client
 	Bundle BundleSource
 	// Mutating and Validating name the configurations to keep.
@@ -46,7 +52,7 @@ type CABundleInjector struct {
 }
 
 // BundleChanged re-checks both configurations. It does not block.
-func (c *CABundleInjector) BundleChanged() {
+func (c *Injector) BundleChanged() {
 	select {
 	case c.changes <- event.GenericEvent{Object: &admissionregistrationv1.MutatingWebhookConfiguration{}}:
 	default:
@@ -54,7 +60,7 @@ func (c *CABundleInjector) BundleChanged() {
 }
 
 // SetupWithManager registers the injector.
-func (c *CABundleInjector) SetupWithManager(mgr ctrl.Manager) error {
+func (c *Injector) SetupWithManager(mgr ctrl.Manager) error {
 	c.changes = make(chan event.GenericEvent, 1)
 	named := func(name string) builder.Predicates {
 		return builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == name }))
@@ -76,7 +82,7 @@ func (c *CABundleInjector) SetupWithManager(mgr ctrl.Manager) error {
 
 // Reconcile sets the bundle on every webhook of both configurations where
 // it differs. Every request stands for both configurations.
-func (c *CABundleInjector) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+func (c *Injector) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	bundle, err := c.Bundle.TrustBundle(ctx)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).V(1).Info("no trust bundle for the webhook configurations yet", "error", err.Error())
@@ -105,7 +111,7 @@ func (c *CABundleInjector) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.
 // inject reads the configuration name into obj and, when a webhook's
 // caBundle differs from bundle, sets them all and updates it. A
 // configuration that does not exist is left for its creation event.
-func (c *CABundleInjector) inject(ctx context.Context, name string, obj client.Object, bundle []byte,
+func (c *Injector) inject(ctx context.Context, name string, obj client.Object, bundle []byte,
 	configs func() []*admissionregistrationv1.WebhookClientConfig) error {
 	if err := c.Client.Get(ctx, client.ObjectKey{Name: name}, obj); err != nil {
 		return client.IgnoreNotFound(err)

@@ -1,4 +1,4 @@
-package controllers
+package uninjected
 
 import (
 	"context"
@@ -63,14 +63,14 @@ func (e *restartForbiddenError) Error() string {
 
 func (e *restartForbiddenError) Unwrap() error { return e.err }
 
-func (r *UninjectedReconciler) permissionTTL() time.Duration {
+func (r *Reconciler) permissionTTL() time.Duration {
 	if r.PermissionTTL > 0 {
 		return r.PermissionTTL
 	}
 	return DefaultPermissionTTL
 }
 
-func (r *UninjectedReconciler) now() time.Time {
+func (r *Reconciler) now() time.Time {
 	if r.Now != nil {
 		return r.Now()
 	}
@@ -82,7 +82,7 @@ func (r *UninjectedReconciler) now() time.Time {
 // Deployments, StatefulSets and DaemonSets in every namespace. The answer is
 // kept for permissionTTL. When the review itself fails, the restarts are
 // tried: a forbidden patch is caught there.
-func (r *UninjectedReconciler) checkRestartPermission(ctx context.Context) restartPermission {
+func (r *Reconciler) checkRestartPermission(ctx context.Context) restartPermission {
 	if !r.permission.checked.IsZero() && r.now().Sub(r.permission.checked) < r.permissionTTL() {
 		return r.permission
 	}
@@ -110,7 +110,7 @@ func (r *UninjectedReconciler) checkRestartPermission(ctx context.Context) resta
 
 // recordPermissionEvent records a Warning Event on the Mesh when restarts
 // become forbidden, and a Normal one when they are permitted again.
-func (r *UninjectedReconciler) recordPermissionEvent(mesh *meshv1alpha1.Mesh, c metav1.Condition, before metav1.ConditionStatus) {
+func (r *Reconciler) recordPermissionEvent(mesh *meshv1alpha1.Mesh, c metav1.Condition, before metav1.ConditionStatus) {
 	if r.Recorder == nil {
 		return
 	}
@@ -120,4 +120,12 @@ func (r *UninjectedReconciler) recordPermissionEvent(mesh *meshv1alpha1.Mesh, c 
 	case before == metav1.ConditionFalse:
 		r.Recorder.Eventf(mesh, nil, corev1.EventTypeNormal, c.Reason, "Restart", "%s", c.Message)
 	}
+}
+
+// truncate cuts s to n bytes, marking the cut.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
 }

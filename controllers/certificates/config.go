@@ -1,4 +1,4 @@
-package controllers
+package certificates
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/pki/builtin"
+	"github.com/capstanmesh/capstan/pki/certmanager"
 )
 
 // Defaults that apply when there is no Mesh (the CRD defaults otherwise).
@@ -76,7 +77,7 @@ func (c certConfig) sameProvider(o certConfig) bool {
 // certificate; until a replacement is issued, proxies keep the old one and
 // trust both CAs. An error means the provider could not be built; the
 // caller retries.
-func (m *CertificateManager) SetMesh(ctx context.Context, mesh *meshv1alpha1.Mesh) error {
+func (m *Manager) SetMesh(ctx context.Context, mesh *meshv1alpha1.Mesh) error {
 	cfg := certConfigOf(mesh)
 	m.mu.Lock()
 	old, current := m.cfg, m.provider != nil
@@ -103,7 +104,7 @@ func (m *CertificateManager) SetMesh(ctx context.Context, mesh *meshv1alpha1.Mes
 // installProvider makes p the provider (unless building it failed, or a
 // newer config arrived meanwhile) and returns the identities whose bundle
 // changed, with the subscribers to tell.
-func (m *CertificateManager) installProvider(ctx context.Context, cfg certConfig, p pki.Provider, buildErr, readyErr error) ([]string, []func(string), error) {
+func (m *Manager) installProvider(ctx context.Context, cfg certConfig, p pki.Provider, buildErr, readyErr error) ([]string, []func(string), error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.setIssuerLocked(issuerStateOf(readyErr))
@@ -126,7 +127,7 @@ func (m *CertificateManager) installProvider(ctx context.Context, cfg certConfig
 	return m.refreshBundleLocked(b), m.subscribers, nil
 }
 
-func (m *CertificateManager) buildProvider(ctx context.Context, cfg certConfig) (pki.Provider, error) {
+func (m *Manager) buildProvider(ctx context.Context, cfg certConfig) (pki.Provider, error) {
 	if m.opts.Namespace == "" {
 		return nil, errNoNamespace
 	}
@@ -136,7 +137,7 @@ func (m *CertificateManager) buildProvider(ctx context.Context, cfg certConfig) 
 		if err != nil {
 			return nil, err
 		}
-		return &CertManagerProvider{Client: c, Namespace: m.opts.Namespace, Issuer: cfg.issuer, Timeout: m.opts.IssueTimeout}, nil
+		return &certmanager.Provider{Client: c, Namespace: m.opts.Namespace, Issuer: cfg.issuer, Timeout: m.opts.IssueTimeout}, nil
 	case meshv1alpha1.ProviderBuiltIn, "":
 		store := &SecretRootStore{Client: m.opts.Client, Reader: m.opts.Reader, Namespace: m.opts.Namespace, Name: m.opts.RootSecretName}
 		ca, err := builtin.New(ctx, store, builtin.Options{TrustDomain: cfg.trustDomain})
@@ -149,14 +150,14 @@ func (m *CertificateManager) buildProvider(ctx context.Context, cfg certConfig) 
 	}
 }
 
-func (m *CertificateManager) certManagerClient() (client.Client, error) {
+func (m *Manager) certManagerClient() (client.Client, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.cmClient == nil {
 		if m.opts.Config == nil {
 			return nil, fmt.Errorf("%w: no API server config for cert-manager", pki.ErrIssuerNotReady)
 		}
-		c, err := NewCertManagerClient(m.opts.Config)
+		c, err := certmanager.NewClient(m.opts.Config)
 		if err != nil {
 			return nil, err
 		}

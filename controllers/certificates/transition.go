@@ -1,4 +1,4 @@
-package controllers
+package certificates
 
 import (
 	"time"
@@ -6,21 +6,11 @@ import (
 	"github.com/capstanmesh/capstan/pki"
 )
 
-// Defaults of the trust transition (CertificateManagerOptions).
+// Defaults of the trust transition (Options).
 const (
 	DefaultMaxTrustTransition = 24 * time.Hour
 	defaultTransitionPoll     = 5 * time.Second
 )
-
-// ProxyRoots tells which roots the connected proxies verify the xDS server
-// with: the roots they read at start (xds/runner.ConnectedRoots).
-type ProxyRoots interface {
-	// Untrusting returns how many connected proxies are not known to trust
-	// every root in fingerprints (pki.RootFingerprints). With no
-	// fingerprints (the new roots are not known yet) every connected proxy
-	// counts.
-	Untrusting(fingerprints []string) int
-}
 
 // trustTransition is the overlap window after the Mesh's CA changed: the
 // xDS serving certificate still comes from the previous provider (whose
@@ -36,7 +26,7 @@ type trustTransition struct {
 }
 
 // transitionCheck is what deciding the end of a window needs, copied
-// under m.mu so that ProxyRoots is asked without holding it.
+// under m.mu so that pki.ProxyRoots is asked without holding it.
 type transitionCheck struct {
 	open     bool
 	epoch    int
@@ -49,7 +39,7 @@ type transitionCheck struct {
 // SetProxyRoots tells the manager how to learn the connected proxies'
 // roots. Without it a CA change keeps the old serving certificate for the
 // whole MaxTrustTransition, unless the new roots were trusted already.
-func (m *CertificateManager) SetProxyRoots(r ProxyRoots) {
+func (m *Manager) SetProxyRoots(r pki.ProxyRoots) {
 	m.mu.Lock()
 	m.proxyRoots = r
 	m.mu.Unlock()
@@ -58,7 +48,7 @@ func (m *CertificateManager) SetProxyRoots(r ProxyRoots) {
 
 // InTrustTransition reports whether the xDS serving certificate still comes
 // from the previous CA, and since when.
-func (m *CertificateManager) InTrustTransition() (bool, time.Time) {
+func (m *Manager) InTrustTransition() (bool, time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.transition == nil {
@@ -70,7 +60,7 @@ func (m *CertificateManager) InTrustTransition() (bool, time.Time) {
 // beginTransitionLocked is called when a new provider is installed: the
 // first provider also serves at once, later ones only after a window.
 // m.mu is held.
-func (m *CertificateManager) beginTransitionLocked(now time.Time) {
+func (m *Manager) beginTransitionLocked(now time.Time) {
 	if m.servingProvider == nil || m.serving == nil || m.serving.cred == nil {
 		m.servingProvider, m.servingEpoch, m.transition = m.provider, m.epoch, nil
 		return
@@ -89,7 +79,7 @@ func (m *CertificateManager) beginTransitionLocked(now time.Time) {
 
 // checkTransition ends the window when nobody can be stranded any more, or
 // when it cannot or may not last longer; it reports whether it is still open.
-func (m *CertificateManager) checkTransition(now time.Time) bool {
+func (m *Manager) checkTransition(now time.Time) bool {
 	m.mu.Lock()
 	c := m.transitionStateLocked()
 	roots := m.proxyRoots
@@ -111,7 +101,7 @@ func (m *CertificateManager) checkTransition(now time.Time) bool {
 	return false
 }
 
-func (m *CertificateManager) transitionStateLocked() transitionCheck {
+func (m *Manager) transitionStateLocked() transitionCheck {
 	if m.transition == nil || m.provider == nil {
 		return transitionCheck{}
 	}
@@ -128,7 +118,7 @@ func (m *CertificateManager) transitionStateLocked() transitionCheck {
 }
 
 // transitionEnd says why a window may end now, or "" while it must go on.
-func transitionEnd(c transitionCheck, now time.Time, maxWindow time.Duration, roots ProxyRoots) string {
+func transitionEnd(c transitionCheck, now time.Time, maxWindow time.Duration, roots pki.ProxyRoots) string {
 	switch {
 	case c.failed:
 		return "the previous CA failed to renew the serving certificate"

@@ -1,11 +1,13 @@
-package controllers
+package certificates
 
 import (
 	"testing"
 	"time"
+
+	"github.com/capstanmesh/capstan/pki"
 )
 
-// untrusting is a ProxyRoots answering a fixed count.
+// untrusting is a pki.ProxyRoots answering a fixed count.
 type untrusting int
 
 func (u untrusting) Untrusting([]string) int { return int(u) }
@@ -17,7 +19,7 @@ func TestTransitionEnd(t *testing.T) {
 		name   string
 		c      transitionCheck
 		at     time.Duration
-		roots  ProxyRoots
+		roots  pki.ProxyRoots
 		ending bool
 	}{
 		{"proxies without the new root keep it open", open, time.Minute, untrusting(2), false},

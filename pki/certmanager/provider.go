@@ -1,4 +1,4 @@
-package controllers
+package certmanager
 
 import (
 	"bytes"
@@ -41,15 +41,15 @@ const (
 	annotationCertSubject = "capstan.dev/certificate-for"
 )
 
-// CertManagerProvider is the pki.Provider for Mesh.spec.certificates.provider
+// Provider is the pki.Provider for Mesh.spec.certificates.provider
 // CertManager: each Sign creates a cert-manager CertificateRequest against
 // the issuer, waits (bounded) for approval and issuance, and deletes the
 // request. The trust bundle is the issuer's CA as the requests report it
 // (status.ca): the latest CA and, after the issuer's CA changed, the one
 // before it, so certificates of both keep verifying.
-type CertManagerProvider struct {
+type Provider struct {
 	// Client reads and writes cert-manager objects; its scheme must hold
-	// cert-manager's types (NewCertManagerClient).
+	// cert-manager's types (NewClient).
 	Client client.Client
 	// Namespace holds the CertificateRequests, and the Issuer when Kind is Issuer.
 	Namespace string
@@ -61,10 +61,10 @@ type CertManagerProvider struct {
 	bundle, previous []byte
 }
 
-var _ pki.Provider = (*CertManagerProvider)(nil)
+var _ pki.Provider = (*Provider)(nil)
 
-// NewCertManagerClient returns an uncached client for cert-manager's types.
-func NewCertManagerClient(cfg *rest.Config) (client.Client, error) {
+// NewClient returns an uncached client for cert-manager's types.
+func NewClient(cfg *rest.Config) (client.Client, error) {
 	s := runtime.NewScheme()
 	if err := cmapi.AddToScheme(s); err != nil {
 		return nil, fmt.Errorf("adding cert-manager kinds: %w", err)
@@ -76,7 +76,7 @@ func NewCertManagerClient(cfg *rest.Config) (client.Client, error) {
 	return c, nil
 }
 
-func (p *CertManagerProvider) issuerRef() cmmeta.IssuerReference {
+func (p *Provider) issuerRef() cmmeta.IssuerReference {
 	ref := cmmeta.IssuerReference{Name: p.Issuer.Name, Kind: p.Issuer.Kind, Group: p.Issuer.Group}
 	if ref.Kind == "" {
 		ref.Kind = cmapi.IssuerKind
@@ -87,7 +87,7 @@ func (p *CertManagerProvider) issuerRef() cmmeta.IssuerReference {
 	return ref
 }
 
-func (p *CertManagerProvider) describeIssuer() string {
+func (p *Provider) describeIssuer() string {
 	ref := p.issuerRef()
 	if ref.Kind == cmapi.ClusterIssuerKind {
 		return fmt.Sprintf("%s %s", ref.Kind, ref.Name)
@@ -98,7 +98,7 @@ func (p *CertManagerProvider) describeIssuer() string {
 // Ready implements pki.Provider: the Issuer or ClusterIssuer exists and its
 // Ready condition is True. Issuers of other API groups (external issuers)
 // are not inspected.
-func (p *CertManagerProvider) Ready(ctx context.Context) error {
+func (p *Provider) Ready(ctx context.Context) error {
 	ref := p.issuerRef()
 	if ref.Group != certManagerGroup {
 		return nil
@@ -136,7 +136,7 @@ func (p *CertManagerProvider) Ready(ctx context.Context) error {
 }
 
 // Sign implements pki.Provider.
-func (p *CertManagerProvider) Sign(ctx context.Context, req pki.CertificateRequest) (*pki.Certificate, error) {
+func (p *Provider) Sign(ctx context.Context, req pki.CertificateRequest) (*pki.Certificate, error) {
 	csr, err := req.Check()
 	if err != nil {
 		return nil, fmt.Errorf("certificate request: %w", err)
@@ -159,7 +159,7 @@ func (p *CertManagerProvider) Sign(ctx context.Context, req pki.CertificateReque
 	return p.certificateOf(done, csr)
 }
 
-func (p *CertManagerProvider) newRequest(req pki.CertificateRequest) *cmapi.CertificateRequest {
+func (p *Provider) newRequest(req pki.CertificateRequest) *cmapi.CertificateRequest {
 	usages := []cmapi.KeyUsage{cmapi.UsageDigitalSignature, cmapi.UsageServerAuth}
 	subject := strings.Join(req.DNSNames, ",")
 	if !req.Identity.IsZero() {
@@ -184,7 +184,7 @@ func (p *CertManagerProvider) newRequest(req pki.CertificateRequest) *cmapi.Cert
 
 // deleteRequest removes a finished request; it holds no secret (the key
 // never leaves the control plane), so a failed delete is only clutter.
-func (p *CertManagerProvider) deleteRequest(cr *cmapi.CertificateRequest) {
+func (p *Provider) deleteRequest(cr *cmapi.CertificateRequest) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = client.IgnoreNotFound(p.Client.Delete(ctx, cr))
@@ -192,7 +192,7 @@ func (p *CertManagerProvider) deleteRequest(cr *cmapi.CertificateRequest) {
 
 // waitForRequest polls the request until it is issued, denied or failed,
 // or ctx ends.
-func (p *CertManagerProvider) waitForRequest(ctx context.Context, cr *cmapi.CertificateRequest) (*cmapi.CertificateRequest, error) {
+func (p *Provider) waitForRequest(ctx context.Context, cr *cmapi.CertificateRequest) (*cmapi.CertificateRequest, error) {
 	interval := 20 * time.Millisecond
 	key := client.ObjectKeyFromObject(cr)
 	for {
@@ -220,7 +220,7 @@ func (p *CertManagerProvider) waitForRequest(ctx context.Context, cr *cmapi.Cert
 
 // timeoutError says why a request took too long: a not-ready issuer is the
 // usual reason, so it is checked.
-func (p *CertManagerProvider) timeoutError(cr, cur *cmapi.CertificateRequest) error {
+func (p *Provider) timeoutError(cr, cur *cmapi.CertificateRequest) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := p.Ready(ctx); err != nil {
@@ -270,7 +270,7 @@ func condition(cr *cmapi.CertificateRequest, t cmapi.CertificateRequestCondition
 // certificateOf checks what the issuer returned (the leaf certifies the
 // CSR's key and carries exactly its names), drops a root from the chain and
 // remembers the CA for the trust bundle.
-func (p *CertManagerProvider) certificateOf(cr *cmapi.CertificateRequest, csr *x509.CertificateRequest) (*pki.Certificate, error) {
+func (p *Provider) certificateOf(cr *cmapi.CertificateRequest, csr *x509.CertificateRequest) (*pki.Certificate, error) {
 	certs, err := pki.ParseCertificatesPEM(cr.Status.Certificate)
 	if err != nil {
 		return nil, fmt.Errorf("CertificateRequest %s/%s: certificate: %w", cr.Namespace, cr.Name, err)
@@ -313,7 +313,7 @@ func isSelfSigned(c *x509.Certificate) bool {
 	return bytes.Equal(c.RawIssuer, c.RawSubject) && c.CheckSignatureFrom(c) == nil
 }
 
-func (p *CertManagerProvider) rememberCA(ca []byte) {
+func (p *Provider) rememberCA(ca []byte) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if bytes.Equal(ca, p.bundle) {
@@ -324,38 +324,12 @@ func (p *CertManagerProvider) rememberCA(ca []byte) {
 
 // TrustBundle implements pki.Provider: the issuer's CA from the latest
 // request and, if it changed, the CA before it; expired roots are left out.
-func (p *CertManagerProvider) TrustBundle(context.Context) ([]byte, error) {
+func (p *Provider) TrustBundle(context.Context) ([]byte, error) {
 	p.mu.Lock()
 	cur, prev := p.bundle, p.previous
 	p.mu.Unlock()
 	if len(cur) == 0 {
 		return nil, fmt.Errorf("no certificate issued by %s yet, so its CA is unknown", p.describeIssuer())
 	}
-	return mergeBundles(time.Now(), cur, prev)
-}
-
-// mergeBundles concatenates PEM bundles, without duplicates or expired certificates.
-func mergeBundles(now time.Time, bundles ...[]byte) ([]byte, error) {
-	var out []*x509.Certificate
-	seen := map[string]bool{}
-	for _, b := range bundles {
-		if len(b) == 0 {
-			continue
-		}
-		certs, err := pki.ParseCertificatesPEM(b)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range certs {
-			if seen[string(c.Raw)] || now.After(c.NotAfter) {
-				continue
-			}
-			seen[string(c.Raw)] = true
-			out = append(out, c)
-		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no unexpired root in the trust bundle")
-	}
-	return pki.EncodeCertificatesPEM(out...), nil
+	return pki.MergeBundles(time.Now(), cur, prev)
 }

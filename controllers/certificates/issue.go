@@ -1,4 +1,4 @@
-package controllers
+package certificates
 
 import (
 	"bytes"
@@ -28,7 +28,7 @@ type issueResult struct {
 
 // issue makes a key, has the provider sign it and checks the result. It
 // reads only the job's immutable fields.
-func (m *CertificateManager) issue(ctx context.Context, job issueJob) issueResult {
+func (m *Manager) issue(ctx context.Context, job issueJob) issueResult {
 	ctx, cancel := context.WithTimeout(ctx, m.opts.IssueTimeout)
 	defer cancel()
 	if err := job.provider.Ready(ctx); err != nil {
@@ -67,7 +67,7 @@ func (m *CertificateManager) issue(ctx context.Context, job issueJob) issueResul
 	return issueResult{cred: cred, bundle: bundle}
 }
 
-func (m *CertificateManager) newRequest(job issueJob) (*pki.Key, pki.CertificateRequest, error) {
+func (m *Manager) newRequest(job issueJob) (*pki.Key, pki.CertificateRequest, error) {
 	if job.st.dnsNames != nil {
 		key, csr, err := pki.NewServingKeyAndCSR(job.st.dnsNames)
 		return key, pki.CertificateRequest{CSR: csr, DNSNames: job.st.dnsNames, TTL: m.opts.ServingTTL}, err
@@ -89,7 +89,7 @@ func later(a, b time.Time) time.Time {
 
 // finish records an issuance's outcome, updates the trust bundle and tells
 // the subscribers which identities changed.
-func (m *CertificateManager) finish(job issueJob, res issueResult) {
+func (m *Manager) finish(job issueJob, res issueResult) {
 	m.mu.Lock()
 	st := job.st
 	st.inflight = false
@@ -146,7 +146,7 @@ func notify(subs []func(string), identities []string) {
 	}
 }
 
-func (m *CertificateManager) markServingReadyLocked() {
+func (m *Manager) markServingReadyLocked() {
 	select {
 	case <-m.servingReady:
 	default:
@@ -158,7 +158,7 @@ func (m *CertificateManager) markServingReadyLocked() {
 // recomputes the bundle proxies get: the provider's, plus the previous
 // provider's while a certificate of it is still in use. When it changed,
 // every credential gets it and their identities are returned. m.mu is held.
-func (m *CertificateManager) refreshBundleLocked(providerBundle []byte) []string {
+func (m *Manager) refreshBundleLocked(providerBundle []byte) []string {
 	if providerBundle != nil {
 		m.providerBundle = bytes.Clone(providerBundle)
 	}
@@ -168,7 +168,7 @@ func (m *CertificateManager) refreshBundleLocked(providerBundle []byte) []string
 	}
 	b := m.providerBundle
 	if stale && len(m.prevBundle) > 0 {
-		merged, err := mergeBundles(time.Now(), m.providerBundle, m.prevBundle)
+		merged, err := pki.MergeBundles(time.Now(), m.providerBundle, m.prevBundle)
 		if err == nil {
 			b = merged
 		}

@@ -1,4 +1,4 @@
-package runner
+package app
 
 import (
 	"context"
@@ -12,11 +12,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/inputs"
+	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
-// ManagerOptions configure the xDS side of the operator.
-type ManagerOptions struct {
+// PipelineOptions configure the xDS side of the operator.
+type PipelineOptions struct {
 	// Listener serves xDS; when nil, Addr is listened on.
 	Listener net.Listener
 	Addr     string
@@ -37,17 +39,17 @@ type ManagerOptions struct {
 	// RecheckInterval is server.Options.RecheckInterval.
 	RecheckInterval time.Duration
 	// Secrets, when set, issues workload certificates for connected proxies
-	// and the runner delivers them over SDS (controllers.CertificateManager).
-	Secrets SecretSource
+	// and the runner delivers them over SDS (certificates.Manager).
+	Secrets runner.SecretSource
 }
 
-// AddToManager wires the pipeline into mgr: the inputs controller feeds the
+// AddPipeline wires the pipeline into mgr: the inputs controller feeds the
 // runner, the runner publishes to the xDS server and hands statuses to the
 // status reconcilers. It returns the server so callers can read proxy state.
-func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error) {
+func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error) {
 	log := mgr.GetLogger().WithName("xds")
 	store := controllers.NewStatusStore()
-	var r *Runner
+	var r *runner.Runner
 	srv := server.New(server.Options{
 		Logger:          log.WithName("server"),
 		ServerOptions:   opts.ServerOptions,
@@ -59,12 +61,12 @@ func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error)
 		ReviewLimits:    opts.ReviewLimits,
 		RecheckInterval: opts.RecheckInterval,
 	})
-	r = New(Options{
+	r = runner.New(runner.Options{
 		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
 		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
 		Secrets: opts.Secrets, Connections: srv,
 	})
-	if err := (&controllers.InputsReconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
+	if err := (&inputs.Reconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the inputs controller: %w", err)
 	}
 	if err := controllers.SetupWithStatusStore(mgr, store); err != nil {
@@ -80,7 +82,7 @@ func AddToManager(mgr ctrl.Manager, opts ManagerOptions) (*server.Server, error)
 	return srv, nil
 }
 
-func serveXDS(ctx context.Context, srv *server.Server, opts ManagerOptions) error {
+func serveXDS(ctx context.Context, srv *server.Server, opts PipelineOptions) error {
 	lis := opts.Listener
 	if lis == nil {
 		var err error

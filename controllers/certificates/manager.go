@@ -1,4 +1,4 @@
-package controllers
+package certificates
 
 import (
 	"context"
@@ -16,17 +16,18 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/capstanmesh/capstan/pki"
+	"github.com/capstanmesh/capstan/pki/certmanager"
 )
 
-// Defaults of CertificateManagerOptions.
+// Defaults of Options.
 const (
 	DefaultServingCertTTL = 24 * time.Hour
 	defaultWorkers        = 4
 	maxRetryDelay         = time.Minute
 )
 
-// CertificateManagerOptions configure a CertificateManager.
-type CertificateManagerOptions struct {
+// Options configure a Manager.
+type Options struct {
 	// Client writes the Mesh status; Reader reads the Mesh and the built-in
 	// CA's Secret (the manager's API reader).
 	Client client.Client
@@ -47,7 +48,7 @@ type CertificateManagerOptions struct {
 	ServingTTL time.Duration
 	// MaxWorkloadTTL, when set, caps Mesh.spec.certificates.workloadCertTTL.
 	MaxWorkloadTTL time.Duration
-	// IssueTimeout bounds one issuance (DefaultIssueTimeout).
+	// IssueTimeout bounds one issuance (certmanager.DefaultIssueTimeout).
 	IssueTimeout time.Duration
 	// Workers is how many issuances run at once (4).
 	Workers int
@@ -60,13 +61,13 @@ type CertificateManagerOptions struct {
 	TransitionPoll time.Duration
 }
 
-// CertificateManager issues and renews the workload certificate of every
+// Manager issues and renews the workload certificate of every
 // identity that has a connected proxy (the runner says which, SetWanted)
 // and the xDS server's serving certificate, from the provider the Mesh
 // names. Keys stay in memory. It implements runner.SecretSource and is a
-// controller-runtime Runnable; CertificateReconciler feeds it the Mesh.
-type CertificateManager struct {
-	opts CertificateManagerOptions
+// controller-runtime Runnable; Reconciler feeds it the Mesh.
+type Manager struct {
+	opts Options
 	log  logr.Logger
 	wake chan struct{}
 
@@ -86,7 +87,7 @@ type CertificateManager struct {
 	servingProvider pki.Provider
 	servingEpoch    int
 	transition      *trustTransition
-	proxyRoots      ProxyRoots
+	proxyRoots      pki.ProxyRoots
 	cmClient        client.Client
 	workloads       map[string]*certState
 	serving         *certState
@@ -110,14 +111,14 @@ type certState struct {
 	retryAt  time.Time
 }
 
-// NewCertificateManager returns a manager; start it with Start (or add it
-// to a controller-runtime manager) and feed it with a CertificateReconciler.
-func NewCertificateManager(opts CertificateManagerOptions) *CertificateManager {
+// New returns a manager; start it with Start (or add it
+// to a controller-runtime manager) and feed it with a Reconciler.
+func New(opts Options) *Manager {
 	if opts.ServingTTL <= 0 {
 		opts.ServingTTL = DefaultServingCertTTL
 	}
 	if opts.IssueTimeout <= 0 {
-		opts.IssueTimeout = DefaultIssueTimeout
+		opts.IssueTimeout = certmanager.DefaultIssueTimeout
 	}
 	if opts.Workers <= 0 {
 		opts.Workers = defaultWorkers
@@ -135,7 +136,7 @@ func NewCertificateManager(opts CertificateManagerOptions) *CertificateManager {
 	if log.GetSink() == nil {
 		log = logr.Discard()
 	}
-	m := &CertificateManager{
+	m := &Manager{
 		opts:         opts,
 		log:          log,
 		wake:         make(chan struct{}, 1),
@@ -150,7 +151,7 @@ func NewCertificateManager(opts CertificateManagerOptions) *CertificateManager {
 }
 
 // OnChange implements runner.SecretSource.
-func (m *CertificateManager) OnChange(f func(identity string)) {
+func (m *Manager) OnChange(f func(identity string)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.subscribers = append(m.subscribers, f)
@@ -158,7 +159,7 @@ func (m *CertificateManager) OnChange(f func(identity string)) {
 
 // SetWanted implements runner.SecretSource: identities (SPIFFE IDs) not in
 // the list are dropped with their keys; new ones are issued.
-func (m *CertificateManager) SetWanted(identities []string) {
+func (m *Manager) SetWanted(identities []string) {
 	m.mu.Lock()
 	next := make(map[string]*certState, len(identities))
 	for _, s := range identities {
@@ -179,7 +180,7 @@ func (m *CertificateManager) SetWanted(identities []string) {
 }
 
 // Credential implements runner.SecretSource.
-func (m *CertificateManager) Credential(identity string) (*pki.Credential, bool) {
+func (m *Manager) Credential(identity string) (*pki.Credential, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	st, ok := m.workloads[identity]
@@ -192,7 +193,7 @@ func (m *CertificateManager) Credential(identity string) (*pki.Credential, bool)
 // GetCertificate is the xDS server's tls.Config.GetCertificate: the serving
 // certificate for ServingDNSNames, renewed in the background. Before the
 // first one is issued it waits, up to the handshake's context.
-func (m *CertificateManager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if m.serving == nil {
 		return nil, errors.New("no serving DNS names configured")
 	}
@@ -214,7 +215,7 @@ func (m *CertificateManager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Ce
 
 // TrustBundle returns the PEM roots that clients of the xDS server (and
 // peers) verify certificates against; nil before the provider knows them.
-func (m *CertificateManager) TrustBundle() []byte {
+func (m *Manager) TrustBundle() []byte {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Clone(m.bundle)
@@ -222,10 +223,10 @@ func (m *CertificateManager) TrustBundle() []byte {
 
 // NeedLeaderElection implements manager.LeaderElectionRunnable: every
 // replica serves xDS, so every replica issues for its own proxies.
-func (m *CertificateManager) NeedLeaderElection() bool { return false }
+func (m *Manager) NeedLeaderElection() bool { return false }
 
 // Start implements manager.Runnable: it issues and renews until ctx is done.
-func (m *CertificateManager) Start(ctx context.Context) error {
+func (m *Manager) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { m.runStatusWriter(ctx) })
 	timer := time.NewTimer(time.Hour)
@@ -252,14 +253,14 @@ func (m *CertificateManager) Start(ctx context.Context) error {
 	}
 }
 
-func (m *CertificateManager) hasProvider() bool {
+func (m *Manager) hasProvider() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.provider != nil
 }
 
 // loadMesh reads the Mesh and applies it; failures are retried by the loop.
-func (m *CertificateManager) loadMesh(ctx context.Context) {
+func (m *Manager) loadMesh(ctx context.Context) {
 	mesh, err := readMesh(ctx, m.opts.Reader)
 	if err == nil {
 		err = m.SetMesh(ctx, mesh)
@@ -269,7 +270,7 @@ func (m *CertificateManager) loadMesh(ctx context.Context) {
 	}
 }
 
-func (m *CertificateManager) signal() {
+func (m *Manager) signal() {
 	select {
 	case m.wake <- struct{}{}:
 	default:
@@ -278,7 +279,7 @@ func (m *CertificateManager) signal() {
 
 // dispatch starts the issuances that are due, as far as workers allow, and
 // returns when the next one falls due.
-func (m *CertificateManager) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Time {
+func (m *Manager) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := time.Now()
@@ -323,7 +324,7 @@ func (m *CertificateManager) dispatch(ctx context.Context, wg *sync.WaitGroup) t
 // dueAt is when a certificate must be (re)issued: now when it has none or
 // one of an older provider, else at its renewal time; never before a retry
 // after a failure.
-func (m *CertificateManager) dueAt(st *certState) time.Time {
+func (m *Manager) dueAt(st *certState) time.Time {
 	due := time.Time{}
 	if st.cred != nil && st.epoch == m.epochOf(st) {
 		due = st.cred.RenewAt
@@ -336,7 +337,7 @@ func (m *CertificateManager) dueAt(st *certState) time.Time {
 
 // epochOf is the epoch of the provider that issues st: the serving
 // provider's for the serving certificate. m.mu is held.
-func (m *CertificateManager) epochOf(st *certState) int {
+func (m *Manager) epochOf(st *certState) int {
 	if st == m.serving {
 		return m.servingEpoch
 	}

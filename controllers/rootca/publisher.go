@@ -1,9 +1,8 @@
-package controllers
+package rootca
 
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"maps"
 	"sync"
@@ -25,22 +24,12 @@ import (
 	"github.com/capstanmesh/capstan/pki"
 )
 
+// labelManagedBy marks the ConfigMaps the publisher owns.
+const labelManagedBy = "app.kubernetes.io/managed-by"
+
 // bundleRetry is how soon a namespace is looked at again when there is no
 // bundle to publish yet.
 const bundleRetry = 2 * time.Second
-
-// BundleOf is the BundleSource of a certificate manager: its current trust
-// bundle, or an error before it knows one.
-func BundleOf(m *CertificateManager) BundleSource { return managerBundle{m} }
-
-type managerBundle struct{ m *CertificateManager }
-
-func (b managerBundle) TrustBundle(context.Context) ([]byte, error) {
-	if bundle := b.m.TrustBundle(); len(bundle) > 0 {
-		return bundle, nil
-	}
-	return nil, errors.New("the certificate provider has no trust bundle yet")
-}
 
 // BundleSource is where the mesh's current trust bundle comes from (the
 // certificate provider in use).
@@ -57,12 +46,12 @@ type BundleSource interface {
 // +kubebuilder:rbac:groups="",resources=configmaps,resourceNames=capstan-root-ca,verbs=get;list;watch;update
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=create
 
-// RootCAPublisher keeps the ConfigMap capstan-root-ca, holding the mesh's
+// Publisher keeps the ConfigMap capstan-root-ca, holding the mesh's
 // trust bundle, in every namespace with injection enabled: injected proxies
 // mount it to verify the xDS server, and cannot start without it. It
 // rewrites the ConfigMap when the bundle changes (call BundleChanged) and
 // when someone edits or deletes it.
-type RootCAPublisher struct {
+type Publisher struct {
 	// Client reads Namespaces (cached) and writes ConfigMaps.
 	Client client.Client
 	// Reader reads ConfigMaps from the API server: only their metadata is
@@ -78,7 +67,7 @@ type RootCAPublisher struct {
 
 // BundleChanged republishes the bundle to every enabled namespace if it
 // differs from the one last republished. It does not block.
-func (p *RootCAPublisher) BundleChanged() {
+func (p *Publisher) BundleChanged() {
 	b, err := p.Bundle.TrustBundle(context.Background())
 	if err != nil {
 		return // nothing to publish yet; the next change will come
@@ -97,7 +86,7 @@ func (p *RootCAPublisher) BundleChanged() {
 }
 
 // SetupWithManager registers the publisher.
-func (p *RootCAPublisher) SetupWithManager(mgr ctrl.Manager) error {
+func (p *Publisher) SetupWithManager(mgr ctrl.Manager) error {
 	p.changes = make(chan event.GenericEvent, 1)
 	rootCA := predicate.NewPredicateFuncs(func(o client.Object) bool { return o.GetName() == meshv1alpha1.RootCAConfigMapName })
 	err := ctrl.NewControllerManagedBy(mgr).
@@ -122,7 +111,7 @@ func namespaceOf(_ context.Context, o client.Object) []reconcile.Request {
 }
 
 // enabledNamespaces lists every namespace with injection enabled.
-func (p *RootCAPublisher) enabledNamespaces(ctx context.Context, _ client.Object) []reconcile.Request {
+func (p *Publisher) enabledNamespaces(ctx context.Context, _ client.Object) []reconcile.Request {
 	var list corev1.NamespaceList
 	if err := p.Client.List(ctx, &list, client.MatchingLabels{meshv1alpha1.LabelInject: meshv1alpha1.InjectEnabled}); err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "listing namespaces to republish the root CA")
@@ -137,7 +126,7 @@ func (p *RootCAPublisher) enabledNamespaces(ctx context.Context, _ client.Object
 
 // Reconcile writes the bundle into the namespace's ConfigMap if the
 // namespace has injection enabled and the ConfigMap differs.
-func (p *RootCAPublisher) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (p *Publisher) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	var ns corev1.Namespace
 	if err := p.Client.Get(ctx, req.NamespacedName, &ns); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
@@ -165,7 +154,7 @@ func rootCAData(bundle []byte) map[string]string {
 	return data
 }
 
-func (p *RootCAPublisher) ensureConfigMap(ctx context.Context, namespace string, bundle []byte) error {
+func (p *Publisher) ensureConfigMap(ctx context.Context, namespace string, bundle []byte) error {
 	var cm corev1.ConfigMap
 	key := client.ObjectKey{Namespace: namespace, Name: meshv1alpha1.RootCAConfigMapName}
 	err := p.Reader.Get(ctx, key, &cm)

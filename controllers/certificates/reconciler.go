@@ -1,4 +1,4 @@
-package controllers
+package certificates
 
 import (
 	"context"
@@ -10,16 +10,16 @@ import (
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 )
 
-// CertificateReconciler hands the Mesh's certificate settings to a
-// CertificateManager.
-type CertificateReconciler struct {
+// Reconciler hands the Mesh's certificate settings to a
+// Manager.
+type Reconciler struct {
 	// Reader reads the Mesh (the manager's cached client is fine).
 	Reader  client.Reader
-	Manager *CertificateManager
+	Manager *Manager
 }
 
 // Reconcile implements reconcile.Reconciler.
-func (r *CertificateReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	if req.Name != meshv1alpha1.MeshName {
 		return ctrl.Result{}, nil
 	}
@@ -46,7 +46,7 @@ func readMesh(ctx context.Context, r client.Reader) (*meshv1alpha1.Mesh, error) 
 }
 
 // SetupWithManager registers the reconciler and adds the manager to mgr.
-func (r *CertificateReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r.Manager); err != nil {
 		return fmt.Errorf("adding the certificate manager: %w", err)
 	}
@@ -56,11 +56,11 @@ func (r *CertificateReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// NewCertificateManagerFor builds a CertificateManager from mgr's client,
+// NewFor builds a Manager from mgr's client,
 // API reader, config and event recorder, and registers it with its Mesh
 // reconciler. opts' Client, Reader, Config, Recorder and Logger are filled
 // in when empty.
-func NewCertificateManagerFor(mgr ctrl.Manager, opts CertificateManagerOptions) (*CertificateManager, error) {
+func NewFor(mgr ctrl.Manager, opts Options) (*Manager, error) {
 	if opts.Client == nil {
 		opts.Client = mgr.GetClient()
 	}
@@ -71,13 +71,13 @@ func NewCertificateManagerFor(mgr ctrl.Manager, opts CertificateManagerOptions) 
 		opts.Config = mgr.GetConfig()
 	}
 	if opts.Recorder == nil {
-		opts.Recorder = mgr.GetEventRecorder(EventSource)
+		opts.Recorder = mgr.GetEventRecorder(meshv1alpha1.EventSource)
 	}
 	if opts.Logger.GetSink() == nil {
 		opts.Logger = mgr.GetLogger().WithName("certificates")
 	}
-	m := NewCertificateManager(opts)
-	if err := (&CertificateReconciler{Reader: mgr.GetClient(), Manager: m}).SetupWithManager(mgr); err != nil {
+	m := New(opts)
+	if err := (&Reconciler{Reader: mgr.GetClient(), Manager: m}).SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	return m, nil

@@ -1,8 +1,10 @@
-package controllers
+package kubeauth
 
 import (
 	"context"
 	"errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"strings"
 	"testing"
 
@@ -22,8 +24,8 @@ const testToken = "eyJhbGciOi.secret-token-value"
 // reviewer answers TokenReviews with status, after checking the request.
 func reviewer(t *testing.T, status authnv1.TokenReviewStatus, createErr error) client.Client {
 	t.Helper()
-	scheme, err := NewScheme()
-	if err != nil {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	return fake.NewClientBuilder().WithScheme(scheme).WithInterceptorFuncs(interceptor.Funcs{

@@ -1,4 +1,4 @@
-package controllers
+package app
 
 import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"

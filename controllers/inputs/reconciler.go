@@ -1,4 +1,4 @@
-package controllers
+package inputs
 
 import (
 	"cmp"
@@ -21,19 +21,19 @@ import (
 	"github.com/capstanmesh/capstan/xds/translate"
 )
 
-// InputsSink receives every new snapshot of the translation inputs.
+// Sink receives every new snapshot of the translation inputs.
 // Push must not block; the runner coalesces (latest wins).
-type InputsSink interface {
+type Sink interface {
 	Push(in *translate.Inputs)
 }
 
-// InputsReconciler gathers the mesh CRDs, Services, EndpointSlices, Pods and
+// Reconciler gathers the mesh CRDs, Services, EndpointSlices, Pods and
 // Namespaces from the informer caches into one sorted translate.Inputs and
 // hands it to the sink. Every watched event maps to the same request, so the
 // work queue itself collapses bursts of events into one gather.
-type InputsReconciler struct {
+type Reconciler struct {
 	Client client.Reader
-	Sink   InputsSink
+	Sink   Sink
 }
 
 // inputsKey is the one request every watched event maps to.
@@ -44,8 +44,8 @@ var inputsKey = reconcile.Request{NamespacedName: types.NamespacedName{Name: "me
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 
 // Reconcile gathers the inputs and pushes them to the sink.
-func (r *InputsReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
-	in, err := GatherInputs(ctx, r.Client)
+func (r *Reconciler) Reconcile(ctx context.Context, _ reconcile.Request) (reconcile.Result, error) {
+	in, err := Gather(ctx, r.Client)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -54,7 +54,7 @@ func (r *InputsReconciler) Reconcile(ctx context.Context, _ reconcile.Request) (
 }
 
 // SetupWithManager watches every input kind.
-func (r *InputsReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	toKey := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{inputsKey}
 	})
@@ -71,9 +71,9 @@ func (r *InputsReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// GatherInputs lists every input kind from c (a cache reader returns deep copies)
+// Gather lists every input kind from c (a cache reader returns deep copies)
 // and sorts each list by namespace and name.
-func GatherInputs(ctx context.Context, c client.Reader) (*translate.Inputs, error) {
+func Gather(ctx context.Context, c client.Reader) (*translate.Inputs, error) {
 	in := &translate.Inputs{}
 	mesh := &meshv1alpha1.Mesh{}
 	switch err := c.Get(ctx, types.NamespacedName{Name: meshv1alpha1.MeshName}, mesh); {

@@ -1,4 +1,4 @@
-package controllers
+package uninjected
 
 import (
 	"cmp"
@@ -12,7 +12,7 @@ import (
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
-// Annotations written by the UninjectedReconciler when it restarts a workload.
+// Annotations written by the Reconciler when it restarts a workload.
 const (
 	// AnnotationRestartedAt is set on a workload's pod template to restart it,
 	// as kubectl rollout restart sets kubectl.kubernetes.io/restartedAt.
@@ -23,7 +23,7 @@ const (
 	AnnotationRestartedGeneration = "capstan.dev/restarted-generation"
 )
 
-// Event reasons of the UninjectedReconciler.
+// Event reasons of the Reconciler.
 const (
 	ReasonPodsWithoutSidecar      = "PodsWithoutSidecar"
 	ReasonPodsWithOutdatedSidecar = "PodsWithOutdatedSidecar"
@@ -33,8 +33,8 @@ const (
 	ReasonPodOptedOut = "PodOptedOut"
 )
 
-// UninjectedSampleSize is how many pods Mesh.status.uninjectedSample lists.
-const UninjectedSampleSize = 5
+// SampleSize is how many pods Mesh.status.uninjectedSample lists.
+const SampleSize = 5
 
 // PodSidecarState says whether a pod runs the sidecar it should.
 type PodSidecarState int
@@ -113,7 +113,7 @@ func PodOptOuts(pod *corev1.Pod, ns *corev1.Namespace, operatorNamespace string)
 	return slices.Concat(inject.OptOuts(pod), inject.ProxyIDClashes(pod))
 }
 
-// Workload kinds the UninjectedReconciler reports and restarts.
+// Workload kinds the Reconciler reports and restarts.
 const (
 	KindDeployment  = "Deployment"
 	KindStatefulSet = "StatefulSet"
@@ -190,8 +190,8 @@ type WorkloadPods struct {
 	Sample string
 }
 
-// UninjectedReport is what the reconciler found across the cluster.
-type UninjectedReport struct {
+// Report is what the reconciler found across the cluster.
+type Report struct {
 	// Uninjected, Outdated and OptedOut are the pods found, as sorted "ns/name".
 	Uninjected []string
 	Outdated   []string
@@ -207,13 +207,13 @@ type PodFinding struct {
 	State    PodSidecarState
 	Workload WorkloadRef
 	HasOwner bool
-	// OptOuts are PodOptOuts; a pod with any is in UninjectedReport.OptedOut.
+	// OptOuts are PodOptOuts; a pod with any is in Report.OptedOut.
 	OptOuts []string
 }
 
 // BuildReport gathers findings into a report. Findings in state PodFine are ignored.
-func BuildReport(findings []PodFinding) UninjectedReport {
-	r := UninjectedReport{Workloads: map[WorkloadRef]WorkloadPods{}}
+func BuildReport(findings []PodFinding) Report {
+	r := Report{Workloads: map[WorkloadRef]WorkloadPods{}}
 	sorted := slices.Clone(findings)
 	slices.SortFunc(sorted, func(a, b PodFinding) int { return cmp.Compare(a.Pod, b.Pod) })
 	for _, f := range sorted {
@@ -246,18 +246,18 @@ func BuildReport(findings []PodFinding) UninjectedReport {
 }
 
 // MeshStatusFor returns the Mesh status fields for the report.
-func MeshStatusFor(r UninjectedReport) (uninjected int32, sample []string, outdated int32) {
+func MeshStatusFor(r Report) (uninjected int32, sample []string, outdated int32) {
 	return int32(len(r.Uninjected)), sampleOf(r.Uninjected), int32(len(r.Outdated))
 }
 
 // OptedOutStatusFor returns Mesh.status.optedOutPods and optedOutSample for the report.
-func OptedOutStatusFor(r UninjectedReport) (optedOut int32, sample []string) {
+func OptedOutStatusFor(r Report) (optedOut int32, sample []string) {
 	return int32(len(r.OptedOut)), sampleOf(r.OptedOut)
 }
 
-// sampleOf returns the first UninjectedSampleSize pods, or nil.
+// sampleOf returns the first SampleSize pods, or nil.
 func sampleOf(pods []string) []string {
-	n := min(len(pods), UninjectedSampleSize)
+	n := min(len(pods), SampleSize)
 	if n == 0 {
 		return nil
 	}

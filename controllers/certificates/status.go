@@ -1,4 +1,4 @@
-package controllers
+package certificates
 
 import (
 	"context"
@@ -62,7 +62,7 @@ func truncate(s string, n int) string {
 
 // setIssuerLocked records the issuer's state; the status writer puts it
 // on the Mesh. m.mu is held.
-func (m *CertificateManager) setIssuerLocked(s issuerState) {
+func (m *Manager) setIssuerLocked(s issuerState) {
 	if s == m.issuer {
 		return
 	}
@@ -75,7 +75,7 @@ func (m *CertificateManager) setIssuerLocked(s issuerState) {
 
 // runStatusWriter writes the IssuerReady condition whenever it changes,
 // retrying failed writes.
-func (m *CertificateManager) runStatusWriter(ctx context.Context) {
+func (m *Manager) runStatusWriter(ctx context.Context) {
 	var retry <-chan time.Time
 	for {
 		select {
@@ -94,7 +94,7 @@ func (m *CertificateManager) runStatusWriter(ctx context.Context) {
 
 // writeIssuerCondition sets the Mesh's IssuerReady condition when it
 // differs, and records an Event when its status or reason changed.
-func (m *CertificateManager) writeIssuerCondition(ctx context.Context) error {
+func (m *Manager) writeIssuerCondition(ctx context.Context) error {
 	m.mu.Lock()
 	state := m.issuer
 	exists := m.cfg != nil && m.cfg.meshExists
@@ -130,7 +130,7 @@ func (m *CertificateManager) writeIssuerCondition(ctx context.Context) error {
 	return nil
 }
 
-func (m *CertificateManager) recordIssuerEvent(mesh *meshv1alpha1.Mesh, before *metav1.Condition, after metav1.Condition) {
+func (m *Manager) recordIssuerEvent(mesh *meshv1alpha1.Mesh, before *metav1.Condition, after metav1.Condition) {
 	if m.opts.Recorder == nil || mesh == nil || mesh.Name == "" {
 		return
 	}

@@ -1,4 +1,4 @@
-package controllers
+package uninjected
 
 import (
 	"context"
@@ -35,7 +35,7 @@ import (
 // +kubebuilder:rbac:roleName=capstan-restarter,groups=apps,resources=deployments;statefulsets;daemonsets,verbs=patch
 // +kubebuilder:rbac:groups=mesh.capstan.dev,resources=meshes/status,verbs=update
 
-// UninjectedReconciler finds running pods in injection-enabled namespaces
+// Reconciler finds running pods in injection-enabled namespaces
 // that lack the sidecar (they predate the namespace label) or carry a sidecar
 // of another version. It counts them in the default Mesh's status, records a
 // Warning Event on each owning Deployment, StatefulSet or DaemonSet, and, when
@@ -48,7 +48,7 @@ import (
 //
 // It reconciles the whole cluster at once: every watched object enqueues the
 // same request.
-type UninjectedReconciler struct {
+type Reconciler struct {
 	Client   client.Client
 	Recorder recorder.EventRecorder
 	// Version is the sidecar version the injector writes now
@@ -78,7 +78,7 @@ type UninjectedReconciler struct {
 var uninjectedRequest = reconcile.Request{NamespacedName: types.NamespacedName{Name: meshv1alpha1.MeshName}}
 
 // Reconcile implements reconcile.Reconciler.
-func (r *UninjectedReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
+func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.reported == nil {
@@ -129,14 +129,14 @@ func (r *UninjectedReconciler) Reconcile(ctx context.Context, _ ctrl.Request) (c
 	return ctrl.Result{}, err
 }
 
-func (r *UninjectedReconciler) version() string {
+func (r *Reconciler) version() string {
 	if r.Version == "" {
 		return inject.DefaultVersion
 	}
 	return r.Version
 }
 
-func (r *UninjectedReconciler) operatorNamespace() string {
+func (r *Reconciler) operatorNamespace() string {
 	if r.OperatorNamespace == "" {
 		return inject.DefaultOperatorNamespace
 	}
@@ -147,10 +147,10 @@ func (r *UninjectedReconciler) operatorNamespace() string {
 // ReplicaSets across the cache (which may be limited to some namespaces)
 // rather than per namespace, without deep copies: they are only read. It
 // also returns the pods that opted out of capture, with how.
-func (r *UninjectedReconciler) scan(ctx context.Context) (UninjectedReport, []optedOutPod, error) {
+func (r *Reconciler) scan(ctx context.Context) (Report, []optedOutPod, error) {
 	namespaces := &corev1.NamespaceList{}
 	if err := r.Client.List(ctx, namespaces, client.MatchingLabels{meshv1alpha1.LabelInject: meshv1alpha1.InjectEnabled}); err != nil {
-		return UninjectedReport{}, nil, fmt.Errorf("listing namespaces: %w", err)
+		return Report{}, nil, fmt.Errorf("listing namespaces: %w", err)
 	}
 	enabled := map[string]*corev1.Namespace{}
 	for i := range namespaces.Items {
@@ -163,11 +163,11 @@ func (r *UninjectedReconciler) scan(ctx context.Context) (UninjectedReport, []op
 	}
 	pods := &corev1.PodList{}
 	if err := r.Client.List(ctx, pods, client.UnsafeDisableDeepCopy); err != nil {
-		return UninjectedReport{}, nil, fmt.Errorf("listing pods: %w", err)
+		return Report{}, nil, fmt.Errorf("listing pods: %w", err)
 	}
 	rsList := &appsv1.ReplicaSetList{}
 	if err := r.Client.List(ctx, rsList, client.UnsafeDisableDeepCopy); err != nil {
-		return UninjectedReport{}, nil, fmt.Errorf("listing replicasets: %w", err)
+		return Report{}, nil, fmt.Errorf("listing replicasets: %w", err)
 	}
 	replicaSets := map[types.NamespacedName]*appsv1.ReplicaSet{}
 	for i := range rsList.Items {
@@ -210,7 +210,7 @@ const maxEventNote = 1000
 
 // recordOptOutEvents records a Warning Event on each opted-out pod whose
 // opt-outs changed since the last Event, and forgets pods no longer listed.
-func (r *UninjectedReconciler) recordOptOutEvents(pods []optedOutPod) {
+func (r *Reconciler) recordOptOutEvents(pods []optedOutPod) {
 	seen := make(map[types.UID]bool, len(pods))
 	for _, p := range pods {
 		note := "pod opted out of the mesh's traffic capture, mTLS and policy: " + strings.Join(p.optOuts, "; ")
@@ -230,7 +230,7 @@ func (r *UninjectedReconciler) recordOptOutEvents(pods []optedOutPod) {
 }
 
 // listWorkloads returns every Deployment, StatefulSet and DaemonSet by reference.
-func (r *UninjectedReconciler) listWorkloads(ctx context.Context) (map[WorkloadRef]client.Object, error) {
+func (r *Reconciler) listWorkloads(ctx context.Context) (map[WorkloadRef]client.Object, error) {
 	out := map[WorkloadRef]client.Object{}
 	deployments := &appsv1.DeploymentList{}
 	if err := r.Client.List(ctx, deployments); err != nil {
@@ -261,7 +261,7 @@ func (r *UninjectedReconciler) listWorkloads(ctx context.Context) (map[WorkloadR
 
 // recordEvents records a Warning Event on each workload whose state changed
 // since the last Event, and forgets workloads that are fine again.
-func (r *UninjectedReconciler) recordEvents(report UninjectedReport, workloads map[WorkloadRef]client.Object) {
+func (r *Reconciler) recordEvents(report Report, workloads map[WorkloadRef]client.Object) {
 	seen := map[types.UID]bool{}
 	refs := slices.SortedFunc(maps.Keys(report.Workloads), CompareWorkloads)
 	for _, ref := range refs {
@@ -299,7 +299,7 @@ func (r *UninjectedReconciler) recordEvents(report UninjectedReport, workloads m
 // writeStatus writes the counts and samples to the Mesh status, and the
 // RestartUninjected condition (removed when restart is nil), when they
 // changed; it records an Event when that condition's status changes.
-func (r *UninjectedReconciler) writeStatus(ctx context.Context, mesh *meshv1alpha1.Mesh, report UninjectedReport, restart *metav1.Condition) error {
+func (r *Reconciler) writeStatus(ctx context.Context, mesh *meshv1alpha1.Mesh, report Report, restart *metav1.Condition) error {
 	uninjected, sample, outdated := MeshStatusFor(report)
 	optedOut, optedOutSample := OptedOutStatusFor(report)
 	st := &mesh.Status
@@ -335,7 +335,7 @@ func (r *UninjectedReconciler) writeStatus(ctx context.Context, mesh *meshv1alph
 }
 
 // restartNext restarts the next workload, unless a restart is in progress.
-func (r *UninjectedReconciler) restartNext(ctx context.Context, report UninjectedReport, workloads map[WorkloadRef]client.Object) error {
+func (r *Reconciler) restartNext(ctx context.Context, report Report, workloads map[WorkloadRef]client.Object) error {
 	rollouts := make([]WorkloadRollout, 0, len(workloads))
 	for ref, obj := range workloads {
 		restarted := max(r.restarted[obj.GetUID()], restartedGeneration(obj))
@@ -382,7 +382,7 @@ func (r *UninjectedReconciler) restartNext(ctx context.Context, report Uninjecte
 
 // restart patches obj's pod template annotation, with an optimistic lock so
 // a stale copy never restarts a workload twice.
-func (r *UninjectedReconciler) restart(ctx context.Context, obj client.Object) error {
+func (r *Reconciler) restart(ctx context.Context, obj client.Object) error {
 	orig, ok := obj.DeepCopyObject().(client.Object)
 	if !ok {
 		return fmt.Errorf("%T is not a client.Object", obj)
@@ -434,7 +434,7 @@ func restartedGeneration(obj client.Object) int64 {
 
 // SetupWithManager watches Pods, Namespaces, the Mesh, ReplicaSets and the
 // workloads, all mapped to a single cluster-wide request.
-func (r *UninjectedReconciler) SetupWithManager(mgr ctrl.Manager) error {
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	all := handler.EnqueueRequestsFromMapFunc(func(context.Context, client.Object) []reconcile.Request {
 		return []reconcile.Request{uninjectedRequest}
 	})
