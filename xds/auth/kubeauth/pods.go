@@ -16,7 +16,7 @@ import (
 const podLookupTimeout = 5 * time.Second
 
 // PodLookup finds pods by namespace and name for the xDS server's stream
-// authentication (xds/server.PodLookup): the pod's UID and ServiceAccount.
+// authentication (auth.PodLookup): the pod's UID and ServiceAccount.
 type PodLookup struct {
 	// Reader is the manager's cached client.
 	Reader client.Reader

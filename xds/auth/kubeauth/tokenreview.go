@@ -12,7 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/capstanmesh/capstan/xds/server"
+	"github.com/capstanmesh/capstan/xds/auth"
 )
 
 // +kubebuilder:rbac:groups=authentication.k8s.io,resources=tokenreviews,verbs=create
@@ -40,25 +40,25 @@ type TokenReviewAuthenticator struct {
 	Audience string
 }
 
-var _ server.Authenticator = (*TokenReviewAuthenticator)(nil)
+var _ auth.Authenticator = (*TokenReviewAuthenticator)(nil)
 
-// Authenticate implements server.Authenticator. Errors never contain the
+// Authenticate implements auth.Authenticator. Errors never contain the
 // token. When the review itself fails (the API server is unreachable, or
-// refuses the review), the error wraps server.ErrAuthUnavailable.
-func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (server.Caller, error) {
+// refuses the review), the error wraps auth.ErrAuthUnavailable.
+func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (auth.Caller, error) {
 	audience := a.Audience
 	if audience == "" {
 		audience = XDSTokenAudience
 	}
 	if token == "" {
-		return server.Caller{}, errors.New("empty token")
+		return auth.Caller{}, errors.New("empty token")
 	}
 	review := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{
 		Token:     token,
 		Audiences: []string{audience},
 	}}
 	if err := a.Client.Create(ctx, review); err != nil {
-		return server.Caller{}, fmt.Errorf("%w: TokenReview: %s", server.ErrAuthUnavailable, redactToken(reviewErrorText(err), token))
+		return auth.Caller{}, fmt.Errorf("%w: TokenReview: %s", auth.ErrAuthUnavailable, redactToken(reviewErrorText(err), token))
 	}
 	st := review.Status
 	if !st.Authenticated {
@@ -66,33 +66,33 @@ func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token strin
 		if st.Error != "" {
 			msg += ": " + redactToken(st.Error, token)
 		}
-		return server.Caller{}, errors.New(msg)
+		return auth.Caller{}, errors.New(msg)
 	}
 	// An API server that does not support audiences may answer without
 	// them; the token must be valid for ours.
 	if !slices.Contains(st.Audiences, audience) {
-		return server.Caller{}, fmt.Errorf("token not valid for audience %q (valid for %q)", audience, st.Audiences)
+		return auth.Caller{}, fmt.Errorf("token not valid for audience %q (valid for %q)", audience, st.Audiences)
 	}
 	return callerOf(st.User)
 }
 
 // callerOf reads the ServiceAccount and bound pod of a reviewed token.
-func callerOf(u authnv1.UserInfo) (server.Caller, error) {
+func callerOf(u authnv1.UserInfo) (auth.Caller, error) {
 	rest, ok := strings.CutPrefix(u.Username, serviceAccountUserPrefix)
 	if !ok {
-		return server.Caller{}, fmt.Errorf("user %q is not a ServiceAccount", u.Username)
+		return auth.Caller{}, fmt.Errorf("user %q is not a ServiceAccount", u.Username)
 	}
 	ns, sa, ok := strings.Cut(rest, ":")
 	if !ok || len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(sa)) > 0 {
-		return server.Caller{}, fmt.Errorf("malformed ServiceAccount user %q", u.Username)
+		return auth.Caller{}, fmt.Errorf("malformed ServiceAccount user %q", u.Username)
 	}
-	c := server.Caller{Namespace: ns, ServiceAccount: sa}
+	c := auth.Caller{Namespace: ns, ServiceAccount: sa}
 	var err error
 	if c.PodName, err = singleExtra(u.Extra, extraPodName); err != nil {
-		return server.Caller{}, err
+		return auth.Caller{}, err
 	}
 	if c.PodUID, err = singleExtra(u.Extra, extraPodUID); err != nil {
-		return server.Caller{}, err
+		return auth.Caller{}, err
 	}
 	return c, nil
 }

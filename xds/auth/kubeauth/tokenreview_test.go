@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
-	"github.com/capstanmesh/capstan/xds/server"
+	"github.com/capstanmesh/capstan/xds/auth"
 )
 
 const testToken = "eyJhbGciOi.secret-token-value"
@@ -62,7 +62,7 @@ func TestTokenReviewAuthenticator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := server.Caller{Namespace: "shop", ServiceAccount: "web", PodName: "web-0", PodUID: "1234"}
+	want := auth.Caller{Namespace: "shop", ServiceAccount: "web", PodName: "web-0", PodUID: "1234"}
 	if got != want {
 		t.Errorf("caller = %+v, want %+v", got, want)
 	}
@@ -108,7 +108,7 @@ func TestTokenReviewAuthenticatorRefusals(t *testing.T) {
 			if strings.Contains(err.Error(), testToken) {
 				t.Errorf("error holds the token: %q", err)
 			}
-			if errors.Is(err, server.ErrAuthUnavailable) != tt.transient {
+			if errors.Is(err, auth.ErrAuthUnavailable) != tt.transient {
 				t.Errorf("errors.Is(err, ErrAuthUnavailable) = %v, want %v", !tt.transient, tt.transient)
 			}
 		})
