@@ -37,19 +37,21 @@ func NewScheme() (*runtime.Scheme, error) {
 	return s, nil
 }
 
-// SetupWithManager registers every status reconciler with mgr.
+// SetupWithManager registers every status reconciler with mgr, the Mesh's
+// sharing one status writer.
 func SetupWithManager(mgr ctrl.Manager) error {
 	rec := mgr.GetEventRecorder(EventSource)
 	c := mgr.GetClient()
+	meshStatus := NewMeshStatusWriter(mgr)
 	setups := []struct {
 		name  string
 		setup func(ctrl.Manager) error
 	}{
-		{"mesh", NewMeshReconciler(c, rec).SetupWithManager},
+		{"mesh", (&MeshStatusReconciler{Client: c, Status: meshStatus}).SetupWithManager},
 		{"meshroute", NewMeshRouteReconciler(c, rec).SetupWithManager},
 		{"destinationpolicy", NewDestinationPolicyReconciler(c, rec).SetupWithManager},
 		{"peerauthentication", NewPeerAuthenticationReconciler(c, rec).SetupWithManager},
-		{"uninjected", (&uninjected.Reconciler{Client: c, Recorder: rec}).SetupWithManager},
+		{"uninjected", (&uninjected.Reconciler{Client: c, Recorder: rec, Status: meshStatus}).SetupWithManager},
 	}
 	for _, s := range setups {
 		if err := s.setup(mgr); err != nil {

@@ -248,7 +248,11 @@ func setupXDS(mgr ctrl.Manager, opts options) (*certificates.Manager, error) {
 	if opts.WebhookMeshCerts {
 		names = append(names, webhookDNSNames(opts.Namespace)...)
 	}
+	// One writer of the Mesh status, shared by the certificate manager and
+	// the Mesh's status reconcilers.
+	meshStatus := controllers.NewMeshStatusWriter(mgr)
 	certs, err := certificates.NewFor(mgr, certificates.Options{
+		MeshStatus:         meshStatus,
 		Namespace:          opts.Namespace,
 		ServingDNSNames:    names,
 		MaxTrustTransition: opts.MaxTrustTransition,
@@ -274,7 +278,7 @@ func setupXDS(mgr ctrl.Manager, opts options) (*certificates.Manager, error) {
 		certs.OnChange(func(string) { injector.BundleChanged() })
 	}
 	xds := app.PipelineOptions{Addr: opts.XDSAddr, Secrets: certs, Limits: opts.XDSLimits, ReviewLimits: opts.XDSReviewLimits,
-		RecheckInterval: opts.XDSRecheckInterval}
+		RecheckInterval: opts.XDSRecheckInterval, MeshStatus: meshStatus}
 	if !opts.XDSPlaintext {
 		xds.GetCertificate = certs.GetCertificate
 		xds.Authenticator = &kubeauth.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: kubeauth.XDSTokenAudience}

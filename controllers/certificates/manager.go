@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
+	"github.com/capstanmesh/capstan/controllers/meshstatus"
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/pki/certmanager"
 )
@@ -28,10 +29,14 @@ const (
 
 // Options configure a Manager.
 type Options struct {
-	// Client writes the Mesh status; Reader reads the Mesh and the built-in
-	// CA's Secret (the manager's API reader).
+	// Client writes the built-in CA's Secret; Reader reads the Mesh and
+	// that Secret (the manager's API reader).
 	Client client.Client
 	Reader client.Reader
+	// MeshStatus is the Mesh's status writer, which the IssuerReady
+	// condition is handed to (one writing with Client, Reader and Recorder
+	// when nil).
+	MeshStatus *meshstatus.Writer
 	// Config reaches the API server for cert-manager's objects.
 	Config   *rest.Config
 	Recorder recorder.EventRecorder
@@ -131,6 +136,9 @@ func New(opts Options) *Manager {
 	}
 	if opts.Reader == nil {
 		opts.Reader = opts.Client
+	}
+	if opts.MeshStatus == nil {
+		opts.MeshStatus = meshstatus.NewWriter(opts.Client, opts.Reader, opts.Recorder)
 	}
 	log := opts.Logger
 	if log.GetSink() == nil {

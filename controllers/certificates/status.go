@@ -3,16 +3,12 @@ package certificates
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/controllers/meshstatus"
 	"github.com/capstanmesh/capstan/pki"
 )
 
@@ -92,8 +88,9 @@ func (m *Manager) runStatusWriter(ctx context.Context) {
 	}
 }
 
-// writeIssuerCondition sets the Mesh's IssuerReady condition when it
-// differs, and records an Event when its status or reason changed.
+// writeIssuerCondition hands the IssuerReady condition to the Mesh's
+// status writer, which writes it when it differs and records an Event
+// when its status or reason changed.
 func (m *Manager) writeIssuerCondition(ctx context.Context) error {
 	m.mu.Lock()
 	state := m.issuer
@@ -102,45 +99,10 @@ func (m *Manager) writeIssuerCondition(ctx context.Context) error {
 	if !state.known || !exists {
 		return nil
 	}
-	var (
-		mesh   *meshv1alpha1.Mesh
-		before *metav1.Condition
-		after  metav1.Condition
-	)
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		mesh = &meshv1alpha1.Mesh{}
-		if err := m.opts.Reader.Get(ctx, client.ObjectKey{Name: meshv1alpha1.MeshName}, mesh); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		after = state.condition(mesh.Generation)
-		before = meta.FindStatusCondition(mesh.Status.Conditions, after.Type)
-		if before != nil {
-			b := *before
-			before = &b
-		}
-		if !meta.SetStatusCondition(&mesh.Status.Conditions, after) {
-			return nil
-		}
-		return m.opts.Client.Status().Update(ctx, mesh)
+	_, err := m.opts.MeshStatus.Write(ctx, meshstatus.Part{
+		Source:     "certificates",
+		Conditions: []metav1.Condition{state.condition(0)},
+		Events:     map[string]string{meshv1alpha1.ConditionIssuerReady: "IssueCertificate"},
 	})
-	if err != nil {
-		return fmt.Errorf("updating the Mesh status: %w", err)
-	}
-	m.recordIssuerEvent(mesh, before, after)
-	return nil
-}
-
-func (m *Manager) recordIssuerEvent(mesh *meshv1alpha1.Mesh, before *metav1.Condition, after metav1.Condition) {
-	if m.opts.Recorder == nil || mesh == nil || mesh.Name == "" {
-		return
-	}
-	if before != nil && before.Status == after.Status && before.Reason == after.Reason {
-		return
-	}
-	switch {
-	case after.Status != metav1.ConditionTrue:
-		m.opts.Recorder.Eventf(mesh, nil, corev1.EventTypeWarning, after.Reason, "IssueCertificate", "%s", after.Message)
-	case before != nil:
-		m.opts.Recorder.Eventf(mesh, nil, corev1.EventTypeNormal, after.Reason, "IssueCertificate", "%s", after.Message)
-	}
+	return err
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -106,20 +105,6 @@ func (r *Reconciler) checkRestartPermission(ctx context.Context) restartPermissi
 	}
 	r.permission = p
 	return p
-}
-
-// recordPermissionEvent records a Warning Event on the Mesh when restarts
-// become forbidden, and a Normal one when they are permitted again.
-func (r *Reconciler) recordPermissionEvent(mesh *meshv1alpha1.Mesh, c metav1.Condition, before metav1.ConditionStatus) {
-	if r.Recorder == nil {
-		return
-	}
-	switch {
-	case c.Status != metav1.ConditionTrue:
-		r.Recorder.Eventf(mesh, nil, corev1.EventTypeWarning, c.Reason, "Restart", "%s", c.Message)
-	case before == metav1.ConditionFalse:
-		r.Recorder.Eventf(mesh, nil, corev1.EventTypeNormal, c.Reason, "Restart", "%s", c.Message)
-	}
 }
 
 // truncate cuts s to n bytes, marking the cut.

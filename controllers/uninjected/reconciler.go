@@ -14,7 +14,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -25,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/controllers/meshstatus"
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
@@ -51,6 +51,10 @@ import (
 type Reconciler struct {
 	Client   client.Client
 	Recorder recorder.EventRecorder
+	// Status is the Mesh's status writer, which the counts, samples and the
+	// RestartUninjected condition are handed to (one writing with Client
+	// and Recorder when nil).
+	Status *meshstatus.Writer
 	// Version is the sidecar version the injector writes now
 	// (inject.DefaultVersion when empty).
 	Version string
@@ -296,42 +300,55 @@ func (r *Reconciler) recordEvents(report Report, workloads map[WorkloadRef]clien
 	}
 }
 
-// writeStatus writes the counts and samples to the Mesh status, and the
-// RestartUninjected condition (removed when restart is nil), when they
-// changed; it records an Event when that condition's status changes.
+// writeStatus hands the counts and samples, and the RestartUninjected
+// condition (removed when restart is nil), to the Mesh's status writer,
+// which writes them when they changed and records an Event when that
+// condition's status changes.
 func (r *Reconciler) writeStatus(ctx context.Context, mesh *meshv1alpha1.Mesh, report Report, restart *metav1.Condition) error {
-	uninjected, sample, outdated := MeshStatusFor(report)
-	optedOut, optedOutSample := OptedOutStatusFor(report)
-	st := &mesh.Status
-	before := meta.FindStatusCondition(st.Conditions, meshv1alpha1.ConditionRestartUninjected)
-	var beforeStatus metav1.ConditionStatus
-	if before != nil {
-		beforeStatus = before.Status
-	}
-	var conditionChanged bool
-	if restart != nil {
-		conditionChanged = meta.SetStatusCondition(&st.Conditions, *restart)
-	} else {
-		conditionChanged = meta.RemoveStatusCondition(&st.Conditions, meshv1alpha1.ConditionRestartUninjected)
-	}
-	if !conditionChanged && st.UninjectedPods == uninjected && st.OutdatedPods == outdated && slices.Equal(st.UninjectedSample, sample) &&
-		st.OptedOutPods == optedOut && slices.Equal(st.OptedOutSample, optedOutSample) {
-		return nil
-	}
-	st.UninjectedPods, st.UninjectedSample, st.OutdatedPods = uninjected, sample, outdated
-	st.OptedOutPods, st.OptedOutSample = optedOut, optedOutSample
-	if err := r.Client.Status().Update(ctx, mesh); err != nil {
-		if apierrors.IsConflict(err) {
+	part := reportPart(mesh.Generation, report, restart)
+	if _, err := r.statusWriter().Write(ctx, part); err != nil {
+		if meshstatus.IsConflict(err) {
 			// The newer Mesh is on its way through the watch.
 			log.FromContext(ctx).V(1).Info("Mesh status update conflict, waiting for the newer version")
 			return nil
 		}
-		return fmt.Errorf("updating the Mesh status: %w", err)
-	}
-	if restart != nil && restart.Status != beforeStatus {
-		r.recordPermissionEvent(mesh, *restart, beforeStatus)
+		return err
 	}
 	return nil
+}
+
+func (r *Reconciler) statusWriter() *meshstatus.Writer {
+	if r.Status == nil {
+		r.Status = meshstatus.NewWriter(r.Client, nil, r.Recorder)
+	}
+	return r.Status
+}
+
+// reportPart is the report's share of the Mesh status, computed from the
+// Mesh at generation.
+func reportPart(generation int64, report Report, restart *metav1.Condition) meshstatus.Part {
+	uninjected, sample, outdated := MeshStatusFor(report)
+	optedOut, optedOutSample := OptedOutStatusFor(report)
+	part := meshstatus.Part{
+		Source:     "uninjected",
+		Generation: generation,
+		Events:     map[string]string{meshv1alpha1.ConditionRestartUninjected: "Restart"},
+		Fields: func(st *meshv1alpha1.MeshStatus) bool {
+			if st.UninjectedPods == uninjected && st.OutdatedPods == outdated && slices.Equal(st.UninjectedSample, sample) &&
+				st.OptedOutPods == optedOut && slices.Equal(st.OptedOutSample, optedOutSample) {
+				return false
+			}
+			st.UninjectedPods, st.UninjectedSample, st.OutdatedPods = uninjected, sample, outdated
+			st.OptedOutPods, st.OptedOutSample = optedOut, optedOutSample
+			return true
+		},
+	}
+	if restart != nil {
+		part.Conditions = []metav1.Condition{*restart}
+	} else {
+		part.Remove = []string{meshv1alpha1.ConditionRestartUninjected}
+	}
+	return part
 }
 
 // restartNext restarts the next workload, unless a restart is in progress.

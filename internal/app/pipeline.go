@@ -13,6 +13,7 @@ import (
 
 	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/controllers/inputs"
+	"github.com/capstanmesh/capstan/controllers/meshstatus"
 	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
 )
@@ -41,6 +42,9 @@ type PipelineOptions struct {
 	// Secrets, when set, issues workload certificates for connected proxies
 	// and the runner delivers them over SDS (certificates.Manager).
 	Secrets runner.SecretSource
+	// MeshStatus is the Mesh's status writer, shared with the certificate
+	// manager (controllers.NewMeshStatusWriter when nil).
+	MeshStatus *meshstatus.Writer
 }
 
 // AddPipeline wires the pipeline into mgr: the inputs controller feeds the
@@ -69,7 +73,7 @@ func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error)
 	if err := (&inputs.Reconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the inputs controller: %w", err)
 	}
-	if err := controllers.SetupWithStatusStore(mgr, store); err != nil {
+	if err := controllers.SetupWithStatusStore(mgr, store, opts.MeshStatus); err != nil {
 		return nil, err
 	}
 	if err := mgr.Add(r); err != nil {
