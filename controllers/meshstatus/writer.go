@@ -23,6 +23,9 @@ import (
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 )
 
+// The writer updates the Mesh status subresource:
+// +kubebuilder:rbac:groups=mesh.capstan.dev,resources=meshes/status,verbs=update
+
 // Part is one reporter's share of the Mesh's status.
 type Part struct {
 	// Source names the reporter in logs.

@@ -33,7 +33,6 @@ import (
 // Mesh.spec.injection.restartUninjected is used (config/rbac/restarter).
 // +kubebuilder:rbac:groups=apps,resources=deployments;statefulsets;daemonsets;replicasets,verbs=get;list;watch
 // +kubebuilder:rbac:roleName=capstan-restarter,groups=apps,resources=deployments;statefulsets;daemonsets,verbs=patch
-// +kubebuilder:rbac:groups=mesh.capstan.dev,resources=meshes/status,verbs=update
 
 // Reconciler finds running pods in injection-enabled namespaces
 // that lack the sidecar (they predate the namespace label) or carry a sidecar

@@ -77,8 +77,10 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	op := &operator{done: make(chan error, 1)}
+	meshStatus := controllers.NewMeshStatusWriter(mgr) // one Mesh status writer, as in cmd/manager
 	op.certs, err = certificates.NewFor(mgr, certificates.Options{
-		Namespace: operatorNamespace, ServingDNSNames: xdsHosts(), MaxWorkloadTTL: opts.MaxWorkloadTTL,
+		MeshStatus: meshStatus,
+		Namespace:  operatorNamespace, ServingDNSNames: xdsHosts(), MaxWorkloadTTL: opts.MaxWorkloadTTL,
 		// The harness's sidecars report no root fingerprints (it leaves the
 		// optional ConfigMap env var empty), so a CA change ends its trust
 		// window by this bound; the window itself is tested in test/certs.
@@ -108,6 +110,7 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 		Pods:           kubeauth.PodLookup{Reader: mgr.GetClient()},
 		Debounce:       20 * time.Millisecond,
 		MaxDelay:       200 * time.Millisecond,
+		MeshStatus:     meshStatus,
 	})
 	if err != nil {
 		_ = lis.Close()
