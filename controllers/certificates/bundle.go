@@ -5,7 +5,8 @@ import (
 	"errors"
 )
 
-// BundleOf is the trust bundle source (rootca.BundleSource, cabundle.BundleSource) of a certificate manager: its current trust
+// BundleOf is a certificate manager as the trust bundle source of
+// rootca.Publisher and cabundle.Injector: its current trust
 // bundle, or an error before it knows one.
 func BundleOf(m *Manager) Bundle { return Bundle{m} }
 

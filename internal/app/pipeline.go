@@ -14,6 +14,7 @@ import (
 	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/controllers/inputs"
 	"github.com/capstanmesh/capstan/controllers/meshstatus"
+	"github.com/capstanmesh/capstan/xds/auth"
 	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
 )
@@ -30,8 +31,8 @@ type PipelineOptions struct {
 	// Authenticator and Pods turn stream authentication on (see
 	// server.Options); GetCertificate turns TLS on and, with an
 	// Authenticator, the token exchange.
-	Authenticator  server.Authenticator
-	Pods           server.PodLookup
+	Authenticator  auth.Authenticator
+	Pods           auth.PodLookup
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	// Limits bound connections and streams on the xDS port, ReviewLimits
 	// the token reviews; zero fields take the server's defaults.

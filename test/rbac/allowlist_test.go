@@ -24,7 +24,7 @@ import (
 // the permission, and say why in docs/security.md ("RBAC").
 var allowList = map[string][]string{
 	"ClusterRole capstan-manager": {
-		// RootCAPublisher: ConfigMaps by name, create cannot be restricted by name.
+		// rootca.Publisher: ConfigMaps by name, create cannot be restricted by name.
 		"core configmaps create",
 		"core configmaps#" + meshv1alpha1.RootCAConfigMapName + " get,list,update,watch",
 		// Inputs, injection webhook, status controllers.
@@ -32,10 +32,10 @@ var allowList = map[string][]string{
 		"core pods get,list,watch",
 		"core services get,list,watch",
 		"discovery.k8s.io endpointslices get,list,watch",
-		// CABundleInjector: Capstan's own webhook configurations only.
+		// cabundle.Injector: Capstan's own webhook configurations only.
 		"admissionregistration.k8s.io mutatingwebhookconfigurations#" + cabundle.DefaultMutatingWebhookConfiguration + " get,list,update,watch",
 		"admissionregistration.k8s.io validatingwebhookconfigurations#" + cabundle.DefaultValidatingWebhookConfiguration + " get,list,update,watch",
-		// UninjectedReconciler reads workloads (restarting them is capstan-restarter's).
+		// uninjected.Reconciler reads workloads (restarting them is capstan-restarter's).
 		"apps daemonsets get,list,watch",
 		"apps deployments get,list,watch",
 		"apps replicasets get,list,watch",
