@@ -236,7 +236,7 @@ func (m *Manager) NeedLeaderElection() bool { return false }
 // Start implements manager.Runnable: it issues and renews until ctx is done.
 func (m *Manager) Start(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Go(func() { m.runStatusWriter(ctx) })
+	wg.Go(func() { m.runIssuerReporter(ctx) })
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

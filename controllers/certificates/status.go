@@ -34,13 +34,14 @@ func issuerStateOf(err error) issuerState {
 	}
 }
 
-func (s issuerState) condition(generation int64) metav1.Condition {
+// condition is the IssuerReady condition for s; the Mesh's status writer
+// sets its observedGeneration.
+func (s issuerState) condition() metav1.Condition {
 	c := metav1.Condition{
-		Type:               meshv1alpha1.ConditionIssuerReady,
-		Status:             metav1.ConditionTrue,
-		Reason:             meshv1alpha1.ReasonIssuerReady,
-		Message:            "workload certificates are being issued",
-		ObservedGeneration: generation,
+		Type:    meshv1alpha1.ConditionIssuerReady,
+		Status:  metav1.ConditionTrue,
+		Reason:  meshv1alpha1.ReasonIssuerReady,
+		Message: "workload certificates are being issued",
 	}
 	if !s.ok {
 		c.Status, c.Reason = metav1.ConditionFalse, s.reason
@@ -56,8 +57,8 @@ func truncate(s string, n int) string {
 	return s[:n-3] + "..."
 }
 
-// setIssuerLocked records the issuer's state; the status writer puts it
-// on the Mesh. m.mu is held.
+// setIssuerLocked records the issuer's state; runIssuerReporter hands it
+// to the Mesh's status writer. m.mu is held.
 func (m *Manager) setIssuerLocked(s issuerState) {
 	if s == m.issuer {
 		return
@@ -69,9 +70,9 @@ func (m *Manager) setIssuerLocked(s issuerState) {
 	}
 }
 
-// runStatusWriter writes the IssuerReady condition whenever it changes,
-// retrying failed writes.
-func (m *Manager) runStatusWriter(ctx context.Context) {
+// runIssuerReporter hands the IssuerReady condition to the Mesh's status
+// writer whenever it changes, retrying failed writes.
+func (m *Manager) runIssuerReporter(ctx context.Context) {
 	var retry <-chan time.Time
 	for {
 		select {
@@ -101,7 +102,7 @@ func (m *Manager) writeIssuerCondition(ctx context.Context) error {
 	}
 	_, err := m.opts.MeshStatus.Write(ctx, meshstatus.Part{
 		Source:     "certificates",
-		Conditions: []metav1.Condition{state.condition(0)},
+		Conditions: []metav1.Condition{state.condition()},
 		Events:     map[string]string{meshv1alpha1.ConditionIssuerReady: "IssueCertificate"},
 	})
 	return err
