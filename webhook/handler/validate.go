@@ -14,7 +14,7 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/api/validation"
-	"github.com/capstanmesh/capstan/xds/translate"
+	"github.com/capstanmesh/capstan/xds/ir"
 )
 
 // AnnotationPrefix is the prefix of Capstan's annotations.
@@ -157,7 +157,7 @@ func MissingSubsets(mr *meshv1alpha1.MeshRoute, policies []meshv1alpha1.Destinat
 	byHost := map[string]*meshv1alpha1.DestinationPolicy{}
 	for i := range policies {
 		dp := &policies[i]
-		fqdn := translate.ResolveHost(dp.Spec.Host, dp.Namespace)
+		fqdn := ir.ResolveHost(dp.Spec.Host, dp.Namespace)
 		if old := byHost[fqdn]; old == nil || olderThan(dp, old) {
 			byHost[fqdn] = dp
 		}
@@ -167,7 +167,7 @@ func MissingSubsets(mr *meshv1alpha1.MeshRoute, policies []meshv1alpha1.Destinat
 		if subset == "" {
 			return
 		}
-		fqdn := translate.ResolveHost(host, mr.Namespace)
+		fqdn := ir.ResolveHost(host, mr.Namespace)
 		dp := byHost[fqdn]
 		if dp == nil {
 			warnings = append(warnings, fmt.Sprintf("%s: subset %q of host %s is not defined: no DestinationPolicy configures %s",
