@@ -115,8 +115,8 @@ type builder struct {
 	portEndpoints endpointCache
 	// podMetadata are the endpoints' metadata by pod (endpointMetadata).
 	podMetadata map[string]*corev3.Metadata
-	out           *Resources
-	errs          errorList
+	out         *Resources
+	errs        errorList
 	// fatal is the first failure that is no object's fault (a bug); it voids the output.
 	fatal error
 }

@@ -69,4 +69,3 @@ func (b *builder) endpointMetadata(ep *ir.Endpoint) *corev3.Metadata {
 func metadata(fields map[string]*structpb.Value) *corev3.Metadata {
 	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{MetadataNamespace: {Fields: fields}}}
 }
-
