@@ -146,7 +146,8 @@ func (b *builder) tcpChain(sp servicePort, claimed map[netip.Addr]bool) (*listen
 		return nil, nil
 	}
 	name := t.name
-	f, err := tcpProxyFilter(name, name)
+	// The stat prefix without dots, as the cluster's alt_stat_name (telemetry.go).
+	f, err := tcpProxyFilter(StatName(name), name)
 	if err != nil {
 		return nil, err
 	}
