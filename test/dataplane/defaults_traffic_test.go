@@ -223,7 +223,7 @@ func TestTelemetryNames(t *testing.T) {
 		t.Errorf("no cluster outbound|80||%s in the client's config", fqdn)
 	}
 	eds := client.admin(t, "/config_dump?resource=dynamic_endpoint_configs&include_eds").Body
-	if !strings.Contains(eds, `"pod": "server"`) || !strings.Contains(eds, `"namespace": "`+ns+`"`) {
+	if !strings.Contains(eds, `"pod": "`+ns+`/server"`) {
 		t.Errorf("the endpoints carry no pod metadata:\n%s", eds)
 	}
 }

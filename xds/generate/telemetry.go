@@ -41,9 +41,10 @@ func setClusterTelemetry(c *clusterv3.Cluster, t *target) {
 // StatName is the alt_stat_name of a cluster: its name without dots.
 func StatName(cluster string) string { return strings.ReplaceAll(cluster, ".", "_") }
 
-// endpointMetadata names the pod behind an endpoint ("namespace/name" in the
-// model) as pod and namespace; nil without a pod. One message per pod and
-// proxy, shared by the pod's endpoints in every cluster.
+// endpointMetadata names the pod behind an endpoint, as the model does
+// ("namespace/name"), under pod; nil without a pod. One message per pod
+// and proxy, shared by the pod's endpoints in every cluster, its parts
+// allocated together (podMetadataMessages).
 func (b *builder) endpointMetadata(ep *ir.Endpoint) *corev3.Metadata {
 	if ep.Pod == "" {
 		return nil
@@ -51,19 +52,24 @@ func (b *builder) endpointMetadata(ep *ir.Endpoint) *corev3.Metadata {
 	if m, ok := b.podMetadata[ep.Pod]; ok {
 		return m
 	}
-	ns, name, ok := strings.Cut(ep.Pod, "/")
-	if !ok {
-		ns, name = "", ep.Pod
-	}
-	m := metadata(map[string]*structpb.Value{
-		"pod":       structpb.NewStringValue(name),
-		"namespace": structpb.NewStringValue(ns),
-	})
+	msgs := b.mem.podMetadata.new()
+	msgs.pod.StringValue = ep.Pod
+	msgs.value.Kind = &msgs.pod
+	msgs.fields.Fields = map[string]*structpb.Value{"pod": &msgs.value}
+	msgs.metadata.FilterMetadata = map[string]*structpb.Struct{MetadataNamespace: &msgs.fields}
 	if b.podMetadata == nil {
-		b.podMetadata = map[string]*corev3.Metadata{}
+		b.podMetadata = make(map[string]*corev3.Metadata, b.mem.size.endpoints)
 	}
-	b.podMetadata[ep.Pod] = m
-	return m
+	b.podMetadata[ep.Pod] = &msgs.metadata
+	return &msgs.metadata
+}
+
+// podMetadataMessages are the messages of an endpoint's metadata.
+type podMetadataMessages struct {
+	metadata corev3.Metadata
+	fields   structpb.Struct
+	value    structpb.Value
+	pod      structpb.Value_StringValue
 }
 
 func metadata(fields map[string]*structpb.Value) *corev3.Metadata {
