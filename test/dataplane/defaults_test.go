@@ -84,34 +84,58 @@ func TestNoOverflowUnderLoad(t *testing.T) {
 	}
 }
 
-// TestConfiguredLimitApplies: see TestNoOverflowUnderLoad.
+// TestConfiguredLimitApplies: see TestNoOverflowUnderLoad. With
+// maxConnections 50 instead, the app also sees 50 at once, the rest wait
+// for a connection (pending requests stay unlimited) and are all answered,
+// and the client's cluster counts connections it did not open
+// (upstream_cx_overflow).
 func TestConfiguredLimitApplies(t *testing.T) {
 	needRoot(t)
-	ns := meshNamespace(t)
 	const limit, n = 50, 300
-	_, svc := echoServer(t, ns, podSpec{app: &AppConfig{Hold: limit}})
-	createPolicy(t, ns, svc.Name, &meshv1alpha1.ConnectionPool{
-		HTTP: &meshv1alpha1.HTTPPool{HTTP2MaxRequests: limit},
+	t.Run("http2MaxRequests", func(t *testing.T) {
+		ns, client := limitedServer(t, limit, &meshv1alpha1.ConnectionPool{HTTP: &meshv1alpha1.HTTPPool{HTTP2MaxRequests: limit}})
+		before := clusterStat(client.stats(t), ns, "server", "upstream_rq_active_overflow")
+		res := load(t, client, AppConfig{URL: "http://server." + ns + ":80" + HoldPath, Concurrency: n, Timeout: time.Minute})
+		if res.MaxInFlight != limit {
+			t.Errorf("the server app saw at most %d requests at once, want the limit %d", res.MaxInFlight, limit)
+		}
+		refused := res.Statuses[http.StatusServiceUnavailable]
+		if refused == 0 || res.Overloaded != refused || res.Errors != 0 || res.Statuses[http.StatusOK]+refused != n {
+			t.Errorf("%d requests at once with a limit of %d: %+v, want 200s and overloaded 503s", n, limit, res)
+		}
+		stats := client.stats(t)
+		overflows := clusterStat(stats, ns, "server", "upstream_rq_active_overflow") - before
+		if overflows != float64(refused) {
+			t.Errorf("client cluster counted %v overflows, the client saw %d overloaded 503s; overflow stats:\n%s", overflows, refused, grepLines(stats, "overflow"))
+		}
 	})
+	t.Run("maxConnections", func(t *testing.T) {
+		ns, client := limitedServer(t, limit, &meshv1alpha1.ConnectionPool{TCP: &meshv1alpha1.TCPPool{MaxConnections: limit}})
+		res := load(t, client, AppConfig{URL: "http://server." + ns + ":80" + HoldPath, Concurrency: n, Timeout: time.Minute})
+		if res.MaxInFlight != limit {
+			t.Errorf("the server app saw at most %d requests at once, want the limit %d", res.MaxInFlight, limit)
+		}
+		if res.Statuses[http.StatusOK] != n || res.Errors != 0 {
+			t.Errorf("%d requests at once with %d connections: %+v, want all answered 200", n, limit, res)
+		}
+		if got := clusterStat(client.stats(t), ns, "server", "upstream_cx_overflow"); got < 1 {
+			t.Errorf("client cluster upstream_cx_overflow = %v, want ≥ 1", got)
+		}
+	})
+}
+
+// limitedServer starts a server holding requests until limit are in
+// flight, a DestinationPolicy with pool for it, and a client whose
+// sidecar has the policy's thresholds.
+func limitedServer(t *testing.T, limit int, pool *meshv1alpha1.ConnectionPool) (string, *pod) {
+	t.Helper()
+	ns := meshNamespace(t)
+	_, svc := echoServer(t, ns, podSpec{app: &AppConfig{Hold: limit}})
+	createPolicy(t, ns, svc.Name, pool)
 	client := startPod(t, podSpec{name: "client", namespace: ns})
-	url := serviceURL(svc, HoldPath)
 	waitCall(t, client, serviceURL(svc, "/ready"))
 	waitLimit(t, client, ns, svc.Name, limit)
-
-	before := clusterStat(client.stats(t), ns, svc.Name, "upstream_rq_active_overflow")
-	res := load(t, client, AppConfig{URL: url, Concurrency: n, Timeout: time.Minute})
-	if res.MaxInFlight != limit {
-		t.Errorf("the server app saw at most %d requests at once, want the limit %d", res.MaxInFlight, limit)
-	}
-	refused := res.Statuses[http.StatusServiceUnavailable]
-	if refused == 0 || res.Overloaded != refused || res.Errors != 0 || res.Statuses[http.StatusOK]+refused != n {
-		t.Errorf("%d requests at once with a limit of %d: %+v, want 200s and overloaded 503s", n, limit, res)
-	}
-	stats := client.stats(t)
-	overflows := clusterStat(stats, ns, svc.Name, "upstream_rq_active_overflow") - before
-	if overflows != float64(refused) {
-		t.Errorf("client cluster counted %v overflows, the client saw %d overloaded 503s; overflow stats:\n%s", overflows, refused, grepLines(stats, "overflow"))
-	}
+	return ns, client
 }
 
 func createPolicy(t *testing.T, ns, host string, pool *meshv1alpha1.ConnectionPool) {
@@ -129,18 +153,21 @@ func createPolicy(t *testing.T, ns, host string, pool *meshv1alpha1.ConnectionPo
 }
 
 // waitLimit polls the client sidecar's config until its cluster to svc
-// has the limit as max_requests.
+// has the limit as one of its thresholds.
 func waitLimit(t *testing.T, client *pod, ns, svc string, limit int) {
 	t.Helper()
 	cluster := "outbound|80||" + svc + "." + ns + ".svc.cluster.local"
 	envtest.Eventually(t, wait, func() error {
 		dump := client.admin(t, "/config_dump?resource=dynamic_active_clusters&mask=cluster.name,cluster.circuit_breakers")
 		for _, c := range configDumpClusters(dump.Body) {
-			if c.Name == cluster && len(c.CircuitBreakers.Thresholds) == 1 && c.CircuitBreakers.Thresholds[0].MaxRequests == limit {
+			if c.Name != cluster || len(c.CircuitBreakers.Thresholds) != 1 {
+				continue
+			}
+			if th := c.CircuitBreakers.Thresholds[0]; th.MaxRequests == limit || th.MaxConnections == limit {
 				return nil
 			}
 		}
-		return fmt.Errorf("cluster %s without max_requests %d: %s", cluster, limit, dump.Body)
+		return fmt.Errorf("cluster %s without a threshold of %d: %s", cluster, limit, dump.Body)
 	})
 }
 
@@ -148,7 +175,8 @@ type dumpedCluster struct {
 	Name            string `json:"name"`
 	CircuitBreakers struct {
 		Thresholds []struct {
-			MaxRequests int `json:"max_requests"`
+			MaxRequests    int `json:"max_requests"`
+			MaxConnections int `json:"max_connections"`
 		} `json:"thresholds"`
 	} `json:"circuit_breakers"`
 	Metadata struct {
