@@ -102,7 +102,8 @@ func (b *builder) routes(s *service, port uint32) []*routev3.Route {
 	return out
 }
 
-// defaultRoute sends every request to the port's cluster.
+// defaultRoute sends every request to the port's cluster, with the default
+// retries (route_feature_retries.go).
 func (b *builder) defaultRoute(s *service, port uint32) *routev3.Route {
 	t := b.target(s.FQDN, port, "")
 	if t == nil {
@@ -110,6 +111,7 @@ func (b *builder) defaultRoute(s *service, port uint32) *routev3.Route {
 	}
 	rt := b.mem.routes.new().clusterRoute("default", sharedMatchAll, t.name)
 	rt.GetRoute().HashPolicy = hashPolicy([]*target{t})
+	rt.GetRoute().RetryPolicy = sharedDefaultRetryPolicy
 	return rt
 }
 

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
 
 	"github.com/capstanmesh/capstan/xds/ir"
 )
@@ -39,12 +40,46 @@ func (retriesFeature) check(in *ir.HTTPRoute) error {
 	return checkNotNegative("per-try timeout", in.Retries.PerTryTimeout)
 }
 
+// sidecar sets the rule's retries, or the default retries when the rule
+// has none (retries with attempts 0 turn them off).
 func (retriesFeature) sidecar(r *sidecarRule) error {
-	if r.action != nil {
+	switch {
+	case r.action == nil:
+	case r.in.Retries == nil:
+		r.action.RetryPolicy = sharedDefaultRetryPolicy
+	default:
 		r.action.RetryPolicy = retryPolicy(r.in.Retries)
 	}
 	return nil
 }
+
+// Default retries of sidecar routes without retries of their own (the
+// default route of a service without a MeshRoute, and rules that set no
+// retries): a request is retried only when it provably never reached the
+// application — the connection failed, the upstream refused the HTTP/2
+// stream, or the stream was reset before a byte of the request was sent.
+// Such a retry cannot repeat a side effect, so it applies to every method;
+// an answer (a 503 included) or a reset after the request went out is never
+// retried by default. At most defaultRetries retries, each to another
+// endpoint where there is one, within the cluster's retry budget
+// (cluster_defaults.go).
+const (
+	defaultRetryOn = "connect-failure,refused-stream,reset-before-request"
+	defaultRetries = 2
+	// defaultHostSelectionAttempts is how often a retry picks again to
+	// avoid an endpoint already tried.
+	defaultHostSelectionAttempts = 5
+)
+
+var sharedDefaultRetryPolicy = mustValid(&routev3.RetryPolicy{
+	RetryOn:    defaultRetryOn,
+	NumRetries: wrapperspb.UInt32(defaultRetries),
+	RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{
+		Name:       "envoy.retry_host_predicates.previous_hosts",
+		ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: mustPack(&previoushostsv3.PreviousHostsPredicate{})},
+	}},
+	HostSelectionRetryMaxAttempts: defaultHostSelectionAttempts,
+})
 
 func (retriesFeature) grpc(r *grpcRule) error {
 	if r.action != nil {
