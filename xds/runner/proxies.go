@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
+	"slices"
 
 	"github.com/go-logr/logr"
 
@@ -26,42 +28,56 @@ func newProxyTable() *proxyTable {
 
 // update generates and publishes config for every proxy whose inputs changed,
 // removes proxies that left, and returns the per-object errors of all proxies.
+// Proxies are generated and published on all cores; the table is written
+// afterwards, in proxy order, so the result does not depend on scheduling.
 func (t *proxyTable) update(mesh *ir.Mesh, pub Publisher, log logr.Logger) generate.Errors {
 	shared := meshKey(mesh)
 	seen := make(map[string]bool, len(mesh.Proxies))
+	var todo []proxyJob
 	for _, p := range mesh.Proxies {
 		if p.Kind != ir.ProxySidecar && p.Kind != ir.ProxyGRPC {
 			continue
 		}
 		seen[p.ID] = true
-		key := shared + hashJSON(p)
-		if t.keys[p.ID] == key {
-			continue
+		if key := shared + hashJSON(p); t.keys[p.ID] != key {
+			todo = append(todo, proxyJob{proxy: p, key: key})
 		}
-		if t.generate(mesh, p, pub, log) {
-			t.keys[p.ID] = key
+	}
+	parallel(len(todo), func(i int) { todo[i].run(mesh, pub, log) })
+	for _, j := range todo {
+		if j.published {
+			t.keys[j.proxy.ID], t.errs[j.proxy.ID] = j.key, j.errs
 		}
 	}
 	t.removeGone(seen, pub)
 	return t.allErrors()
 }
 
-// generate builds and publishes one proxy's config; false when nothing was published.
-func (t *proxyTable) generate(mesh *ir.Mesh, p *ir.Proxy, pub Publisher, log logr.Logger) bool {
+// proxyJob is the generation of one proxy's config and its outcome.
+type proxyJob struct {
+	proxy     *ir.Proxy
+	key       string
+	published bool
+	errs      generate.Errors
+}
+
+// run builds and publishes the proxy's config; published is false when
+// nothing was published.
+func (j *proxyJob) run(mesh *ir.Mesh, pub Publisher, log logr.Logger) {
+	p := j.proxy
 	// For picks the generator of the proxy's kind; the server checks grpc~
 	// node IDs as proxyless gRPC clients (API listeners).
 	res, err := generate.For(mesh, p)
 	var perObject generate.Errors
 	if err != nil && !errors.As(err, &perObject) {
 		log.Error(err, "generation failed; the proxy keeps its config", "proxy", p.ID)
-		return false
+		return
 	}
 	if _, err := pub.SetProxyResources(p.ID, res.ByType()); err != nil {
 		log.Error(err, "the server refused the generated config; the proxy keeps its config", "proxy", p.ID)
-		return false
+		return
 	}
-	t.errs[p.ID] = perObject
-	return true
+	j.published, j.errs = true, perObject
 }
 
 func (t *proxyTable) removeGone(seen map[string]bool, pub Publisher) {
@@ -76,8 +92,8 @@ func (t *proxyTable) removeGone(seen map[string]bool, pub Publisher) {
 
 func (t *proxyTable) allErrors() generate.Errors {
 	var all generate.Errors
-	for _, errs := range t.errs {
-		all = append(all, errs...)
+	for _, id := range slices.Sorted(maps.Keys(t.errs)) {
+		all = append(all, t.errs[id]...)
 	}
 	return all
 }
