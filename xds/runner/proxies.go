@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -16,60 +17,122 @@ import (
 
 // proxyTable remembers, per proxy, the hash of the inputs its config was
 // generated from and the per-object errors of that generation, so that only
-// proxies whose inputs changed are generated again.
+// proxies whose inputs changed are generated again; and the parts of
+// sidecars' config that are shared or reused (shared.go).
 type proxyTable struct {
-	keys map[string]string
-	errs map[string]generate.Errors
+	keys  map[string]string
+	errs  map[string]generate.Errors
+	parts map[string]proxyPart
+	memo  *memo
 }
 
 func newProxyTable() *proxyTable {
-	return &proxyTable{keys: map[string]string{}, errs: map[string]generate.Errors{}}
+	return &proxyTable{keys: map[string]string{}, errs: map[string]generate.Errors{}, parts: map[string]proxyPart{}, memo: newMemo()}
+}
+
+// proxyJob is the config of one proxy to generate and publish, and its outcome.
+type proxyJob struct {
+	proxy *ir.Proxy
+	key   string
+	// part is the sidecar's own part (reused when its key did not change).
+	part proxyPart
+	// outbound is the sidecar's namespace's outbound part.
+	outbound  *outboundPart
+	published bool
+	errs      generate.Errors
 }
 
 // update generates and publishes config for every proxy whose inputs changed,
 // removes proxies that left, and returns the per-object errors of all proxies.
-// Proxies are generated and published on all cores; the table is written
-// afterwards, in proxy order, so the result does not depend on scheduling.
+// Work runs on all cores; the table is written afterwards, in proxy order, so
+// the result does not depend on scheduling.
 func (t *proxyTable) update(mesh *ir.Mesh, pub Publisher, log logr.Logger) generate.Errors {
+	todo, seen := t.changed(mesh)
+	keys := newPushKeys(mesh)
+	t.memo.newCLAs = 0
+	t.generateOutbound(mesh, todo, keys)
+	t.generateProxyParts(mesh, todo)
+	parallel(len(todo), func(i int) { todo[i].publish(mesh, pub, log) })
+	for _, j := range todo {
+		if j.part.key != "" {
+			t.parts[j.proxy.ID] = j.part
+		}
+		if j.published {
+			t.keys[j.proxy.ID], t.errs[j.proxy.ID] = j.key, j.errs
+		}
+	}
+	t.removeGone(seen, pub)
+	t.memo.prune(sidecarNamespaces(mesh), keys)
+	return t.allErrors()
+}
+
+// changed lists the proxies whose inputs changed, and every proxy served.
+func (t *proxyTable) changed(mesh *ir.Mesh) ([]*proxyJob, map[string]bool) {
 	shared := meshKey(mesh)
 	seen := make(map[string]bool, len(mesh.Proxies))
-	var todo []proxyJob
+	var todo []*proxyJob
 	for _, p := range mesh.Proxies {
 		if p.Kind != ir.ProxySidecar && p.Kind != ir.ProxyGRPC {
 			continue
 		}
 		seen[p.ID] = true
 		if key := shared + hashJSON(p); t.keys[p.ID] != key {
-			todo = append(todo, proxyJob{proxy: p, key: key})
+			todo = append(todo, &proxyJob{proxy: p, key: key})
 		}
 	}
-	parallel(len(todo), func(i int) { todo[i].run(mesh, pub, log) })
+	return todo, seen
+}
+
+// generateOutbound generates the outbound part once per namespace of the
+// sidecars to update, on all cores, then reuses unchanged messages (in
+// namespace order, so the memo does not depend on scheduling).
+func (t *proxyTable) generateOutbound(mesh *ir.Mesh, todo []*proxyJob, keys pushKeys) {
+	byNS := map[string]*outboundPart{}
+	var parts []*outboundPart
 	for _, j := range todo {
-		if j.published {
-			t.keys[j.proxy.ID], t.errs[j.proxy.ID] = j.key, j.errs
+		if j.proxy.Kind != ir.ProxySidecar {
+			continue
+		}
+		if byNS[j.proxy.Namespace] == nil {
+			byNS[j.proxy.Namespace] = &outboundPart{namespace: j.proxy.Namespace, rep: j.proxy}
+			parts = append(parts, byNS[j.proxy.Namespace])
+		}
+		j.outbound = byNS[j.proxy.Namespace]
+	}
+	parallel(len(parts), func(i int) { *parts[i] = *generateOutbound(mesh, parts[i].rep) })
+	slices.SortFunc(parts, func(a, b *outboundPart) int { return cmp.Compare(a.namespace, b.namespace) })
+	for _, part := range parts {
+		if part.err == nil {
+			t.memo.canonicalize(part, keys)
 		}
 	}
-	t.removeGone(seen, pub)
-	return t.allErrors()
 }
 
-// proxyJob is the generation of one proxy's config and its outcome.
-type proxyJob struct {
-	proxy     *ir.Proxy
-	key       string
-	published bool
-	errs      generate.Errors
+// generateProxyParts generates, on all cores, the own part of every sidecar
+// to update whose own inputs changed.
+func (t *proxyTable) generateProxyParts(mesh *ir.Mesh, todo []*proxyJob) {
+	bare := bareMesh(mesh)
+	bareKey := hashJSON(bare)
+	parallel(len(todo), func(i int) {
+		j := todo[i]
+		if j.proxy.Kind != ir.ProxySidecar {
+			return
+		}
+		key := bareKey + hashJSON(j.proxy)
+		if prev, ok := t.parts[j.proxy.ID]; ok && prev.key == key {
+			j.part = prev
+			return
+		}
+		j.part = generateProxyPart(bare, j.proxy, key)
+	})
 }
 
-// run builds and publishes the proxy's config; published is false when
-// nothing was published.
-func (j *proxyJob) run(mesh *ir.Mesh, pub Publisher, log logr.Logger) {
+// publish assembles (or, for proxyless gRPC, generates) and publishes the
+// proxy's config; published is false when nothing was published.
+func (j *proxyJob) publish(mesh *ir.Mesh, pub Publisher, log logr.Logger) {
 	p := j.proxy
-	// For picks the generator of the proxy's kind; the server checks grpc~
-	// node IDs as proxyless gRPC clients (API listeners).
-	res, err := generate.For(mesh, p)
-	var perObject generate.Errors
-	if err != nil && !errors.As(err, &perObject) {
+	res, errs, err := j.config(mesh)
+	if err != nil {
 		log.Error(err, "generation failed; the proxy keeps its config", "proxy", p.ID)
 		return
 	}
@@ -77,7 +140,32 @@ func (j *proxyJob) run(mesh *ir.Mesh, pub Publisher, log logr.Logger) {
 		log.Error(err, "the server refused the generated config; the proxy keeps its config", "proxy", p.ID)
 		return
 	}
-	j.published, j.errs = true, perObject
+	j.published, j.errs = true, errs
+}
+
+func (j *proxyJob) config(mesh *ir.Mesh) (*generate.Resources, generate.Errors, error) {
+	if j.proxy.Kind != ir.ProxySidecar {
+		// The server checks grpc~ node IDs as proxyless gRPC clients (API listeners).
+		return generateSplitFor(mesh, j.proxy)
+	}
+	if j.outbound.err != nil {
+		return nil, nil, j.outbound.err
+	}
+	if j.part.err != nil {
+		return nil, nil, j.part.err
+	}
+	errs := append(slices.Clip(j.outbound.errs), j.part.errs...)
+	return assemble(j.part.res, j.outbound.res), errs, nil
+}
+
+// generateSplitFor is generate.For with its per-object errors apart.
+func generateSplitFor(mesh *ir.Mesh, p *ir.Proxy) (*generate.Resources, generate.Errors, error) {
+	res, err := generate.For(mesh, p)
+	var perObject generate.Errors
+	if err != nil && !errors.As(err, &perObject) {
+		return nil, nil, err
+	}
+	return res, perObject, nil
 }
 
 func (t *proxyTable) removeGone(seen map[string]bool, pub Publisher) {
@@ -88,6 +176,11 @@ func (t *proxyTable) removeGone(seen map[string]bool, pub Publisher) {
 			delete(t.errs, id)
 		}
 	}
+	for id := range t.parts {
+		if !seen[id] {
+			delete(t.parts, id)
+		}
+	}
 }
 
 func (t *proxyTable) allErrors() generate.Errors {
@@ -96,6 +189,16 @@ func (t *proxyTable) allErrors() generate.Errors {
 		all = append(all, t.errs[id]...)
 	}
 	return all
+}
+
+func sidecarNamespaces(mesh *ir.Mesh) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range mesh.Proxies {
+		if p.Kind == ir.ProxySidecar {
+			out[p.Namespace] = true
+		}
+	}
+	return out
 }
 
 // meshKey hashes everything in the mesh that every proxy's config depends on.

@@ -67,18 +67,17 @@ func (s *Server) SetProxyResourcesWith(nodeID string, res map[string][]types.Res
 	for _, o := range opts {
 		o(&cfg)
 	}
-	snap, versions, err := buildSnapshot(res, cfg.check)
+	snap, versions, err := s.buildSnapshot(res, cfg.check)
 	if err != nil {
 		return false, fmt.Errorf("snapshot for %s: %w", nodeID, err)
 	}
 	return s.publish(nodeID, snap, versions)
 }
 
-func buildSnapshot(res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
-	if err := validateResources(res); err != nil {
-		return nil, nil, err
-	}
-	versions, err := newConfigVersions(res)
+// buildSnapshot validates and versions the resources (each message once over
+// the server's life, see internTable) and checks the snapshot's references.
+func (s *Server) buildSnapshot(res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
+	versions, err := s.interned.configVersions(res)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -36,15 +37,28 @@ func resourceVersion(r types.Resource) (string, error) {
 	return cachev3.HashResource(b), nil
 }
 
-// newTypeVersions hashes every resource and derives the type version.
-func newTypeVersions(items []types.Resource) (typeVersions, error) {
+// typeVersions validates and hashes the resources of one type (see
+// validateType) and derives the type version; resources the table knows are
+// neither validated nor hashed again.
+func (t *internTable) typeVersions(typeURL string, items []types.Resource) (typeVersions, error) {
+	if cachev3.GetResponseType(typeURL) == types.UnknownType {
+		return typeVersions{}, fmt.Errorf("unknown resource type %q", typeURL)
+	}
 	resources := make(map[string]string, len(items))
-	for _, r := range items {
-		v, err := resourceVersion(r)
-		if err != nil {
-			return typeVersions{}, err
+	var errs []error
+	for i, r := range items {
+		name, v, err := t.version(typeURL, r)
+		if _, dup := resources[name]; err == nil && dup {
+			err = errors.New("duplicate resource name")
 		}
-		resources[cachev3.GetResourceName(r)] = v
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
+			continue
+		}
+		resources[name] = v
+	}
+	if err := errors.Join(errs...); err != nil {
+		return typeVersions{}, err
 	}
 	return typeVersions{version: deriveTypeVersion(resources), resources: resources}, nil
 }
@@ -67,17 +81,33 @@ func appendLengthPrefixed(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-// newConfigVersions computes versions for every type the cache knows; a type
+// newConfigVersions is internTable.configVersions without a table.
+func newConfigVersions(res map[string][]types.Resource) (configVersions, error) {
+	return (*internTable)(nil).configVersions(res)
+}
+
+// configVersions validates every resource (all failures joined, sorted by
+// type URL) and computes versions for every type the cache knows; a type
 // without resources gets the version of the empty set, so that a client
 // asking for it is answered (an empty answer) rather than kept waiting.
-func newConfigVersions(res map[string][]types.Resource) (configVersions, error) {
+func (t *internTable) configVersions(res map[string][]types.Resource) (configVersions, error) {
 	out := make(configVersions, int(types.UnknownType))
-	for _, typeURL := range knownTypeURLs() {
-		tv, err := newTypeVersions(res[typeURL])
+	var errs []error
+	for _, typeURL := range slices.Sorted(maps.Keys(res)) {
+		tv, err := t.typeVersions(typeURL, res[typeURL])
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", typeURL, err)
+			errs = append(errs, err)
+			continue
 		}
 		out[typeURL] = tv
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, typeURL := range knownTypeURLs() {
+		if _, ok := out[typeURL]; !ok {
+			out[typeURL] = typeVersions{version: deriveTypeVersion(nil), resources: map[string]string{}}
+		}
 	}
 	return out, nil
 }
