@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 	"weak"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -19,29 +20,33 @@ import (
 // validation and what its name and content hash are. Resources must not be
 // modified once published (SetProxyResources says so), so a message that
 // many proxies share, or that a later push hands in again, is validated,
-// marshalled and hashed once. Entries are keyed by weak pointers and dropped
-// when the message is garbage collected, that is when no snapshot (and no
-// generator memo) references it any more; a new message at a reused address
-// gets another weak pointer, never a stale entry.
+// marshalled and hashed once. Entries are found by the message's address and
+// hold a weak pointer to it: an entry whose message was garbage collected
+// (no snapshot and no generator memo references it any more) never matches
+// a new message at the same address, and is dropped by a cleanup.
 //
 // A nil *internTable caches nothing.
 type internTable struct {
-	entries sync.Map // weak.Pointer[T] → internEntry
+	entries sync.Map // uintptr → internEntry
 	// hashed counts the resources validated and hashed (cache misses).
 	hashed atomic.Uint64
 }
 
 type internEntry struct {
+	// object is the weak.Pointer to the message.
+	object                 any
 	typeURL, name, version string
 }
 
 // version returns a resource's name and content hash, validating and hashing
 // it unless it passed before.
 func (t *internTable) version(typeURL string, r types.Resource) (name, version string, err error) {
-	key, watch := internKey(r)
-	if t != nil && key != nil {
-		if e, ok := t.entries.Load(key); ok && e.(internEntry).typeURL == typeURL {
-			return e.(internEntry).name, e.(internEntry).version, nil
+	ref := internRef(r)
+	if t != nil && ref != nil {
+		if v, ok := t.entries.Load(ref.addr()); ok {
+			if e := v.(internEntry); e.typeURL == typeURL && ref.same(e.object) {
+				return e.name, e.version, nil
+			}
 		}
 	}
 	if name, err = validateResource(typeURL, r); err != nil {
@@ -52,17 +57,17 @@ func (t *internTable) version(typeURL string, r types.Resource) (name, version s
 	}
 	if t != nil {
 		t.hashed.Add(1)
-		if key != nil {
-			t.store(key, watch, internEntry{typeURL: typeURL, name: name, version: version})
+		if ref != nil {
+			t.store(ref, internEntry{typeURL: typeURL, name: name, version: version})
 		}
 	}
 	return name, version, nil
 }
 
-func (t *internTable) store(key any, watch func(drop func(any)), e internEntry) {
-	if _, loaded := t.entries.LoadOrStore(key, e); !loaded {
-		watch(func(k any) { t.entries.Delete(k) })
-	}
+func (t *internTable) store(ref messageRef, e internEntry) {
+	e.object = ref.weak()
+	t.entries.Store(ref.addr(), e)
+	ref.onCollected(func(addr uintptr) { t.entries.CompareAndDelete(addr, e) })
 }
 
 // size is the number of resources the table holds.
@@ -72,34 +77,55 @@ func (t *internTable) size() int {
 	return n
 }
 
-// internKey is the weak pointer to a resource of a type the generators
-// produce, and a function that arranges for drop(key) to run once the
-// resource is garbage collected; nil for other types (those are validated on
-// every call).
-func internKey(r types.Resource) (any, func(drop func(any))) {
-	switch m := r.(type) {
-	case *clusterv3.Cluster:
-		return weakKey(m)
-	case *endpointv3.ClusterLoadAssignment:
-		return weakKey(m)
-	case *listenerv3.Listener:
-		return weakKey(m)
-	case *routev3.RouteConfiguration:
-		return weakKey(m)
-	case *tlsv3.Secret:
-		return weakKey(m)
-	}
-	return nil, nil
+// messageRef refers to a message of a type the generators produce; nil for
+// any other type (those are validated on every call).
+type messageRef interface {
+	addr() uintptr
+	// same reports whether a weak pointer points to the message.
+	same(weak any) bool
+	// weak makes a weak pointer to the message.
+	weak() any
+	// onCollected arranges for drop(addr) to run once the message is collected.
+	onCollected(drop func(uintptr))
 }
 
-func weakKey[T any](m *T) (any, func(drop func(any))) {
-	if m == nil {
-		return nil, nil
+func internRef(r types.Resource) messageRef {
+	switch m := r.(type) {
+	case *clusterv3.Cluster:
+		return refOf(m)
+	case *endpointv3.ClusterLoadAssignment:
+		return refOf(m)
+	case *listenerv3.Listener:
+		return refOf(m)
+	case *routev3.RouteConfiguration:
+		return refOf(m)
+	case *tlsv3.Secret:
+		return refOf(m)
 	}
-	key := weak.Make(m)
-	// The cleanup's argument is the weak key only, so it does not keep m alive.
-	return key, func(drop func(any)) { runtime.AddCleanup(m, drop, any(key)) }
+	return nil
 }
+
+func refOf[T any](m *T) messageRef {
+	if m == nil {
+		return nil
+	}
+	return ref[T]{m}
+}
+
+// ref is a messageRef; one pointer, so it is stored in an interface without allocating.
+type ref[T any] struct{ m *T }
+
+func (r ref[T]) addr() uintptr { return uintptr(unsafe.Pointer(r.m)) }
+
+func (r ref[T]) same(w any) bool {
+	wp, ok := w.(weak.Pointer[T])
+	return ok && wp.Value() == r.m
+}
+
+func (r ref[T]) weak() any { return weak.Make(r.m) }
+
+// onCollected's cleanup gets the address only, so it does not keep the message alive.
+func (r ref[T]) onCollected(drop func(uintptr)) { runtime.AddCleanup(r.m, drop, r.addr()) }
 
 // ResourcesHashed is the number of resources the server has validated,
 // marshalled and hashed since it started: a resource shared by many proxies,
