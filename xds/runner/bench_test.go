@@ -92,7 +92,7 @@ func BenchmarkEndpointChangePush(b *testing.B) {
 	for b.Loop() {
 		round++
 		mesh = withEndpointMoved(mesh, round%len(mesh.Services), round)
-		table.update(mesh, srv, logr.Discard())
+		_ = table.update(mesh, srv, logr.Discard())
 	}
 }
 
@@ -101,18 +101,13 @@ func BenchmarkEndpointChangePush(b *testing.B) {
 func BenchmarkInitialPush(b *testing.B) {
 	mesh := benchMesh(200, 10, 200)
 	b.ReportAllocs()
-	var srv *server.Server
-	var table *proxyTable
 	for b.Loop() {
-		srv = server.New(server.Options{})
-		table = newProxyTable()
-		table.update(mesh, srv, logr.Discard())
+		_ = newProxyTable().update(mesh, server.New(server.Options{}), logr.Discard())
 	}
 	b.StopTimer()
-	srv, table = nil, nil
 	base := heapAfterGC()
-	srv, table = server.New(server.Options{}), newProxyTable()
-	table.update(mesh, srv, logr.Discard())
+	srv, table := server.New(server.Options{}), newProxyTable()
+	_ = table.update(mesh, srv, logr.Discard())
 	held := heapAfterGC() - base
 	runtime.KeepAlive(srv)
 	runtime.KeepAlive(table)

@@ -118,8 +118,8 @@ func mergeByName[T any](a, b []T, name func(T) string) []T {
 // memo holds the outbound messages published before, so that a message whose
 // inputs did not change is handed to the server again rather than a copy.
 type memo struct {
-	// clas are load assignments by cluster name, with the key of their service.
-	clas map[string]memoEntry[*endpointv3.ClusterLoadAssignment]
+	// assignments are load assignments by cluster name, with the key of their service.
+	assignments map[string]memoEntry[*endpointv3.ClusterLoadAssignment]
 	// groups are the other outbound messages by namespace and type/name,
 	// valid for the structure key in groupKeys.
 	groups    map[string]map[string]types.Resource
@@ -135,9 +135,9 @@ type memoEntry[T any] struct {
 
 func newMemo() *memo {
 	return &memo{
-		clas:      map[string]memoEntry[*endpointv3.ClusterLoadAssignment]{},
-		groups:    map[string]map[string]types.Resource{},
-		groupKeys: map[string]string{},
+		assignments: map[string]memoEntry[*endpointv3.ClusterLoadAssignment]{},
+		groups:      map[string]map[string]types.Resource{},
+		groupKeys:   map[string]string{},
 	}
 }
 
@@ -198,10 +198,10 @@ func (m *memo) canonicalize(part *outboundPart, keys pushKeys) {
 func (m *memo) loadAssignment(cla *endpointv3.ClusterLoadAssignment, keys pushKeys) *endpointv3.ClusterLoadAssignment {
 	name := cla.GetClusterName()
 	key := keys.services[clusterFQDN(name)]
-	if e, ok := m.clas[name]; ok && key != "" && e.key == key {
+	if e, ok := m.assignments[name]; ok && key != "" && e.key == key {
 		return e.msg
 	}
-	m.clas[name] = memoEntry[*endpointv3.ClusterLoadAssignment]{key: key, msg: cla}
+	m.assignments[name] = memoEntry[*endpointv3.ClusterLoadAssignment]{key: key, msg: cla}
 	m.newCLAs++
 	return cla
 }
@@ -228,9 +228,9 @@ func (m *memo) prune(namespaces map[string]bool, keys pushKeys) {
 			delete(m.groupKeys, ns)
 		}
 	}
-	for name, e := range m.clas {
+	for name, e := range m.assignments {
 		if keys.services[clusterFQDN(name)] != e.key {
-			delete(m.clas, name)
+			delete(m.assignments, name)
 		}
 	}
 }

@@ -127,16 +127,16 @@ func TestSharedConfigEqualsForProxy(t *testing.T) {
 	for i, mesh := range meshes {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			pub, table := newCapturingPublisher(), newProxyTable()
-			table.update(mesh, pub, logr.Discard())
+			_ = table.update(mesh, pub, logr.Discard())
 			checkEqualsForProxy(t, mesh, pub, table)
 			if moved := moveFirstEndpoint(mesh); moved != nil {
-				table.update(moved, pub, logr.Discard())
+				_ = table.update(moved, pub, logr.Discard())
 				checkEqualsForProxy(t, moved, pub, table)
 			}
 			if len(mesh.Services) > 1 {
 				fewer := *mesh
 				fewer.Services = mesh.Services[1:]
-				table.update(&fewer, pub, logr.Discard())
+				_ = table.update(&fewer, pub, logr.Discard())
 				checkEqualsForProxy(t, &fewer, pub, table)
 			}
 		})
@@ -148,7 +148,7 @@ func TestSharedConfigEqualsForProxy(t *testing.T) {
 func TestSidecarsShareOutboundMessages(t *testing.T) {
 	mesh := benchMesh(20, 3, 20) // two sidecars per namespace
 	pub, table := newCapturingPublisher(), newProxyTable()
-	table.update(mesh, pub, logr.Discard())
+	_ = table.update(mesh, pub, logr.Discard())
 	a, b, other := mesh.Proxies[0], mesh.Proxies[10], mesh.Proxies[1]
 	if a.Namespace != b.Namespace || a.Namespace == other.Namespace {
 		t.Fatal("fixture: want two sidecars of one namespace and one of another")
