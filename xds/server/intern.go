@@ -27,28 +27,74 @@ import (
 //
 // A nil *internTable caches nothing.
 type internTable struct {
-	entries sync.Map // uintptr → internEntry
+	entries sync.Map // uintptr → *internEntry
 	// hashed counts the resources validated and hashed (cache misses).
 	hashed atomic.Uint64
 }
 
+// internEntry is the outcome of checking one message; proxies published
+// concurrently that share a new message wait for one check (once).
 type internEntry struct {
 	// object is the weak.Pointer to the message.
-	object                 any
-	typeURL, name, version string
+	object  any
+	typeURL string
+	once    sync.Once
+	name    string
+	version string
+	err     error
 }
 
 // version returns a resource's name and content hash, validating and hashing
-// it unless it passed before.
+// it unless it was checked before.
 func (t *internTable) version(typeURL string, r types.Resource) (name, version string, err error) {
 	ref := internRef(r)
-	if t != nil && ref != nil {
-		if v, ok := t.entries.Load(ref.addr()); ok {
-			if e := v.(internEntry); e.typeURL == typeURL && ref.same(e.object) {
-				return e.name, e.version, nil
-			}
-		}
+	if t == nil || ref == nil {
+		return t.check(typeURL, r)
 	}
+	e := t.entry(typeURL, ref)
+	if e == nil { // the message was checked as another type: check it as this one
+		return t.check(typeURL, r)
+	}
+	e.once.Do(func() { e.name, e.version, e.err = t.check(typeURL, r) })
+	return e.name, e.version, e.err
+}
+
+// entry returns the message's entry, adding one when there is none (or only
+// one of a collected message at the same address); nil when the message has
+// an entry for another type URL.
+func (t *internTable) entry(typeURL string, ref messageRef) *internEntry {
+	addr := ref.addr()
+	v, ok := t.entries.Load(addr)
+	for {
+		if ok && ref.same(v.(*internEntry).object) {
+			if e := v.(*internEntry); e.typeURL == typeURL {
+				return e
+			}
+			return nil
+		}
+		e := &internEntry{object: ref.weak(), typeURL: typeURL}
+		if !ok {
+			if v, ok = t.entries.LoadOrStore(addr, e); !ok {
+				t.watch(ref, e)
+				return e
+			}
+			continue
+		}
+		if t.entries.CompareAndSwap(addr, v, e) {
+			t.watch(ref, e)
+			return e
+		}
+		v, ok = t.entries.Load(addr)
+	}
+}
+
+// watch drops the entry once its message is garbage collected.
+func (t *internTable) watch(ref messageRef, e *internEntry) {
+	ref.onCollected(func(addr uintptr) { t.entries.CompareAndDelete(addr, e) })
+}
+
+// check validates and hashes a resource.
+func (t *internTable) check(typeURL string, r types.Resource) (name, version string, err error) {
 	if name, err = validateResource(typeURL, r); err != nil {
 		return name, "", err
 	}
@@ -57,17 +103,8 @@ func (t *internTable) version(typeURL string, r types.Resource) (name, version s
 	}
 	if t != nil {
 		t.hashed.Add(1)
-		if ref != nil {
-			t.store(ref, internEntry{typeURL: typeURL, name: name, version: version})
-		}
 	}
 	return name, version, nil
-}
-
-func (t *internTable) store(ref messageRef, e internEntry) {
-	e.object = ref.weak()
-	t.entries.Store(ref.addr(), e)
-	ref.onCollected(func(addr uintptr) { t.entries.CompareAndDelete(addr, e) })
 }
 
 // size is the number of resources the table holds.

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,4 +105,24 @@ func (s *Server) mustVersions(t *testing.T, node string) configVersions {
 		t.Fatalf("no config for %s", node)
 	}
 	return c.current
+}
+
+// Proxies published at the same time that share new messages wait for one
+// check of each message rather than each hashing it.
+func TestConcurrentPublishesHashSharedMessagesOnce(t *testing.T) {
+	s := New(Options{})
+	res := sidecarConfig(t, edsCluster("a", time.Second), edsCluster("b", time.Second))
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			node := fmt.Sprintf("sidecar~10.0.1.%d~app-%d.default~default.svc.cluster.local", i+1, i)
+			if _, err := s.SetProxyResources(node, res); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if got, want := s.ResourcesHashed(), uint64(countResources(res)); got != want {
+		t.Errorf("%d resources hashed by 16 concurrent publishes of %d shared messages, want %d", got, want, want)
+	}
 }
