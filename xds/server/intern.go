@@ -28,6 +28,9 @@ import (
 // A nil *internTable caches nothing.
 type internTable struct {
 	entries sync.Map // uintptr → *internEntry
+	// types are the per-type versions and cache resources of lists of
+	// messages that several snapshots hold (sharedTypes).
+	types sharedTypes
 	// hashed counts the resources validated and hashed (cache misses).
 	hashed atomic.Uint64
 }
@@ -45,18 +48,20 @@ type internEntry struct {
 }
 
 // version returns a resource's name and content hash, validating and hashing
-// it unless it was checked before.
-func (t *internTable) version(typeURL string, r types.Resource) (name, version string, err error) {
+// it unless it was checked before, and the resource's entry (nil when the
+// resource is not interned).
+func (t *internTable) version(typeURL string, r types.Resource) (name, version string, e *internEntry, err error) {
 	ref := internRef(r)
 	if t == nil || ref == nil {
-		return t.check(typeURL, r)
+		name, version, err = t.check(typeURL, r)
+		return name, version, nil, err
 	}
-	e := t.entry(typeURL, ref)
-	if e == nil { // the message was checked as another type: check it as this one
-		return t.check(typeURL, r)
+	if e = t.entry(typeURL, ref); e == nil { // checked as another type: check it as this one
+		name, version, err = t.check(typeURL, r)
+		return name, version, nil, err
 	}
 	e.once.Do(func() { e.name, e.version, e.err = t.check(typeURL, r) })
-	return e.name, e.version, e.err
+	return e.name, e.version, e, e.err
 }
 
 // entry returns the message's entry, adding one when there is none (or only

@@ -126,3 +126,33 @@ func TestConcurrentPublishesHashSharedMessagesOnce(t *testing.T) {
 		t.Errorf("%d resources hashed by 16 concurrent publishes of %d shared messages, want %d", got, want, want)
 	}
 }
+
+// Proxies holding the same list of messages share its versions and cache
+// resources; the list is dropped when no configuration holds it any more.
+func TestSameListsShareVersionsUntilReleased(t *testing.T) {
+	s := New(Options{})
+	res := sidecarConfig(t, edsCluster("a", time.Second))
+	for _, node := range []string{testNode, otherNode} {
+		if _, err := s.SetProxyResources(node, res); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := s.mustVersions(t, testNode), s.mustVersions(t, otherNode)
+	for _, typeURL := range []string{resourcev3.ClusterType, resourcev3.EndpointType} {
+		if a[typeURL].shared == nil || a[typeURL].shared != b[typeURL].shared {
+			t.Errorf("%s: proxies with the same messages do not share their versions", typeURL)
+		}
+	}
+	held := s.interned.types.len()
+	if held == 0 {
+		t.Fatal("no shared lists held")
+	}
+	s.RemoveProxy(testNode)
+	if s.interned.types.len() != held {
+		t.Errorf("%d lists held after one of two proxies left, want %d", s.interned.types.len(), held)
+	}
+	s.RemoveProxy(otherNode)
+	if n := s.interned.types.len(); n != 0 {
+		t.Errorf("%d lists held after every proxy left, want 0", n)
+	}
+}

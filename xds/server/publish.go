@@ -83,7 +83,11 @@ func (s *Server) buildSnapshot(res map[string][]types.Resource, check consistenc
 	}
 	snap := &cachev3.Snapshot{VersionMap: make(map[string]map[string]string, len(versions))}
 	for typeURL, tv := range versions {
-		snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
+		if tv.shared != nil {
+			snap.Resources[cachev3.GetResponseType(typeURL)] = tv.shared.res
+		} else {
+			snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
+		}
 		// Set here, ConstructVersionMap keeps it instead of hashing again.
 		snap.VersionMap[typeURL] = tv.resources
 	}
@@ -96,9 +100,12 @@ func (s *Server) buildSnapshot(res map[string][]types.Resource, check consistenc
 func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configVersions) (bool, error) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	if !s.swapConfig(nodeID, versions) {
+	dropped, changed := s.swapConfig(nodeID, versions)
+	if !changed {
 		return false, nil
 	}
+	s.interned.types.acquire(versions)
+	s.interned.types.release(dropped)
 	// Configs are updated first: the cache answers watches inside
 	// SetSnapshot, and the response callbacks look the versions up.
 	// SetSnapshot stores the snapshot before it can fail.
@@ -112,20 +119,21 @@ func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configV
 }
 
 // swapConfig records versions as the node's current config, unless they
-// equal it; it reports whether they changed.
-func (s *Server) swapConfig(nodeID string, versions configVersions) bool {
+// equal it; it reports whether they changed, and the configuration no
+// longer held (the one before the previous).
+func (s *Server) swapConfig(nodeID string, versions configVersions) (dropped configVersions, changed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.configs[nodeID]
 	if old != nil && old.current.equal(versions) {
-		return false
+		return nil, false
 	}
 	next := &proxyConfig{current: versions}
 	if old != nil {
-		next.previous = old.current
+		next.previous, dropped = old.current, old.previous
 	}
 	s.configs[nodeID] = next
-	return true
+	return dropped, true
 }
 
 // RemoveProxy clears a node's snapshot. go-control-plane's ClearSnapshot
@@ -135,6 +143,10 @@ func (s *Server) RemoveProxy(nodeID string) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
 	s.mu.Lock()
+	if old := s.configs[nodeID]; old != nil {
+		s.interned.types.release(old.current)
+		s.interned.types.release(old.previous)
+	}
 	delete(s.configs, nodeID)
 	s.mu.Unlock()
 	s.cacheFor(nodeID).ClearSnapshot(nodeID)

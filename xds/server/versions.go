@@ -20,6 +20,8 @@ type typeVersions struct {
 	// resources maps resource name to its content hash. Never mutated after
 	// creation, so it can be shared with the cache and the status tracker.
 	resources map[string]string
+	// shared is set when other snapshots may hold the same list (sharedTypes).
+	shared *sharedType
 }
 
 // configVersions maps type URL to the versions of that type, for every type
@@ -39,15 +41,43 @@ func resourceVersion(r types.Resource) (string, error) {
 
 // typeVersions validates and hashes the resources of one type (see
 // validateType) and derives the type version; resources the table knows are
-// neither validated nor hashed again.
+// neither validated nor hashed again, and a list of the same messages as
+// another snapshot's gets that snapshot's versions (sharedTypes).
 func (t *internTable) typeVersions(typeURL string, items []types.Resource) (typeVersions, error) {
 	if cachev3.GetResponseType(typeURL) == types.UnknownType {
 		return typeVersions{}, fmt.Errorf("unknown resource type %q", typeURL)
 	}
+	entries := make([]*internEntry, len(items))
+	var errs []error
+	for i, r := range items {
+		name, _, e, err := t.version(typeURL, r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
+		}
+		entries[i] = e
+	}
+	if err := errors.Join(errs...); err != nil {
+		return typeVersions{}, err
+	}
+	key, shareable := sharedKey(typeURL, entries)
+	if st := t.sharedType(key, shareable); st != nil {
+		return st.tv, nil
+	}
+	tv, err := t.newTypeVersions(typeURL, items)
+	if err == nil && shareable && t != nil {
+		tv.shared = newSharedType(key, tv, items, entries)
+		tv.shared.tv.shared = tv.shared
+	}
+	return tv, err
+}
+
+// newTypeVersions maps names to versions (all resources checked already),
+// refusing repeated names, and derives the type version.
+func (t *internTable) newTypeVersions(typeURL string, items []types.Resource) (typeVersions, error) {
 	resources := make(map[string]string, len(items))
 	var errs []error
 	for i, r := range items {
-		name, v, err := t.version(typeURL, r)
+		name, v, _, err := t.version(typeURL, r)
 		if _, dup := resources[name]; err == nil && dup {
 			err = errors.New("duplicate resource name")
 		}
