@@ -2,58 +2,104 @@ package runner
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 )
 
-func TestCoalescerDeliversLatest(t *testing.T) {
-	c := NewCoalescer[int](20*time.Millisecond, time.Second)
-	got := make(chan int, 10)
+const (
+	testDebounce = 100 * time.Millisecond
+	testMaxDelay = time.Second
+)
+
+// startCoalescer runs a coalescer on a manual clock; deliveries go to the channel.
+func startCoalescer(t *testing.T) (*Coalescer[int], *manualClock, chan int) {
+	t.Helper()
+	clock := newManualClock()
+	c := NewCoalescerWithClock[int](testDebounce, testMaxDelay, clock)
+	got := make(chan int, 100)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	for i := 1; i <= 100; i++ {
-		c.Push(i)
-	}
-	go c.Run(ctx, func(_ context.Context, v int) { got <- v })
+	done := make(chan struct{})
+	go func() { c.Run(ctx, func(_ context.Context, v int) { got <- v }); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return c, clock, got
+}
+
+func receive(t *testing.T, got <-chan int) int {
+	t.Helper()
 	select {
 	case v := <-got:
-		if v != 100 {
-			t.Fatalf("delivered %d, want the latest value 100", v)
-		}
+		return v
 	case <-time.After(10 * time.Second):
 		t.Fatal("nothing delivered")
+		return 0
 	}
 }
 
-// A steady stream of pushes, faster than the debounce, must still be delivered
-// within the hard maximum rather than be starved.
-func TestCoalescerMaxDelayPreventsStarvation(t *testing.T) {
-	c := NewCoalescer[int](time.Hour, 50*time.Millisecond)
-	got := make(chan int, 10)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go c.Run(ctx, func(_ context.Context, v int) { got <- v })
-	var wg sync.WaitGroup
-	wg.Add(1)
-	stop := make(chan struct{})
-	go func() {
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-				c.Push(i)
-			}
-		}
-	}()
-	defer func() { close(stop); wg.Wait() }()
+func expectNothing(t *testing.T, got <-chan int) {
+	t.Helper()
 	select {
-	case <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a steady stream starved delivery past the maximum delay")
+	case v := <-got:
+		t.Fatalf("delivered %d during a burst, before the debounce passed", v)
+	default:
 	}
+}
+
+// A value after a quiet period goes out at once: the clock never moves.
+func TestCoalescerDeliversLeadingEdgeAtOnce(t *testing.T) {
+	c, _, got := startCoalescer(t)
+	c.Push(1)
+	if v := receive(t, got); v != 1 {
+		t.Fatalf("delivered %d, want 1", v)
+	}
+}
+
+// Values within Debounce of the last delivery wait for the burst to settle,
+// and only the latest is delivered.
+func TestCoalescerCoalescesBurstAfterDelivery(t *testing.T) {
+	c, clock, got := startCoalescer(t)
+	c.Push(1)
+	receive(t, got)
+	for i := 2; i <= 50; i++ {
+		c.Push(i)
+	}
+	clock.waitArmed(t, 2) // the quiet and the deadline timer
+	expectNothing(t, got)
+	clock.Advance(testDebounce)
+	if v := receive(t, got); v != 50 {
+		t.Fatalf("delivered %d, want the latest value 50", v)
+	}
+	expectNothing(t, got)
+}
+
+// After a quiet period following a delivery, the next value is again immediate.
+func TestCoalescerLeadingEdgeAgainAfterQuiet(t *testing.T) {
+	c, clock, got := startCoalescer(t)
+	c.Push(1)
+	receive(t, got)
+	clock.Advance(testDebounce)
+	c.Push(2)
+	if v := receive(t, got); v != 2 {
+		t.Fatalf("delivered %d, want 2", v)
+	}
+}
+
+// A steady stream of values, each within Debounce of the previous, is still
+// delivered once MaxDelay has passed.
+func TestCoalescerMaxDelayPreventsStarvation(t *testing.T) {
+	c, clock, got := startCoalescer(t)
+	c.Push(0)
+	receive(t, got)
+	c.Push(1)
+	clock.waitArmed(t, 2)
+	step := testDebounce / 2
+	for i := 2; time.Duration(i-1)*step < testMaxDelay; i++ {
+		clock.Advance(step)
+		expectNothing(t, got)
+		c.Push(i)
+		clock.waitResets(t, i-1) // the coalescer saw the value: quiet restarts now
+	}
+	clock.Advance(step)
+	receive(t, got)
 }
 
 func TestCoalescerStopsWithContext(t *testing.T) {

@@ -60,6 +60,9 @@ type secretPublisher struct {
 	identities map[string]string
 	// res is the latest generated config of each node, without secrets.
 	res map[string]map[string][]types.Resource
+	// secrets are the SDS messages of each identity's current credential,
+	// shared by its sidecars so that the server hashes them once.
+	secrets map[string]identitySecrets
 
 	// connMu guards connected, dirty and wanted.
 	connMu    sync.Mutex
@@ -74,6 +77,7 @@ func newSecretPublisher(next Publisher, src SecretSource, conns Connections, log
 		next: next, src: src, conns: conns, log: log,
 		identities: map[string]string{},
 		res:        map[string]map[string][]types.Resource{},
+		secrets:    map[string]identitySecrets{},
 		connected:  map[string]bool{},
 		dirty:      map[string]bool{},
 		wake:       make(chan struct{}, 1),
@@ -92,6 +96,7 @@ func (p *secretPublisher) setProxies(proxies []*ir.Proxy) {
 	}
 	p.mu.Lock()
 	p.identities = ids
+	p.dropUnusedSecrets()
 	p.mu.Unlock()
 	p.signal()
 }
@@ -128,13 +133,46 @@ func (p *secretPublisher) publishLocked(nodeID string) (bool, error) {
 		}
 		return p.next.SetProxyResources(nodeID, res)
 	}
-	secrets, err := secretResources(cred)
+	secrets, err := p.secretsOf(id, cred)
 	if err != nil {
 		return false, fmt.Errorf("SDS secrets of %s: %w", id, err)
 	}
 	withSecrets := maps.Clone(res)
 	withSecrets[resource.SecretType] = secrets
 	return p.next.SetProxyResources(nodeID, withSecrets)
+}
+
+// dropUnusedSecrets forgets the secrets of identities no sidecar has. p.mu is held.
+func (p *secretPublisher) dropUnusedSecrets() {
+	used := make(map[string]bool, len(p.secrets))
+	for _, id := range p.identities {
+		used[id] = true
+	}
+	for id := range p.secrets {
+		if !used[id] {
+			delete(p.secrets, id)
+		}
+	}
+}
+
+// identitySecrets are the SDS messages made from one credential.
+type identitySecrets struct {
+	cred *pki.Credential
+	res  []types.Resource
+}
+
+// secretsOf returns the SDS messages of an identity's credential, made once
+// per credential. p.mu is held.
+func (p *secretPublisher) secretsOf(id string, cred *pki.Credential) ([]types.Resource, error) {
+	if s, ok := p.secrets[id]; ok && s.cred == cred {
+		return s.res, nil
+	}
+	res, err := secretResources(cred)
+	if err != nil {
+		return nil, err
+	}
+	p.secrets[id] = identitySecrets{cred: cred, res: res}
+	return res, nil
 }
 
 func secretResources(cred *pki.Credential) ([]types.Resource, error) {

@@ -67,24 +67,27 @@ func (s *Server) SetProxyResourcesWith(nodeID string, res map[string][]types.Res
 	for _, o := range opts {
 		o(&cfg)
 	}
-	snap, versions, err := buildSnapshot(res, cfg.check)
+	snap, versions, err := s.buildSnapshot(res, cfg.check)
 	if err != nil {
 		return false, fmt.Errorf("snapshot for %s: %w", nodeID, err)
 	}
 	return s.publish(nodeID, snap, versions)
 }
 
-func buildSnapshot(res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
-	if err := validateResources(res); err != nil {
-		return nil, nil, err
-	}
-	versions, err := newConfigVersions(res)
+// buildSnapshot validates and versions the resources (each message once over
+// the server's life, see internTable) and checks the snapshot's references.
+func (s *Server) buildSnapshot(res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
+	versions, err := s.interned.configVersions(res)
 	if err != nil {
 		return nil, nil, err
 	}
 	snap := &cachev3.Snapshot{VersionMap: make(map[string]map[string]string, len(versions))}
 	for typeURL, tv := range versions {
-		snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
+		if tv.shared != nil {
+			snap.Resources[cachev3.GetResponseType(typeURL)] = tv.shared.res
+		} else {
+			snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
+		}
 		// Set here, ConstructVersionMap keeps it instead of hashing again.
 		snap.VersionMap[typeURL] = tv.resources
 	}
@@ -97,9 +100,12 @@ func buildSnapshot(res map[string][]types.Resource, check consistencyCheck) (*ca
 func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configVersions) (bool, error) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	if !s.swapConfig(nodeID, versions) {
+	dropped, changed := s.swapConfig(nodeID, versions)
+	if !changed {
 		return false, nil
 	}
+	s.interned.types.acquire(versions)
+	s.interned.types.release(dropped)
 	// Configs are updated first: the cache answers watches inside
 	// SetSnapshot, and the response callbacks look the versions up.
 	// SetSnapshot stores the snapshot before it can fail.
@@ -113,20 +119,21 @@ func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configV
 }
 
 // swapConfig records versions as the node's current config, unless they
-// equal it; it reports whether they changed.
-func (s *Server) swapConfig(nodeID string, versions configVersions) bool {
+// equal it; it reports whether they changed, and the configuration no
+// longer held (the one before the previous).
+func (s *Server) swapConfig(nodeID string, versions configVersions) (dropped configVersions, changed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.configs[nodeID]
 	if old != nil && old.current.equal(versions) {
-		return false
+		return nil, false
 	}
 	next := &proxyConfig{current: versions}
 	if old != nil {
-		next.previous = old.current
+		next.previous, dropped = old.current, old.previous
 	}
 	s.configs[nodeID] = next
-	return true
+	return dropped, true
 }
 
 // RemoveProxy clears a node's snapshot. go-control-plane's ClearSnapshot
@@ -136,6 +143,10 @@ func (s *Server) RemoveProxy(nodeID string) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
 	s.mu.Lock()
+	if old := s.configs[nodeID]; old != nil {
+		s.interned.types.release(old.current)
+		s.interned.types.release(old.previous)
+	}
 	delete(s.configs, nodeID)
 	s.mu.Unlock()
 	s.cacheFor(nodeID).ClearSnapshot(nodeID)

@@ -99,6 +99,8 @@ type Server struct {
 	// mu guards configs; the stream callbacks read it.
 	mu      sync.RWMutex
 	configs map[string]*proxyConfig
+	// interned are the resources validated and hashed so far.
+	interned *internTable
 
 	instances atomic.Int64
 }
@@ -136,6 +138,7 @@ func New(opts Options) *Server {
 		clock:    opts.Clock,
 		log:      log,
 		opts:     opts,
+		interned: &internTable{},
 		// IDHash: the snapshot key is the full node ID.
 		cache:     cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLog),
 		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLog),

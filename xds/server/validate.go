@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -20,38 +19,9 @@ type validator interface {
 	ValidateAll() error
 }
 
-// validateResources checks every resource: known type URL, message of that
-// type, a name, no duplicate names within a type, and ValidateAll.
-func validateResources(res map[string][]types.Resource) error {
-	var errs []error
-	for _, typeURL := range slices.Sorted(maps.Keys(res)) {
-		if err := validateType(typeURL, res[typeURL]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func validateType(typeURL string, items []types.Resource) error {
-	if cachev3.GetResponseType(typeURL) == types.UnknownType {
-		return fmt.Errorf("unknown resource type %q", typeURL)
-	}
-	seen := make(map[string]bool, len(items))
-	var errs []error
-	for i, r := range items {
-		name, err := validateResource(typeURL, r)
-		if err == nil && seen[name] {
-			err = errors.New("duplicate resource name")
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
-			continue
-		}
-		seen[name] = true
-	}
-	return errors.Join(errs...)
-}
-
+// validateResource checks one resource: a message of the type URL, with a
+// name, that passes ValidateAll. internTable.typeVersions checks the type URL
+// and that names are unique within the type.
 func validateResource(typeURL string, r types.Resource) (string, error) {
 	if r == nil || !r.ProtoReflect().IsValid() {
 		return "", errors.New("nil resource")

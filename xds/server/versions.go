@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -19,6 +20,8 @@ type typeVersions struct {
 	// resources maps resource name to its content hash. Never mutated after
 	// creation, so it can be shared with the cache and the status tracker.
 	resources map[string]string
+	// shared is set when other snapshots may hold the same list (sharedTypes).
+	shared *sharedType
 }
 
 // configVersions maps type URL to the versions of that type, for every type
@@ -36,15 +39,56 @@ func resourceVersion(r types.Resource) (string, error) {
 	return cachev3.HashResource(b), nil
 }
 
-// newTypeVersions hashes every resource and derives the type version.
-func newTypeVersions(items []types.Resource) (typeVersions, error) {
-	resources := make(map[string]string, len(items))
-	for _, r := range items {
-		v, err := resourceVersion(r)
+// typeVersions validates and hashes the resources of one type (see
+// validateType) and derives the type version; resources the table knows are
+// neither validated nor hashed again, and a list of the same messages as
+// another snapshot's gets that snapshot's versions (sharedTypes).
+func (t *internTable) typeVersions(typeURL string, items []types.Resource) (typeVersions, error) {
+	if cachev3.GetResponseType(typeURL) == types.UnknownType {
+		return typeVersions{}, fmt.Errorf("unknown resource type %q", typeURL)
+	}
+	entries := make([]*internEntry, len(items))
+	var errs []error
+	for i, r := range items {
+		name, _, e, err := t.version(typeURL, r)
 		if err != nil {
-			return typeVersions{}, err
+			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
 		}
-		resources[cachev3.GetResourceName(r)] = v
+		entries[i] = e
+	}
+	if err := errors.Join(errs...); err != nil {
+		return typeVersions{}, err
+	}
+	key, shareable := sharedKey(typeURL, entries)
+	if st := t.sharedType(key, shareable); st != nil {
+		return st.tv, nil
+	}
+	tv, err := t.newTypeVersions(typeURL, items)
+	if err == nil && shareable && t != nil {
+		tv.shared = newSharedType(key, tv, items, entries)
+		tv.shared.tv.shared = tv.shared
+	}
+	return tv, err
+}
+
+// newTypeVersions maps names to versions (all resources checked already),
+// refusing repeated names, and derives the type version.
+func (t *internTable) newTypeVersions(typeURL string, items []types.Resource) (typeVersions, error) {
+	resources := make(map[string]string, len(items))
+	var errs []error
+	for i, r := range items {
+		name, v, _, err := t.version(typeURL, r)
+		if _, dup := resources[name]; err == nil && dup {
+			err = errors.New("duplicate resource name")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
+			continue
+		}
+		resources[name] = v
+	}
+	if err := errors.Join(errs...); err != nil {
+		return typeVersions{}, err
 	}
 	return typeVersions{version: deriveTypeVersion(resources), resources: resources}, nil
 }
@@ -67,17 +111,33 @@ func appendLengthPrefixed(buf []byte, s string) []byte {
 	return append(buf, s...)
 }
 
-// newConfigVersions computes versions for every type the cache knows; a type
+// newConfigVersions is internTable.configVersions without a table.
+func newConfigVersions(res map[string][]types.Resource) (configVersions, error) {
+	return (*internTable)(nil).configVersions(res)
+}
+
+// configVersions validates every resource (all failures joined, sorted by
+// type URL) and computes versions for every type the cache knows; a type
 // without resources gets the version of the empty set, so that a client
 // asking for it is answered (an empty answer) rather than kept waiting.
-func newConfigVersions(res map[string][]types.Resource) (configVersions, error) {
+func (t *internTable) configVersions(res map[string][]types.Resource) (configVersions, error) {
 	out := make(configVersions, int(types.UnknownType))
-	for _, typeURL := range knownTypeURLs() {
-		tv, err := newTypeVersions(res[typeURL])
+	var errs []error
+	for _, typeURL := range slices.Sorted(maps.Keys(res)) {
+		tv, err := t.typeVersions(typeURL, res[typeURL])
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", typeURL, err)
+			errs = append(errs, err)
+			continue
 		}
 		out[typeURL] = tv
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, typeURL := range knownTypeURLs() {
+		if _, ok := out[typeURL]; !ok {
+			out[typeURL] = typeVersions{version: deriveTypeVersion(nil), resources: map[string]string{}}
+		}
 	}
 	return out, nil
 }

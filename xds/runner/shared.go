@@ -1,0 +1,245 @@
+package runner
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
+	"github.com/capstanmesh/capstan/xds/generate"
+	"github.com/capstanmesh/capstan/xds/ir"
+)
+
+// A sidecar's config has two parts (docs/generate.md, "Shared config"):
+//
+//   - the outbound part (clusters, load assignments, route configurations and
+//     listeners of the mesh's services) depends on the mesh and on the proxy
+//     only through its namespace. It is generated once per namespace that has
+//     a sidecar to update, from the first of them without its inbound ports
+//     and probes, and every sidecar of the namespace gets the same messages;
+//   - the proxy part (inbound listener and clusters, probe routes, the fixed
+//     listeners) depends on the proxy and the mesh-wide settings only. It is
+//     generated from a mesh without services.
+//
+// The union, proxy part first, is exactly what generate.ForProxy returns for
+// the proxy (TestSharedConfigEqualsForProxy). Across pushes, messages whose
+// inputs did not change are replaced by the ones published before (memo), so
+// the server, which knows messages by pointer, validates and hashes only what
+// changed.
+
+// outboundPart is a namespace's outbound part, or why it could not be generated.
+type outboundPart struct {
+	namespace string
+	rep       *ir.Proxy
+	res       *generate.Resources
+	errs      generate.Errors
+	err       error
+}
+
+// proxyPart is a proxy's own part and the key of the inputs it was generated from.
+type proxyPart struct {
+	key  string
+	res  *generate.Resources
+	errs generate.Errors
+	err  error
+}
+
+// generateOutbound generates the outbound part for rep's namespace.
+func generateOutbound(mesh *ir.Mesh, rep *ir.Proxy) *outboundPart {
+	p := *rep
+	p.Inbound, p.AppProbes = nil, nil
+	out := &outboundPart{namespace: rep.Namespace, rep: rep}
+	out.res, out.errs, out.err = generateSplit(mesh, &p)
+	return out
+}
+
+// generateProxyPart generates the proxy's own part from a mesh without services.
+func generateProxyPart(bare *ir.Mesh, p *ir.Proxy, key string) proxyPart {
+	part := proxyPart{key: key}
+	part.res, part.errs, part.err = generateSplit(bare, p)
+	return part
+}
+
+// generateSplit is generate.ForProxy with its per-object errors apart.
+func generateSplit(mesh *ir.Mesh, p *ir.Proxy) (*generate.Resources, generate.Errors, error) {
+	res, err := generate.ForProxy(mesh, p)
+	var perObject generate.Errors
+	if err != nil && !errors.As(err, &perObject) {
+		return nil, nil, err
+	}
+	return res, perObject, nil
+}
+
+// bareMesh is the mesh without services and proxies: what a proxy part depends on.
+func bareMesh(mesh *ir.Mesh) *ir.Mesh {
+	return &ir.Mesh{TrustDomain: mesh.TrustDomain, TrustDomainAliases: mesh.TrustDomainAliases, MTLSMode: mesh.MTLSMode}
+}
+
+// assemble is the proxy part plus the outbound resources of names the proxy
+// part does not have, each list sorted by name as generate sorts it.
+func assemble(own, shared *generate.Resources) *generate.Resources {
+	return &generate.Resources{
+		Listeners: mergeByName(own.Listeners, shared.Listeners, (*listenerv3.Listener).GetName),
+		Routes:    mergeByName(own.Routes, shared.Routes, (*routev3.RouteConfiguration).GetName),
+		Clusters:  mergeByName(own.Clusters, shared.Clusters, (*clusterv3.Cluster).GetName),
+		Endpoints: mergeByName(own.Endpoints, shared.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName),
+		Secrets:   own.Secrets,
+	}
+}
+
+// mergeByName merges two lists sorted by name; on equal names a's wins.
+func mergeByName[T any](a, b []T, name func(T) string) []T {
+	out := make([]T, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) && j < len(b) {
+		na, nb := name(a[i]), name(b[j])
+		switch {
+		case na < nb:
+			out = append(out, a[i])
+			i++
+		case nb < na:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, a[i])
+			i, j = i+1, j+1
+		}
+	}
+	out = append(out, a[i:]...)
+	return append(out, b[j:]...)
+}
+
+// memo holds the outbound messages published before, so that a message whose
+// inputs did not change is handed to the server again rather than a copy.
+type memo struct {
+	// assignments are load assignments by cluster name, with the key of their service.
+	assignments map[string]memoEntry[*endpointv3.ClusterLoadAssignment]
+	// groups are the other outbound messages by namespace and type/name,
+	// valid for the structure key in groupKeys.
+	groups    map[string]map[string]types.Resource
+	groupKeys map[string]string
+	// newCLAs counts the load assignments of the last update that were new.
+	newCLAs int
+}
+
+type memoEntry[T any] struct {
+	key string
+	msg T
+}
+
+func newMemo() *memo {
+	return &memo{
+		assignments: map[string]memoEntry[*endpointv3.ClusterLoadAssignment]{},
+		groups:      map[string]map[string]types.Resource{},
+		groupKeys:   map[string]string{},
+	}
+}
+
+// pushKeys are the keys of one push's inputs that outbound messages depend on.
+type pushKeys struct {
+	// structure hashes the mesh without proxies and without the endpoints of
+	// services with a cluster IP: everything outbound messages other than
+	// load assignments depend on (headless services' endpoints are listener
+	// addresses, so they stay in).
+	structure string
+	// services hashes each service by FQDN ("" when the FQDN repeats): all a
+	// load assignment depends on.
+	services map[string]string
+}
+
+func newPushKeys(mesh *ir.Mesh) pushKeys {
+	k := pushKeys{services: make(map[string]string, len(mesh.Services))}
+	shape := ir.Mesh{TrustDomain: mesh.TrustDomain, TrustDomainAliases: mesh.TrustDomainAliases, MTLSMode: mesh.MTLSMode}
+	shape.Services = make([]*ir.Service, 0, len(mesh.Services))
+	for _, s := range mesh.Services {
+		if s == nil {
+			continue
+		}
+		if _, dup := k.services[s.FQDN]; dup {
+			k.services[s.FQDN] = ""
+		} else {
+			k.services[s.FQDN] = hashJSON(s)
+		}
+		if !s.Headless {
+			c := *s
+			c.Endpoints = nil
+			s = &c
+		}
+		shape.Services = append(shape.Services, s)
+	}
+	k.structure = hashJSON(&shape)
+	return k
+}
+
+// canonicalize replaces, in a namespace's outbound part, every message whose
+// inputs are those of a message published before by that message, and
+// remembers the new ones.
+func (m *memo) canonicalize(part *outboundPart, keys pushKeys) {
+	res := part.res
+	for i, cla := range res.Endpoints {
+		res.Endpoints[i] = m.loadAssignment(cla, keys)
+	}
+	if m.groupKeys[part.namespace] != keys.structure {
+		m.groupKeys[part.namespace] = keys.structure
+		m.groups[part.namespace] = map[string]types.Resource{}
+	}
+	group := m.groups[part.namespace]
+	canonicalList(group, resource.ListenerType, res.Listeners, (*listenerv3.Listener).GetName)
+	canonicalList(group, resource.RouteType, res.Routes, (*routev3.RouteConfiguration).GetName)
+	canonicalList(group, resource.ClusterType, res.Clusters, (*clusterv3.Cluster).GetName)
+}
+
+func (m *memo) loadAssignment(cla *endpointv3.ClusterLoadAssignment, keys pushKeys) *endpointv3.ClusterLoadAssignment {
+	name := cla.GetClusterName()
+	key := keys.services[clusterFQDN(name)]
+	if e, ok := m.assignments[name]; ok && key != "" && e.key == key {
+		return e.msg
+	}
+	m.assignments[name] = memoEntry[*endpointv3.ClusterLoadAssignment]{key: key, msg: cla}
+	m.newCLAs++
+	return cla
+}
+
+// canonicalList replaces each message of list by the one group holds under
+// its name, or adds it to group.
+func canonicalList[T types.Resource](group map[string]types.Resource, typeURL string, list []T, name func(T) string) {
+	for i, msg := range list {
+		k := typeURL + "/" + name(msg)
+		if prev, ok := group[k].(T); ok {
+			list[i] = prev
+			continue
+		}
+		group[k] = msg
+	}
+}
+
+// prune drops what belongs to namespaces without sidecars and to services
+// that are gone or changed.
+func (m *memo) prune(namespaces map[string]bool, keys pushKeys) {
+	for ns := range m.groups {
+		if !namespaces[ns] {
+			delete(m.groups, ns)
+			delete(m.groupKeys, ns)
+		}
+	}
+	for name, e := range m.assignments {
+		if keys.services[clusterFQDN(name)] != e.key {
+			delete(m.assignments, name)
+		}
+	}
+}
+
+// clusterFQDN is the service FQDN of an outbound cluster name (ir.ClusterName).
+func clusterFQDN(cluster string) string {
+	parts := strings.SplitN(cluster, "|", 4)
+	if len(parts) != 4 {
+		return ""
+	}
+	return parts[3]
+}
