@@ -76,9 +76,13 @@ func generateSplit(mesh *ir.Mesh, p *ir.Proxy) (*generate.Resources, generate.Er
 	return res, perObject, nil
 }
 
-// bareMesh is the mesh without services and proxies: what a proxy part depends on.
+// bareMesh is the mesh without services and proxies: what a proxy part
+// depends on. It copies the whole struct, so a mesh-wide setting added to
+// ir.Mesh later is part of the proxy part's key without anyone listing it.
 func bareMesh(mesh *ir.Mesh) *ir.Mesh {
-	return &ir.Mesh{TrustDomain: mesh.TrustDomain, TrustDomainAliases: mesh.TrustDomainAliases, MTLSMode: mesh.MTLSMode}
+	bare := *mesh
+	bare.Services, bare.Proxies = nil, nil
+	return &bare
 }
 
 // assemble is the proxy part plus the outbound resources of names the proxy
@@ -155,7 +159,7 @@ type pushKeys struct {
 
 func newPushKeys(mesh *ir.Mesh) pushKeys {
 	k := pushKeys{services: make(map[string]string, len(mesh.Services))}
-	shape := ir.Mesh{TrustDomain: mesh.TrustDomain, TrustDomainAliases: mesh.TrustDomainAliases, MTLSMode: mesh.MTLSMode}
+	shape := *bareMesh(mesh)
 	shape.Services = make([]*ir.Service, 0, len(mesh.Services))
 	for _, s := range mesh.Services {
 		if s == nil {

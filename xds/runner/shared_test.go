@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
@@ -133,6 +134,13 @@ func TestSharedConfigEqualsForProxy(t *testing.T) {
 				_ = table.update(moved, pub, logr.Discard())
 				checkEqualsForProxy(t, moved, pub, table)
 			}
+			// A mesh-wide setting changes both the proxies' own parts and
+			// the shared outbound parts (both keys must cover it).
+			idle := ir.Duration(time.Second)
+			tuned := *mesh
+			tuned.StreamIdleTimeout = &idle
+			_ = table.update(&tuned, pub, logr.Discard())
+			checkEqualsForProxy(t, &tuned, pub, table)
 			if len(mesh.Services) > 1 {
 				fewer := *mesh
 				fewer.Services = mesh.Services[1:]
