@@ -20,6 +20,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if cfg := os.Getenv(EnvRun); cfg != "" {
+		if err := RunIsolatedMain(context.Background(), cfg, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "control-plane process:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	os.Exit(m.Run())
 }
 

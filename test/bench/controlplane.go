@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -167,6 +166,3 @@ func (s *secretSource) Credential(identity string) (*pki.Credential, bool) {
 }
 
 func (s *secretSource) OnChange(func(string)) {}
-
-// errNotConverged marks a wait that ended at its deadline.
-var errNotConverged = errors.New("not converged")

@@ -78,6 +78,24 @@ func (p *proxy) apply(typeURL string, updated []*info, removed []string, replace
 // resubscribe recomputes the dependent subscriptions from the clusters and
 // listeners held; resources no longer wanted are dropped.
 func (p *proxy) resubscribe() map[string]subChange {
+	want := p.references()
+	changes := map[string]subChange{}
+	for _, t := range dependentTypes {
+		ch := subChange{add: missingFrom(p.wanted[t], want[t]), remove: missingFrom(want[t], p.wanted[t])}
+		for _, n := range ch.remove {
+			delete(p.have[t], n)
+		}
+		if len(ch.add)+len(ch.remove) > 0 {
+			changes[t] = ch
+		}
+		p.wanted[t] = want[t]
+	}
+	return changes
+}
+
+// references are the names of each dependent type that the clusters and
+// listeners held reference.
+func (p *proxy) references() map[string]map[string]bool {
 	want := map[string]map[string]bool{}
 	for _, t := range dependentTypes {
 		want[t] = map[string]bool{}
@@ -98,28 +116,19 @@ func (p *proxy) resubscribe() map[string]subChange {
 			want[resource.SecretType][s] = true
 		}
 	}
-	changes := map[string]subChange{}
-	for _, t := range dependentTypes {
-		var ch subChange
-		for n := range want[t] {
-			if !p.wanted[t][n] {
-				ch.add = append(ch.add, n)
-			}
+	return want
+}
+
+// missingFrom are the names of b not in a, sorted.
+func missingFrom(a, b map[string]bool) []string {
+	var out []string
+	for n := range b {
+		if !a[n] {
+			out = append(out, n)
 		}
-		for n := range p.wanted[t] {
-			if !want[t][n] {
-				ch.remove = append(ch.remove, n)
-				delete(p.have[t], n)
-			}
-		}
-		if len(ch.add)+len(ch.remove) > 0 {
-			slices.Sort(ch.add)
-			slices.Sort(ch.remove)
-			changes[t] = ch
-		}
-		p.wanted[t] = want[t]
 	}
-	return changes
+	slices.Sort(out)
+	return out
 }
 
 // wantedNames is the sorted subscription of a dependent type.
