@@ -170,7 +170,7 @@ func runPhases(cp *controlPlane, sp *sidecarProcess, in *translate.Inputs, cfg C
 	for _, next := range []func(*translate.Inputs) Change{cfg.Mesh.EndpointChange, cfg.Mesh.WeightChange, cfg.Mesh.NewService} {
 		ch := next(cur)
 		cur = ch.Inputs
-		cr, err := runChange(cp, sp, ch, cfg.Deadline)
+		cr, err := runChange(sp, ch, cfg.Deadline, func() error { cp.push(ch.Inputs); return nil })
 		if err != nil {
 			return err
 		}
@@ -182,9 +182,9 @@ func runPhases(cp *controlPlane, sp *sidecarProcess, in *translate.Inputs, cfg C
 	return nil
 }
 
-// runChange arms the change's expectation in the sidecars, pushes it and
-// waits for every affected proxy.
-func runChange(cp *controlPlane, sp *sidecarProcess, ch Change, deadline time.Duration) (ChangeResult, error) {
+// runChange arms the change's expectation in the sidecars, makes the
+// change with apply and waits for every affected proxy.
+func runChange(sp *sidecarProcess, ch Change, deadline time.Duration, apply func() error) (ChangeResult, error) {
 	exp := sidecars.Expectation{NewIP: ch.Expect.NewIP, OldIP: ch.Expect.OldIP}
 	if ch.Expect.Weights != nil {
 		exp.Split = splitKey(ch.Expect.Weights)
@@ -193,7 +193,9 @@ func runChange(cp *controlPlane, sp *sidecarProcess, ch Change, deadline time.Du
 		return ChangeResult{}, err
 	}
 	cpu0, t0 := cpuSeconds(), time.Now()
-	cp.push(ch.Inputs)
+	if err := apply(); err != nil {
+		return ChangeResult{}, fmt.Errorf("making the %s change: %w", ch.Name, err)
+	}
 	reply, err := sp.call(sidecars.Command{Op: sidecars.OpAwait, T0: t0.UnixNano(), Deadline: deadline})
 	if err != nil {
 		return ChangeResult{}, err
