@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
@@ -81,6 +83,22 @@ type RunResult struct {
 	DNF string `json:"dnf,omitempty"`
 }
 
+// phase says what the current run is doing, progress holds a copy of its
+// result so far and stopProfiling flushes its CPU profile: what a run ended
+// by the RSS budget still reports (see guardRSS).
+var (
+	phase         atomic.Value
+	progress      atomic.Pointer[RunResult]
+	stopProfiling atomic.Pointer[func()]
+)
+
+// record publishes a copy of res as the run's progress.
+func record(res *RunResult) {
+	c := *res
+	c.Changes = slices.Clone(res.Changes)
+	progress.Store(&c)
+}
+
 // Run runs the harness once: start the control plane, push the mesh, wait
 // until config for every proxy is generated, connect the sidecars, wait for
 // them to converge, then make each change and wait for its affected proxies.
@@ -101,7 +119,9 @@ func Run(ctx context.Context, cfg Config) (res *RunResult, err error) {
 	if err != nil {
 		return nil, err
 	}
+	stopProfiling.Store(&stopProfile)
 	defer stopProfile()
+	phase.Store("generating config for every proxy")
 	if !generateAll(cp, in, nodes, cfg.Deadline, res) {
 		return res, nil
 	}
@@ -114,9 +134,13 @@ func Run(ctx context.Context, cfg Config) (res *RunResult, err error) {
 			err = stopErr
 		}
 	}()
+	record(res)
+	phase.Store("connecting the sidecars")
 	if err := connectAll(cp, sp, nodes, cfg, res); err != nil || res.DNF != "" {
 		return res, err
 	}
+	record(res)
+	phase.Store("making the changes")
 	return res, runPhases(cp, sp, in, cfg, res)
 }
 
@@ -150,7 +174,7 @@ func connectAll(cp *controlPlane, sp *sidecarProcess, nodes []string, cfg Config
 	if res.Initial.Done < res.Initial.Proxies {
 		res.DNF = fmt.Sprintf("%d of %d proxies converged within %s", res.Initial.Done, res.Initial.Proxies, cfg.Deadline)
 	}
-	return writeHeapProfile(cfg.ProfileDir)
+	return writeHeapProfile(cfg.ProfileDir, "heap.pprof")
 }
 
 // runPhases verifies the initial config (when asked) and makes the three changes.
@@ -175,6 +199,7 @@ func runPhases(cp *controlPlane, sp *sidecarProcess, in *translate.Inputs, cfg C
 			return err
 		}
 		res.Changes = append(res.Changes, cr)
+		record(res)
 		if cr.Done < cr.Proxies && res.DNF == "" {
 			res.DNF = fmt.Sprintf("%s change: %d of %d proxies within %s", ch.Name, cr.Done, cr.Proxies, cfg.Deadline)
 		}
@@ -258,17 +283,20 @@ func startCPUProfile(dir string) (func(), error) {
 		_ = f.Close()
 		return nil, fmt.Errorf("starting the CPU profile: %w", err)
 	}
+	var once sync.Once
 	return func() {
-		pprof.StopCPUProfile()
-		_ = f.Close()
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		})
 	}, nil
 }
 
-func writeHeapProfile(dir string) error {
+func writeHeapProfile(dir, name string) error {
 	if dir == "" {
 		return nil
 	}
-	f, err := os.Create(filepath.Join(dir, "heap.pprof"))
+	f, err := os.Create(filepath.Join(dir, name))
 	if err != nil {
 		return fmt.Errorf("creating the heap profile: %w", err)
 	}

@@ -102,9 +102,17 @@ func guardRSS(cfg IsolatedConfig, out io.Writer) {
 		if err != nil || rss <= cfg.MaxRSS {
 			continue
 		}
-		m := cfg.Mesh
-		_ = printResult(out, &RunResult{Proxies: m.Proxies, Services: m.Services, Endpoints: m.Endpoints, RSSBytes: rss,
-			DNF: fmt.Sprintf("control-plane RSS above the %d MiB budget", cfg.MaxRSS>>20)})
+		if stop := stopProfiling.Load(); stop != nil {
+			(*stop)()
+		}
+		_ = writeHeapProfile(cfg.ProfileDir, "heap-at-budget.pprof")
+		res := progress.Load()
+		if res == nil {
+			m := cfg.Mesh
+			res = &RunResult{Proxies: m.Proxies, Services: m.Services, Endpoints: m.Endpoints}
+		}
+		res.DNF = fmt.Sprintf("control-plane RSS %d MiB, above the %d MiB budget, while %v", rss>>20, cfg.MaxRSS>>20, phase.Load())
+		_ = printResult(out, res)
 		os.Exit(0)
 	}
 }

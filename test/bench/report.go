@@ -43,20 +43,25 @@ func (p Point) finished() []*RunResult {
 	return slices.DeleteFunc(slices.Clone(p.Runs), func(r *RunResult) bool { return r.DNF != "" })
 }
 
-// figure is the spread of f over the finished runs.
+// figure is the spread of f over the runs that measured it: every finished
+// run, and the runs that did not finish where f is above zero (what they
+// measured before they stopped).
 func (p Point) figure(f func(*RunResult) float64) (Spread, bool) {
 	var vs []float64
-	for _, r := range p.finished() {
-		vs = append(vs, f(r))
+	for _, r := range p.Runs {
+		if v := f(r); r.DNF == "" || v > 0 {
+			vs = append(vs, v)
+		}
 	}
 	return spreadOf(vs)
 }
 
-// change picks a change's result by name.
+// change picks a change's result by name; 0 when the change did not reach
+// every affected proxy.
 func change(name string, f func(ChangeResult) float64) func(*RunResult) float64 {
 	return func(r *RunResult) float64 {
 		for _, c := range r.Changes {
-			if c.Name == name {
+			if c.Name == name && c.Done == c.Proxies {
 				return f(c)
 			}
 		}
@@ -100,7 +105,8 @@ var columns = []column{
 }
 
 // Table is the results as markdown: one row per figure, one column per
-// number of proxies, each cell "median (min–max)" over the finished runs.
+// number of proxies, each cell "median (min–max)" over the runs that
+// measured it (see Point.figure).
 func Table(points []Point) string {
 	var b strings.Builder
 	b.WriteString("| figure |")
@@ -190,11 +196,12 @@ func plotSeries(path, title, ylabel string, logScale bool, points []Point, ss []
 		p.Y.Min = 0
 	}
 	p.Add(plotter.NewGrid())
+	drawn := 0
 	for i, s := range ss {
 		var xys plotter.XYs
 		var errs plotter.YErrors
 		for _, pt := range points {
-			if sp, ok := pt.figure(s.f); ok {
+			if sp, ok := pt.figure(s.f); ok && (!logScale || sp.Min > 0) {
 				xys = append(xys, plotter.XY{X: float64(pt.Proxies), Y: sp.Median / s.scale})
 				errs = append(errs, struct{ Low, High float64 }{(sp.Median - sp.Min) / s.scale, (sp.Max - sp.Median) / s.scale})
 			}
@@ -205,6 +212,11 @@ func plotSeries(path, title, ylabel string, logScale bool, points []Point, ss []
 		if err := addLine(p, i, s.name, xys, errs); err != nil {
 			return err
 		}
+		drawn++
+	}
+	if drawn == 0 {
+		// Nothing finished: no plot rather than an empty one.
+		return nil
 	}
 	p.Legend.Top, p.Legend.Left = true, true
 	if err := p.Save(16*vg.Centimeter, 10*vg.Centimeter, path); err != nil {

@@ -33,7 +33,7 @@ func readKnobs(t *testing.T) knobs {
 		routes: envInt(t, "BENCH_ROUTES", 10), namespaces: envInt(t, "BENCH_NAMESPACES", 10),
 		runs: envInt(t, "BENCH_RUNS", 3), sotw: os.Getenv("BENCH_SOTW") == "1", tls: os.Getenv("BENCH_TLS") == "1",
 		deadline: time.Duration(envInt(t, "BENCH_DEADLINE_S", 300)) * time.Second,
-		maxRSS:   uint64(envInt(t, "BENCH_MAX_RSS_MB", 12000)) << 20,
+		maxRSS:   uint64(envInt(t, "BENCH_MAX_RSS_MB", 16000)) << 20,
 		profileN: envInt(t, "BENCH_PROFILE_N", 1000),
 		out:      cmpOr(os.Getenv("BENCH_OUT"), "../../docs"),
 	}
@@ -163,7 +163,7 @@ func section(k knobs, points []Point, load0, load1 string) string {
 		time.Now().UTC().Format("2006-01-02 15:04"), runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, load0, load1)
 	fmt.Fprintf(&b, "Mesh: %d services × %d endpoints in %d namespaces, %d MeshRoutes (90/10 between two subsets) with "+
 		"DestinationPolicies; N injected pods each with one %s ADS stream over %s (authentication off), SDS served. "+
-		"%d runs per N, each in a fresh control-plane process; cells are median (min–max) over the runs that finished; "+
+		"%d runs per N, each in a fresh control-plane process; cells are median (min–max) over the runs that measured the figure (every finished run, and what runs that did not finish measured before they stopped); "+
 		"wait deadline %s, control-plane RSS budget %d MiB.\n\n",
 		k.services, k.endpoints, k.namespaces, k.routes, mode, transport, k.runs, k.deadline, k.maxRSS>>20)
 	b.WriteString(Table(points))
