@@ -84,10 +84,11 @@ func checkConverged(t *testing.T, res *RunResult, proxies int) {
 
 func logResult(t *testing.T, res *RunResult) {
 	t.Helper()
-	t.Logf("generate %.2fs (%.2f CPU s); initial p50 %.3fs max %.3fs, %.0f bytes/proxy; heap %d MB, RSS %d MB",
-		res.GenerateSeconds, res.GenerateCPUSeconds, res.Initial.P50, res.Initial.Max, res.ConfigBytesPerProxy,
+	t.Logf("generate %.2fs (%.2f CPU s); initial p50 %.3fs max %.3fs, %.0f bytes/proxy, %d resources resent; heap %d MB, RSS %d MB",
+		res.GenerateSeconds, res.GenerateCPUSeconds, res.Initial.P50, res.Initial.Max, res.ConfigBytesPerProxy, res.Initial.Resent,
 		res.HeapBytes>>20, res.RSSBytes>>20)
 	for _, c := range res.Changes {
-		t.Logf("%s: %d/%d p50 %.3fs p99 %.3fs max %.3fs, %d bytes, %.2f CPU s", c.Name, c.Done, c.Proxies, c.P50, c.P99, c.Max, c.Bytes, c.CPUSeconds)
+		t.Logf("%s: %d/%d p50 %.3fs p99 %.3fs max %.3fs, %d bytes (%d resources resent), %.2f CPU s",
+			c.Name, c.Done, c.Proxies, c.P50, c.P99, c.Max, c.Bytes, c.Resent, c.CPUSeconds)
 	}
 }

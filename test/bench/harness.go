@@ -45,8 +45,10 @@ type Wait struct {
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
 	Max float64 `json:"max"`
-	// Bytes are the payload bytes the proxies received.
+	// Bytes are the payload bytes the proxies received; Resent counts the
+	// resources among them that the receiving proxy already held, identical.
 	Bytes  int64    `json:"bytes"`
+	Resent int64    `json:"resent"`
 	Errors []string `json:"errors,omitempty"`
 }
 
@@ -233,7 +235,7 @@ func summarize(r *sidecars.Result) Wait {
 		return Wait{}
 	}
 	return Wait{
-		Proxies: r.Proxies, Done: r.Done, Bytes: r.Bytes, Errors: r.StreamErrors,
+		Proxies: r.Proxies, Done: r.Done, Bytes: r.Bytes, Resent: r.Resent, Errors: r.StreamErrors,
 		P50: quantile(r.Latencies, 0.5), P99: quantile(r.Latencies, 0.99), Max: quantile(r.Latencies, 1),
 	}
 }

@@ -76,9 +76,10 @@ type column struct {
 	format func(float64) string
 }
 
-func secs(v float64) string { return fmt.Sprintf("%.3g s", v) }
-func mib(v float64) string  { return fmt.Sprintf("%.0f MiB", v/(1<<20)) }
-func kib(v float64) string  { return fmt.Sprintf("%.0f KiB", v/(1<<10)) }
+func secs(v float64) string  { return fmt.Sprintf("%.3g s", v) }
+func mib(v float64) string   { return fmt.Sprintf("%.0f MiB", v/(1<<20)) }
+func kib(v float64) string   { return fmt.Sprintf("%.0f KiB", v/(1<<10)) }
+func count(v float64) string { return fmt.Sprintf("%.0f", v) }
 
 var columns = []column{
 	{"generate", func(r *RunResult) float64 { return r.GenerateSeconds }, secs},
@@ -102,6 +103,9 @@ var columns = []column{
 	{"heap after GC", func(r *RunResult) float64 { return float64(r.HeapBytes) }, mib},
 	{"RSS", func(r *RunResult) float64 { return float64(r.RSSBytes) }, mib},
 	{"config bytes / proxy", func(r *RunResult) float64 { return r.ConfigBytesPerProxy }, kib},
+	{"initial: identical resources resent / proxy", func(r *RunResult) float64 {
+		return float64(r.Initial.Resent) / float64(max(r.Proxies, 1))
+	}, count},
 }
 
 // Table is the results as markdown: one row per figure, one column per

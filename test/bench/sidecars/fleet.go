@@ -28,7 +28,9 @@ type Fleet struct {
 	proxies []*proxy
 	conns   []*grpc.ClientConn
 	bytes   atomic.Int64
-	wg      sync.WaitGroup
+	// resent counts resources received that the proxy already held, identical.
+	resent atomic.Int64
+	wg     sync.WaitGroup
 
 	mu       sync.Mutex
 	complete []time.Time

@@ -87,6 +87,9 @@ type Result struct {
 	// Bytes are the gRPC payload bytes all proxies received from the start
 	// until traffic settled.
 	Bytes int64 `json:"bytes"`
+	// Resent counts the resources received in the same window that the
+	// receiving proxy already held with identical content.
+	Resent int64 `json:"resent"`
 	// StreamErrors are the first few stream failures.
 	StreamErrors []string `json:"streamErrors,omitempty"`
 }

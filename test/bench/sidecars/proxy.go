@@ -56,11 +56,15 @@ func (p *proxy) apply(typeURL string, updated []*info, removed []string, replace
 	defer p.mu.Unlock()
 	held := p.have[typeURL]
 	if replace {
-		clear(held)
+		p.have[typeURL] = make(map[string]*info, len(updated))
 	}
 	for _, in := range updated {
-		held[in.name] = in
+		if held[in.name] == in {
+			p.fleet.resent.Add(1)
+		}
+		p.have[typeURL][in.name] = in
 	}
+	held = p.have[typeURL]
 	for _, n := range removed {
 		delete(held, n)
 	}

@@ -63,7 +63,7 @@ func Main(ctx context.Context, in io.Reader, out io.Writer) error {
 }
 
 func (f *Fleet) handleConnect(ctx context.Context, cmd Command, start time.Time) (*Result, string) {
-	before := f.bytes.Load()
+	before, resent := f.bytes.Load(), f.resent.Load()
 	if err := f.connect(ctx, cmd); err != nil {
 		return nil, err.Error()
 	}
@@ -74,8 +74,10 @@ func (f *Fleet) handleConnect(ctx context.Context, cmd Command, start time.Time)
 	f.mu.Lock()
 	lat := sinceAll(start, f.complete)
 	f.mu.Unlock()
-	return &Result{Proxies: len(cmd.Nodes), Done: len(lat), Latencies: lat, Bytes: f.settledBytes() - before,
-		StreamErrors: append(f.streamErrors(), f.incomplete()...)}, ""
+	res := &Result{Proxies: len(cmd.Nodes), Done: len(lat), Latencies: lat, Bytes: f.settledBytes() - before,
+		StreamErrors: append(f.streamErrors(), f.incomplete()...)}
+	res.Resent = f.resent.Load() - resent
+	return res, ""
 }
 
 func (f *Fleet) completed() int {
@@ -101,7 +103,7 @@ func (f *Fleet) allEnded() bool {
 func (f *Fleet) awaitExpectation(cmd Command) *Result {
 	e := f.currentExpectation()
 	t0 := time.Unix(0, cmd.T0)
-	before := f.bytes.Load()
+	before, resent := f.bytes.Load(), f.resent.Load()
 	want := len(f.proxies)
 	if e.affected != nil {
 		want = len(e.affected)
@@ -117,7 +119,9 @@ func (f *Fleet) awaitExpectation(cmd Command) *Result {
 	}
 	f.mu.Unlock()
 	lat := sinceAll(t0, times)
-	return &Result{Proxies: want, Done: len(lat), Latencies: lat, Bytes: f.settledBytes() - before, StreamErrors: f.streamErrors()}
+	res := &Result{Proxies: want, Done: len(lat), Latencies: lat, Bytes: f.settledBytes() - before, StreamErrors: f.streamErrors()}
+	res.Resent = f.resent.Load() - resent
+	return res
 }
 
 func (f *Fleet) metCount(e *expectation) int {
