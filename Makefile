@@ -49,15 +49,20 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint.
+lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint, and check that the lint rules catch deliberate violations.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	go vet ./...
-	$(GOLANGCI_LINT) run ./...
+	$(GOLANGCI_LINT) run --allow-parallel-runners ./...
+	hack/lint-selftest.sh $(GOLANGCI_LINT)
 
 .PHONY: test
 test: envtest-assets envoy dataplane-deps e2e-node-deps ## Run every test, envtest included, with the race detector.
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) fuzz
+
+.PHONY: test-unit
+test-unit: ## The fast loop: the packages whose tests need no API server (hack/unit-packages.sh), with -short and the race detector.
+	pkgs=$$(hack/unit-packages.sh); go test $(GO_TEST_FLAGS) -short $$pkgs
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target briefly (seed corpus plus FUZZ_TIME).

@@ -13,6 +13,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/controllers/meshstatus"
+	"github.com/capstanmesh/capstan/controllers/uninjected"
 	"github.com/capstanmesh/capstan/xds/ir"
 	"github.com/capstanmesh/capstan/xds/translate"
 )
@@ -100,15 +102,19 @@ func (r *PipelineStatusReconciler[T]) SetupWithManager(mgr ctrl.Manager) error {
 // SetupWithStatusStore registers the Mesh reconciler and, for MeshRoute,
 // DestinationPolicy and PeerAuthentication, status reconcilers fed by the
 // pipeline through store. Use it instead of SetupWithManager when the xDS
-// pipeline runs.
-func SetupWithStatusStore(mgr ctrl.Manager, store *StatusStore) error {
+// pipeline runs. meshStatus is the Mesh's status writer, shared with the
+// certificate manager (NewMeshStatusWriter when nil).
+func SetupWithStatusStore(mgr ctrl.Manager, store *StatusStore, meshStatus *meshstatus.Writer) error {
 	c, rec := mgr.GetClient(), mgr.GetEventRecorder(EventSource)
+	if meshStatus == nil {
+		meshStatus = NewMeshStatusWriter(mgr)
+	}
 	setups := []func(ctrl.Manager) error{
-		NewMeshReconciler(c, rec).SetupWithManager,
+		(&MeshStatusReconciler{Client: c, Status: meshStatus}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.MeshRoute]{Client: c, Recorder: rec, Store: store, kind: meshRouteKind}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.DestinationPolicy]{Client: c, Recorder: rec, Store: store, kind: destinationPolicyKind}).SetupWithManager,
 		(&PipelineStatusReconciler[*meshv1alpha1.PeerAuthentication]{Client: c, Recorder: rec, Store: store, kind: peerAuthenticationKind}).SetupWithManager,
-		(&UninjectedReconciler{Client: c, Recorder: rec}).SetupWithManager,
+		(&uninjected.Reconciler{Client: c, Recorder: rec, Status: meshStatus}).SetupWithManager,
 	}
 	for _, setup := range setups {
 		if err := setup(mgr); err != nil {

@@ -3,7 +3,6 @@ package controllers
 import (
 	"context"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
@@ -37,15 +36,6 @@ func (r *SpecStatusReconciler[T]) SetupWithManager(mgr ctrl.Manager) error {
 		For(r.kind.newObject()).
 		Named(r.name).
 		Complete(r)
-}
-
-// NewMeshReconciler sets the Accepted and Ready conditions of Mesh objects.
-func NewMeshReconciler(c client.Client, rec recorder.EventRecorder) *SpecStatusReconciler[*meshv1alpha1.Mesh] {
-	return &SpecStatusReconciler[*meshv1alpha1.Mesh]{Client: c, Recorder: rec, name: "mesh", kind: statusKind[*meshv1alpha1.Mesh]{
-		newObject:  func() *meshv1alpha1.Mesh { return &meshv1alpha1.Mesh{} },
-		conditions: func(m *meshv1alpha1.Mesh) *[]metav1.Condition { return &m.Status.Conditions },
-		desired:    MeshConditions,
-	}}
 }
 
 // NewMeshRouteReconciler sets the Accepted condition of MeshRoute objects.

@@ -6,11 +6,14 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/api/validation/validationtest"
 )
 
 // route builds a MeshRoute with one rule to reviews, changed by opts.
@@ -45,14 +48,14 @@ func TestValidateMeshRoute(t *testing.T) {
 		{"prefix rewrite with a Prefix match", route(pathMatch(meshv1alpha1.MatchPrefix, "/v1/"), rewritePrefix("/v2/")), ""},
 		{"prefix rewrite with a defaulted path type", route(pathMatch("", "/v1/"), rewritePrefix("/v2/")), ""},
 		{"prefix rewrite without a match", route(rewritePrefix("/v2/")),
-			"spec.http[0].rewrite.prefix: requires a Prefix path match"},
+			"spec.http[0].rewrite.prefix: needs a Prefix path match, and the rule has no match"},
 		{"prefix rewrite with an Exact match", route(pathMatch(meshv1alpha1.MatchExact, "/v1"), rewritePrefix("/v2/")),
-			"spec.http[0].rewrite.prefix: requires a Prefix path match"},
+			"spec.http[0].rewrite.prefix: needs every match of the rule to have a Prefix path match"},
 		{"prefix rewrite with one header-only match", route(pathMatch(meshv1alpha1.MatchPrefix, "/v1/"), rewritePrefix("/v2/"),
 			func(r *meshv1alpha1.HTTPRule) {
 				r.Match = append(r.Match, meshv1alpha1.HTTPMatch{Headers: []meshv1alpha1.HeaderMatch{{Name: "x", Value: "y"}}})
 			}),
-			"spec.http[0].rewrite.prefix: requires a Prefix path match"},
+			"spec.http[0].rewrite.prefix: needs every match of the rule to have a Prefix path match"},
 		{"uri rewrite needs no match", route(func(r *meshv1alpha1.HTTPRule) { r.Rewrite = &meshv1alpha1.Rewrite{URI: "/x"} }), ""},
 		{"bad regex", route(pathMatch(meshv1alpha1.MatchRegularExpression, "/(a")),
 			"spec.http[0].match[0].path.value: not a valid RE2 regular expression: error parsing regexp: missing closing ): `/(a`"},
@@ -193,4 +196,46 @@ func TestMeshConditions(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestStatusAgreesWithTheRules runs every shared case (validationtest)
+// through the status reconcilers' condition computation: a case the rules
+// refuse is not Accepted and the message names each field, in order; the
+// others are Accepted. Admission's and the translator's tests check the same
+// cases.
+func TestStatusAgreesWithTheRules(t *testing.T) {
+	for _, c := range validationtest.Cases() {
+		t.Run(c.Kind()+"/"+c.Name, func(t *testing.T) {
+			acc := meta.FindStatusCondition(specConditions(c.Object), meshv1alpha1.ConditionAccepted)
+			if acc == nil {
+				t.Fatal("no Accepted condition")
+			}
+			if got := acc.Status == metav1.ConditionFalse; got != c.Refused() {
+				t.Fatalf("Accepted %s (%s), want refused = %v", acc.Status, acc.Message, c.Refused())
+			}
+			rest := acc.Message
+			for _, f := range c.Fields {
+				i := strings.Index(rest, f+": ")
+				if i < 0 {
+					t.Fatalf("message %q does not name %s (in order)", acc.Message, f)
+				}
+				rest = rest[i+len(f):]
+			}
+		})
+	}
+}
+
+// specConditions are the conditions the status reconcilers compute from obj's spec.
+func specConditions(obj runtime.Object) []metav1.Condition {
+	switch o := obj.(type) {
+	case *meshv1alpha1.MeshRoute:
+		return MeshRouteConditions(o)
+	case *meshv1alpha1.DestinationPolicy:
+		return DestinationPolicyConditions(o)
+	case *meshv1alpha1.PeerAuthentication:
+		return PeerAuthenticationConditions(o)
+	case *meshv1alpha1.Mesh:
+		return MeshConditions(o)
+	}
+	return nil
 }

@@ -76,6 +76,23 @@ type MeshSpec struct {
 	// +kubebuilder:default={}
 	// +optional
 	Telemetry Telemetry `json:"telemetry,omitempty"`
+
+	// Traffic holds mesh-wide defaults of the sidecars' HTTP traffic.
+	// +optional
+	Traffic MeshTraffic `json:"traffic,omitempty"`
+}
+
+// MeshTraffic holds mesh-wide defaults of the sidecars' HTTP traffic.
+type MeshTraffic struct {
+	// StreamIdleTimeout is how long an HTTP request or stream (a WebSocket,
+	// a gRPC stream, server-sent events) may go without a byte either way
+	// before the sidecars reset it. Unset means 1h (Envoy's own default of 5m
+	// cuts quiet long-lived streams); "0s" turns the timeout off.
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('720h')",message="streamIdleTimeout must be at most 720h"
+	// +optional
+	StreamIdleTimeout *metav1.Duration `json:"streamIdleTimeout,omitempty"`
 }
 
 // MeshMTLS is the mesh-wide mTLS default.

@@ -16,6 +16,8 @@ const (
 	AnnotationGenerator = "capstan.dev/generator"
 	// GeneratorGRPC is the AnnotationGenerator value of proxyless gRPC clients.
 	GeneratorGRPC = "grpc"
+	// EventSource is the reporting controller name on the Events Capstan records.
+	EventSource = "capstan"
 	// ProxyContainerName is the name of the injected Envoy container.
 	ProxyContainerName = "capstan-proxy"
 	// ProxyUID is the UID Envoy runs as; its traffic is not captured.

@@ -20,8 +20,13 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/cabundle"
+	"github.com/capstanmesh/capstan/controllers/certificates"
+	"github.com/capstanmesh/capstan/controllers/rootca"
+	"github.com/capstanmesh/capstan/internal/app"
 	"github.com/capstanmesh/capstan/webhook/handler"
 	"github.com/capstanmesh/capstan/webhook/inject"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
 )
@@ -104,16 +109,16 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.BoolVar(&opts.WebhookMeshCerts, "webhook-mesh-certs", false,
 		"serve the admission webhooks (--webhook-port) with a certificate from the mesh CA for the "+webhookServiceName+
 			" Service, and keep the webhook configurations' caBundle equal to the mesh root")
-	fs.StringVar(&opts.MutatingWebhookConfiguration, "mutating-webhook-configuration", controllers.DefaultMutatingWebhookConfiguration,
+	fs.StringVar(&opts.MutatingWebhookConfiguration, "mutating-webhook-configuration", cabundle.DefaultMutatingWebhookConfiguration,
 		"the MutatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps (the ClusterRole may update this name only)")
-	fs.StringVar(&opts.ValidatingWebhookConfiguration, "validating-webhook-configuration", controllers.DefaultValidatingWebhookConfiguration,
+	fs.StringVar(&opts.ValidatingWebhookConfiguration, "validating-webhook-configuration", cabundle.DefaultValidatingWebhookConfiguration,
 		"the ValidatingWebhookConfiguration whose caBundle --webhook-mesh-certs keeps (the ClusterRole may update this name only)")
 	fs.BoolVar(&opts.InjectionCPUAccounting, "injection-cpu-accounting", false,
 		"record the injection webhook's CPU time per request (capstan_injection_cpu_seconds), for diagnosis")
 	bindXDSLimitFlags(fs, &opts.XDSLimits, &opts.XDSReviewLimits)
 	fs.DurationVar(&opts.XDSRecheckInterval, "xds-recheck-interval", server.DefaultRecheckInterval,
 		"how often open xDS streams are checked again: closed when the pod is gone or replaced or the token expired")
-	fs.DurationVar(&opts.MaxTrustTransition, "max-trust-transition", controllers.DefaultMaxTrustTransition,
+	fs.DurationVar(&opts.MaxTrustTransition, "max-trust-transition", certificates.DefaultMaxTrustTransition,
 		"after a change of the Mesh's CA or trust domain, serve xDS from the previous CA at most this long "+
 			"while connected proxies do not yet trust the new root (see docs/security.md)")
 	opts.ZapOptions.BindFlags(fs)
@@ -182,7 +187,7 @@ func runWithConfig(ctx context.Context, cfg *rest.Config, opts options) error {
 	}
 	// The certificate manager is made once the manager exists; the webhook
 	// server asks it for its certificate only when it serves.
-	var certs *controllers.CertificateManager
+	var certs *certificates.Manager
 	webhookOpts := webhook.Options{Port: opts.WebhookPort, CertDir: opts.WebhookCertDir}
 	if opts.WebhookMeshCerts {
 		webhookOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
@@ -192,7 +197,7 @@ func runWithConfig(ctx context.Context, cfg *rest.Config, opts options) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme: scheme,
 		// Kinds the ClusterRole grants by name only are cached by name.
-		Cache:                   cache.Options{ByObject: controllers.NameScopedCache(opts.MutatingWebhookConfiguration, opts.ValidatingWebhookConfiguration)},
+		Cache:                   cache.Options{ByObject: app.NameScopedCache(opts.MutatingWebhookConfiguration, opts.ValidatingWebhookConfiguration)},
 		Metrics:                 metricsserver.Options{BindAddress: opts.MetricsAddr},
 		WebhookServer:           webhook.NewServer(webhookOpts),
 		HealthProbeBindAddress:  opts.ProbeAddr,
@@ -238,12 +243,16 @@ func setupWebhooks(mgr ctrl.Manager, opts options) error {
 // setupXDS adds the certificate manager, the root CA publisher and the xDS
 // pipeline: TLS with a serving certificate from the mesh's provider and
 // authenticated streams, unless XDSPlaintext.
-func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, error) {
+func setupXDS(mgr ctrl.Manager, opts options) (*certificates.Manager, error) {
 	names := xdsDNSNames(opts.Namespace)
 	if opts.WebhookMeshCerts {
 		names = append(names, webhookDNSNames(opts.Namespace)...)
 	}
-	certs, err := controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
+	// One writer of the Mesh status, shared by the certificate manager and
+	// the Mesh's status reconcilers.
+	meshStatus := controllers.NewMeshStatusWriter(mgr)
+	certs, err := certificates.NewFor(mgr, certificates.Options{
+		MeshStatus:         meshStatus,
 		Namespace:          opts.Namespace,
 		ServingDNSNames:    names,
 		MaxTrustTransition: opts.MaxTrustTransition,
@@ -254,34 +263,34 @@ func setupXDS(mgr ctrl.Manager, opts options) (*controllers.CertificateManager, 
 	if err := mgr.Add(certs); err != nil {
 		return nil, fmt.Errorf("adding the certificate manager: %w", err)
 	}
-	bundle := controllers.BundleOf(certs)
-	publisher := &controllers.RootCAPublisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Bundle: bundle}
+	bundle := certificates.BundleOf(certs)
+	publisher := &rootca.Publisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Bundle: bundle}
 	if err := publisher.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
 	certs.OnChange(func(string) { publisher.BundleChanged() })
 	if opts.WebhookMeshCerts {
-		injector := &controllers.CABundleInjector{Client: mgr.GetClient(), Bundle: bundle,
+		injector := &cabundle.Injector{Client: mgr.GetClient(), Bundle: bundle,
 			Mutating: opts.MutatingWebhookConfiguration, Validating: opts.ValidatingWebhookConfiguration}
 		if err := injector.SetupWithManager(mgr); err != nil {
 			return nil, err
 		}
 		certs.OnChange(func(string) { injector.BundleChanged() })
 	}
-	xds := runner.ManagerOptions{Addr: opts.XDSAddr, Secrets: certs, Limits: opts.XDSLimits, ReviewLimits: opts.XDSReviewLimits,
-		RecheckInterval: opts.XDSRecheckInterval}
+	xds := app.PipelineOptions{Addr: opts.XDSAddr, Secrets: certs, Limits: opts.XDSLimits, ReviewLimits: opts.XDSReviewLimits,
+		RecheckInterval: opts.XDSRecheckInterval, MeshStatus: meshStatus}
 	if !opts.XDSPlaintext {
 		xds.GetCertificate = certs.GetCertificate
-		xds.Authenticator = &controllers.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: controllers.XDSTokenAudience}
-		xds.Pods = controllers.PodLookup{Reader: mgr.GetClient()}
+		xds.Authenticator = &kubeauth.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: kubeauth.XDSTokenAudience}
+		xds.Pods = kubeauth.PodLookup{Reader: mgr.GetClient()}
 	}
-	srv, err := runner.AddToManager(mgr, xds)
+	srv, err := app.AddPipeline(mgr, xds)
 	if err != nil {
 		return nil, err
 	}
 	if !opts.XDSPlaintext {
 		// Streams of a deleted or replaced pod close at once.
-		if err := (&controllers.PodRechecker{OnChange: srv.RecheckPod}).SetupWithManager(mgr); err != nil {
+		if err := (&kubeauth.PodRechecker{OnChange: srv.RecheckPod}).SetupWithManager(mgr); err != nil {
 			return nil, err
 		}
 	}

@@ -23,7 +23,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/cabundle"
+	"github.com/capstanmesh/capstan/controllers/certificates"
+	"github.com/capstanmesh/capstan/controllers/uninjected"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/rbac"
 )
@@ -66,9 +68,9 @@ func webhookConfigurations(t *testing.T) (mutating, validating, other client.Obj
 			SideEffects: se, AdmissionReviewVersions: []string{"v1"}, FailurePolicy: ptr.To(admissionregistrationv1.Ignore)}
 	}
 	cc, sel, se := hook("validate")
-	m := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: controllers.DefaultMutatingWebhookConfiguration},
+	m := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: cabundle.DefaultMutatingWebhookConfiguration},
 		Webhooks: []admissionregistrationv1.MutatingWebhook{mutatingHook("inject")}}
-	v := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: controllers.DefaultValidatingWebhookConfiguration},
+	v := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: cabundle.DefaultValidatingWebhookConfiguration},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{Name: "validate.test.capstan.dev", ClientConfig: cc, ObjectSelector: sel,
 			SideEffects: se, AdmissionReviewVersions: []string{"v1"}, FailurePolicy: ptr.To(admissionregistrationv1.Ignore)}}}
 	o := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "someone-elses-webhooks"},
@@ -124,8 +126,8 @@ func TestRunWithGeneratedRBAC(t *testing.T) {
 	go func() {
 		done <- runWithConfig(runCtx, cfg, options{MetricsAddr: "0", ProbeAddr: probeAddr, Namespace: operatorNS, XDSAddr: xdsAddr,
 			LeaderElect: true, WebhookMeshCerts: true, WebhookPort: port, reuseControllerNames: true,
-			MutatingWebhookConfiguration:   controllers.DefaultMutatingWebhookConfiguration,
-			ValidatingWebhookConfiguration: controllers.DefaultValidatingWebhookConfiguration})
+			MutatingWebhookConfiguration:   cabundle.DefaultMutatingWebhookConfiguration,
+			ValidatingWebhookConfiguration: cabundle.DefaultValidatingWebhookConfiguration})
 	}()
 	defer func() {
 		cancel()
@@ -274,7 +276,7 @@ func checkRestartForbidden(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(dep), dep); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := dep.Spec.Template.Annotations[controllers.AnnotationRestartedAt]; ok {
+	if _, ok := dep.Spec.Template.Annotations[uninjected.AnnotationRestartedAt]; ok {
 		t.Error("the Deployment was restarted without the restarter binding")
 	}
 }
@@ -294,12 +296,12 @@ func TestGeneratedRolesAllowWhatTheCodeDoes(t *testing.T) {
 		{Verb: "update", Resource: "configmaps", Namespace: "app", Name: meshv1alpha1.RootCAConfigMapName},
 		{Verb: "watch", Resource: "configmaps", Name: meshv1alpha1.RootCAConfigMapName},
 		{Verb: "list", Resource: "configmaps", Name: meshv1alpha1.RootCAConfigMapName},
-		{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Name: controllers.DefaultMutatingWebhookConfiguration},
-		{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: controllers.DefaultValidatingWebhookConfiguration},
+		{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations", Name: cabundle.DefaultMutatingWebhookConfiguration},
+		{Verb: "update", Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations", Name: cabundle.DefaultValidatingWebhookConfiguration},
 		{Verb: "list", Group: "apps", Resource: "deployments"},
 		{Verb: "create", Resource: "secrets", Namespace: operatorNS},
-		{Verb: "get", Resource: "secrets", Namespace: operatorNS, Name: controllers.DefaultRootSecretName},
-		{Verb: "update", Resource: "secrets", Namespace: operatorNS, Name: controllers.DefaultRootSecretName},
+		{Verb: "get", Resource: "secrets", Namespace: operatorNS, Name: certificates.DefaultRootSecretName},
+		{Verb: "update", Resource: "secrets", Namespace: operatorNS, Name: certificates.DefaultRootSecretName},
 		{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNS},
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNS, Name: leaderElectionID},
 		{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"},
@@ -317,7 +319,7 @@ func TestGeneratedRolesAllowWhatTheCodeDoes(t *testing.T) {
 		{Verb: "patch", Group: "apps", Resource: "statefulsets", Namespace: "app", Name: "db"},
 		{Verb: "patch", Group: "apps", Resource: "daemonsets", Namespace: "app", Name: "agent"},
 		{Verb: "get", Resource: "secrets", Namespace: operatorNS, Name: "other"},
-		{Verb: "get", Resource: "secrets", Namespace: "app", Name: controllers.DefaultRootSecretName},
+		{Verb: "get", Resource: "secrets", Namespace: "app", Name: certificates.DefaultRootSecretName},
 		{Verb: "list", Resource: "secrets", Namespace: operatorNS},
 		{Verb: "update", Group: "coordination.k8s.io", Resource: "leases", Namespace: operatorNS, Name: "another-controller"},
 		{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: "app"},

@@ -4,7 +4,8 @@
 // The binary is $CAPSTAN_ENVOY (make exports it; `make envoy` installs it),
 // else <repo>/bin/envoy-<ENVOY_VERSION of the Makefile>. A test that needs
 // Envoy fails when CAPSTAN_ENVOY names a missing file, and skips (saying to
-// run `make envoy`) only when CAPSTAN_ENVOY is unset and no binary exists:
+// run `make envoy`) only when CAPSTAN_ENVOY is unset and no binary exists, or
+// under -short (`make test-unit`, the fast loop) when the binary is missing:
 // under `make test`, as in CI, it always runs.
 package envoytest
 
@@ -26,10 +27,14 @@ const EnvVar = "CAPSTAN_ENVOY"
 
 // Path returns the Envoy binary, failing tb when $CAPSTAN_ENVOY is set but
 // unusable and skipping it when neither it nor bin/envoy-<version> exists.
+// Under -short a missing binary skips tb in either case.
 func Path(tb testing.TB) string {
 	tb.Helper()
 	if p := os.Getenv(EnvVar); p != "" {
 		if err := checkExecutable(p); err != nil {
+			if errors.Is(err, os.ErrNotExist) && testing.Short() {
+				tb.Skipf("no Envoy at %s=%s, and -short (make test-unit) skips what needs it; make test runs it", EnvVar, p)
+			}
 			tb.Fatalf("%s: %v (run make envoy)", EnvVar, err)
 		}
 		return p

@@ -2,10 +2,14 @@ package envoytest_test
 
 import (
 	"context"
+	"errors"
+	"flag"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -118,5 +122,84 @@ func TestExpandArgs(t *testing.T) {
 		if got := envoytest.ExpandArgs([]string{in}, env)[0]; got != want {
 			t.Errorf("ExpandArgs(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// outcome is a testing.TB that records how Path ends instead of ending the test.
+type outcome struct {
+	testing.TB
+	skipped, failed string
+}
+
+var errStop = errors.New("stop")
+
+func (o *outcome) Helper()                   {}
+func (o *outcome) Skipf(f string, a ...any)  { o.skipped = fmt.Sprintf(f, a...); panic(errStop) }
+func (o *outcome) Fatalf(f string, a ...any) { o.failed = fmt.Sprintf(f, a...); panic(errStop) }
+func (o *outcome) Fatal(a ...any)            { o.failed = fmt.Sprint(a...); panic(errStop) }
+func (o *outcome) Errorf(f string, a ...any) { o.failed = fmt.Sprintf(f, a...) }
+func (o *outcome) String() string            { return fmt.Sprintf("skipped %q, failed %q", o.skipped, o.failed) }
+func (o *outcome) ended() bool               { return o.skipped != "" || o.failed != "" }
+
+func pathOutcome(t *testing.T) *outcome {
+	t.Helper()
+	o := &outcome{TB: t}
+	func() {
+		defer func() {
+			if p := recover(); p != nil && p != errStop { //nolint:errorlint // the sentinel itself
+				panic(p)
+			}
+		}()
+		envoytest.Path(o)
+	}()
+	return o
+}
+
+func setShort(t *testing.T, on bool) {
+	t.Helper()
+	was := testing.Short()
+	if err := flag.Set("test.short", strconv.FormatBool(on)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = flag.Set("test.short", strconv.FormatBool(was)) })
+}
+
+// TestMissingEnvoyFailsUnlessShort: when CAPSTAN_ENVOY (which make exports)
+// names no file, a test needing Envoy fails, as under make test, except under
+// -short (make test-unit), where it skips saying why.
+func TestMissingEnvoyFailsUnlessShort(t *testing.T) {
+	t.Setenv(envoytest.EnvVar, filepath.Join(t.TempDir(), "no-envoy"))
+
+	setShort(t, false)
+	if o := pathOutcome(t); o.failed == "" || o.skipped != "" {
+		t.Errorf("missing Envoy without -short: %v, want a failure", o)
+	}
+	setShort(t, true)
+	if o := pathOutcome(t); o.skipped == "" || !strings.Contains(o.skipped, "make test-unit") {
+		t.Errorf("missing Envoy under -short: %v, want a skip naming make test-unit", o)
+	}
+}
+
+// TestUnusableEnvoyFailsEvenWhenShort: a file that is there but cannot run
+// is a broken setup, not a missing asset.
+func TestUnusableEnvoyFailsEvenWhenShort(t *testing.T) {
+	notExecutable := filepath.Join(t.TempDir(), "envoy")
+	if err := os.WriteFile(notExecutable, []byte("not envoy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(envoytest.EnvVar, notExecutable)
+	setShort(t, true)
+	if o := pathOutcome(t); o.failed == "" {
+		t.Errorf("non-executable Envoy under -short: %v, want a failure", o)
+	}
+}
+
+// TestPresentEnvoyRunsWhenShort: -short skips only what is missing.
+func TestPresentEnvoyRunsWhenShort(t *testing.T) {
+	envoy := envoytest.Path(t)
+	t.Setenv(envoytest.EnvVar, envoy)
+	setShort(t, true)
+	if o := pathOutcome(t); o.ended() {
+		t.Errorf("Envoy at %s under -short: %v, want it returned", envoy, o)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/capstanmesh/capstan/internal/envoybin"
+	"github.com/capstanmesh/capstan/internal/envoytest"
 	"github.com/capstanmesh/capstan/internal/re2"
 )
 
@@ -29,10 +29,7 @@ var exactCorpus = []string{
 // program size must not exceed Capstan's measure (so Envoy accepts it too);
 // and for the exact corpus the two must be equal.
 func TestModelAgreesWithEnvoy(t *testing.T) {
-	envoy, err := envoybin.Path()
-	if err != nil {
-		t.Skip(err)
-	}
+	envoy := envoytest.Path(t)
 	exact := map[string]bool{}
 	for _, p := range exactCorpus {
 		exact[p] = true

@@ -19,8 +19,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/certificates"
 	"github.com/capstanmesh/capstan/pki"
+	"github.com/capstanmesh/capstan/pki/certmanager"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/xdsclient"
 	"github.com/capstanmesh/capstan/xds/generate"
@@ -43,10 +44,10 @@ func TestBuiltInCA(t *testing.T) {
 		t.Error("proxies of two identities hold the same key")
 	}
 	root := &corev1.Secret{}
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: controllers.DefaultRootSecretName}, root); err != nil {
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: operatorNamespace, Name: certificates.DefaultRootSecretName}, root); err != nil {
 		t.Fatalf("the built-in CA's Secret: %v", err)
 	}
-	roots, err := pki.ParseCertificatesPEM(root.Data[controllers.RootSecretCertKey])
+	roots, err := pki.ParseCertificatesPEM(root.Data[certificates.RootSecretCertKey])
 	if err != nil || !bundleHolds(first.bundlePEM, roots[0]) {
 		t.Errorf("ROOTCA does not hold the stored root (%v)", err)
 	}
@@ -177,7 +178,7 @@ func checkStillHolds(t *testing.T, c *xdsclient.Delta, held *received) {
 
 func certManagerClient(t *testing.T) client.Client {
 	t.Helper()
-	c, err := controllers.NewCertManagerClient(env.Config)
+	c, err := certmanager.NewClient(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ const deniedGroup = "denied.example.com"
 // cert-manager's issuers and denies those for issuers of deniedGroup, until
 // ctx is done.
 func runApprovalPolicy(ctx context.Context) (<-chan struct{}, error) {
-	cm, err := controllers.NewCertManagerClient(env.Config)
+	cm, err := certmanager.NewClient(env.Config)
 	if err != nil {
 		return nil, err
 	}

@@ -35,10 +35,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/certificates"
+	"github.com/capstanmesh/capstan/controllers/inputs"
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/generate"
 	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
@@ -69,7 +71,7 @@ func (p apiPods) Pod(namespace, name string) (string, string, bool) {
 type operator struct {
 	ns    string
 	addr  string
-	certs *controllers.CertificateManager
+	certs *certificates.Manager
 }
 
 // startOperator runs the pipeline for a fresh namespace, with workload
@@ -83,7 +85,7 @@ func startOperator(t *testing.T, maxTTL time.Duration) *operator {
 	}
 	op := &operator{ns: ns, addr: lis.Addr().String()}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		certs, err := controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
+		certs, err := certificates.NewFor(mgr, certificates.Options{
 			Namespace: operatorNamespace, MaxWorkloadTTL: maxTTL, IssueTimeout: 10 * time.Second,
 			ServingDNSNames: []string{"capstan-xds.capstan-system.svc"},
 		})
@@ -93,7 +95,7 @@ func startOperator(t *testing.T, maxTTL time.Duration) *operator {
 		op.certs = certs
 		var r *runner.Runner
 		srv := server.New(server.Options{
-			Authenticator:  &controllers.TokenReviewAuthenticator{Client: env.Client},
+			Authenticator:  &kubeauth.TokenReviewAuthenticator{Client: env.Client},
 			Pods:           apiPods{c: env.Client},
 			OnStatusChange: func(id string) { r.ProxyStatusChanged(id) },
 		})
@@ -101,7 +103,7 @@ func startOperator(t *testing.T, maxTTL time.Duration) *operator {
 			Publisher: srv, Sync: srv, Secrets: certs, Connections: srv,
 			Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond,
 		})
-		if err := (&controllers.InputsReconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
+		if err := (&inputs.Reconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		if err := mgr.Add(r); err != nil {
@@ -170,7 +172,7 @@ func (w *workload) token(t *testing.T) string {
 		t.Fatal(err)
 	}
 	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
-		Audiences:         []string{controllers.XDSTokenAudience},
+		Audiences:         []string{kubeauth.XDSTokenAudience},
 		ExpirationSeconds: ptr.To[int64](600),
 		BoundObjectRef:    &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: w.pod.Name, UID: w.pod.UID},
 	}}

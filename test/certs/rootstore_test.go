@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/certificates"
 	"github.com/capstanmesh/capstan/pki/builtin"
 )
 
@@ -26,8 +26,8 @@ func TestSecretRootStore(t *testing.T) {
 			}
 		})
 	}
-	store := func(name string) *controllers.SecretRootStore {
-		return &controllers.SecretRootStore{Client: env.Client, Namespace: operatorNamespace, Name: name}
+	store := func(name string) *certificates.SecretRootStore {
+		return &certificates.SecretRootStore{Client: env.Client, Namespace: operatorNamespace, Name: name}
 	}
 	var (
 		wg   sync.WaitGroup
@@ -59,7 +59,7 @@ func TestSecretRootStore(t *testing.T) {
 
 	junk := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: "root-junk"},
-		Data:       map[string][]byte{controllers.RootSecretCertKey: []byte("junk"), controllers.RootSecretKeyKey: []byte("junk")},
+		Data:       map[string][]byte{certificates.RootSecretCertKey: []byte("junk"), certificates.RootSecretKeyKey: []byte("junk")},
 	}
 	if err := env.Client.Create(ctx, junk); err != nil {
 		t.Fatal(err)
@@ -71,7 +71,7 @@ func TestSecretRootStore(t *testing.T) {
 	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(junk), after); err != nil {
 		t.Fatal(err)
 	}
-	if string(after.Data[controllers.RootSecretCertKey]) != "junk" || after.ResourceVersion != junk.ResourceVersion {
+	if string(after.Data[certificates.RootSecretCertKey]) != "junk" || after.ResourceVersion != junk.ResourceVersion {
 		t.Error("the junk Secret was overwritten")
 	}
 	empty := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNamespace, Name: "root-empty"}}

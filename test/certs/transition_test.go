@@ -19,10 +19,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/certificates"
+	"github.com/capstanmesh/capstan/controllers/inputs"
+	"github.com/capstanmesh/capstan/controllers/rootca"
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/generate"
 	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
@@ -45,7 +48,7 @@ func startTLSOperator(t *testing.T) *operator {
 	}
 	op := &operator{ns: ns, addr: lis.Addr().String()}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		certs, err := controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
+		certs, err := certificates.NewFor(mgr, certificates.Options{
 			Namespace: operatorNamespace, IssueTimeout: 10 * time.Second,
 			ServingDNSNames: []string{xdsServerName},
 			// The window must end because the proxies trust the new root,
@@ -62,14 +65,14 @@ func startTLSOperator(t *testing.T) *operator {
 			return err
 		}
 		op.certs = certs
-		publisher := &controllers.RootCAPublisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Bundle: controllers.BundleOf(certs)}
+		publisher := &rootca.Publisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Bundle: certificates.BundleOf(certs)}
 		if err := publisher.SetupWithManager(mgr); err != nil {
 			return err
 		}
 		certs.OnChange(func(string) { publisher.BundleChanged() })
 		var r *runner.Runner
 		srv := server.New(server.Options{
-			Authenticator:  &controllers.TokenReviewAuthenticator{Client: env.Client},
+			Authenticator:  &kubeauth.TokenReviewAuthenticator{Client: env.Client},
 			Pods:           apiPods{c: env.Client},
 			OnStatusChange: func(id string) { r.ProxyStatusChanged(id) },
 			GetCertificate: certs.GetCertificate,
@@ -79,7 +82,7 @@ func startTLSOperator(t *testing.T) *operator {
 			Publisher: srv, Sync: srv, Secrets: certs, Connections: srv,
 			Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond,
 		})
-		if err := (&controllers.InputsReconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
+		if err := (&inputs.Reconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 			return err
 		}
 		if err := mgr.Add(r); err != nil {

@@ -66,6 +66,13 @@ type AppConfig struct {
 	Timeout  time.Duration `json:"timeout,omitempty"`
 	// NewConnections makes each HTTP call on a new connection.
 	NewConnections bool `json:"newConnections,omitempty"`
+	// Method of HTTP calls; GET by default.
+	Method string `json:"method,omitempty"`
+	// Concurrency is how many requests an HTTPLoad client sends at once.
+	Concurrency int `json:"concurrency,omitempty"`
+	// Hold makes the HTTP server hold requests until Hold are in flight
+	// at once (once; later requests are answered at once).
+	Hold int `json:"hold,omitempty"`
 }
 
 // Report is what the HTTP server answers: who it is and what it got.
@@ -77,6 +84,9 @@ type Report struct {
 	RemoteAddr string              `json:"remoteAddr"`
 	Headers    map[string][]string `json:"headers"`
 	XFCC       string              `json:"xfcc"`
+	// InFlight is how many requests the server had in flight when this
+	// one came in, itself included.
+	InFlight int `json:"inFlight"`
 }
 
 // CallResult is one call a client made.
@@ -146,6 +156,10 @@ func RunApp(raw string) int {
 		err = callHTTP(ctx, cfg)
 	case GRPCClient:
 		err = callGRPC(ctx, cfg)
+	case HTTPLoad:
+		err = loadHTTP(ctx, cfg)
+	case HTTPStream:
+		err = streamHTTP(ctx, cfg)
 	default:
 		err = fmt.Errorf("unknown app mode %q", cfg.Mode)
 	}
@@ -161,13 +175,19 @@ func serveHTTP(ctx context.Context, cfg AppConfig) error {
 	if err != nil {
 		return err
 	}
+	h := newHolder(cfg.Hold)
 	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(Report{
+		defer h.leave()
+		rep := Report{
 			Pod: cfg.Name, Method: r.Method, Host: r.Host, Path: r.URL.Path, RemoteAddr: r.RemoteAddr,
-			Headers: r.Header, XFCC: r.Header.Get("X-Forwarded-Client-Cert"),
-		})
+			Headers: r.Header, XFCC: r.Header.Get("X-Forwarded-Client-Cert"), InFlight: h.enter(r.Context(), r.URL.Path),
+		}
+		if answerSpecial(w, r, rep) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(rep)
 	})}
 	go func() {
 		<-ctx.Done()
@@ -237,7 +257,11 @@ func callHTTP(ctx context.Context, cfg AppConfig) error {
 	tr := &http.Transport{DisableKeepAlives: cfg.NewConnections, Proxy: nil}
 	c := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 	return loop(ctx, cfg, func(int) CallResult {
-		resp, err := c.Get(cfg.URL)
+		req, err := newRequest(ctx, cfg)
+		if err != nil {
+			return CallResult{Error: err.Error()}
+		}
+		resp, err := c.Do(req)
 		if err != nil {
 			return CallResult{Error: err.Error()}
 		}

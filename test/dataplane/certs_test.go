@@ -27,8 +27,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/pki"
+	"github.com/capstanmesh/capstan/pki/certmanager"
 	"github.com/capstanmesh/capstan/test/envtest"
 )
 
@@ -269,7 +269,7 @@ func createCAIssuer(t *testing.T, name string, ca *testCA) {
 	if err := env.Client.Create(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
-	cm, err := controllers.NewCertManagerClient(env.Config)
+	cm, err := certmanager.NewClient(env.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,11 +19,16 @@ const appPort = 8080
 
 // echoServer starts a meshed pod "server" running the HTTP app on
 // appPort behind the Service server:80, and returns it with the Service.
+// An app in spec gives the server its Hold.
 func echoServer(t *testing.T, ns string, spec podSpec) (*pod, *corev1.Service) {
 	t.Helper()
 	svc := createService(t, ns, "server", "server", httpPort(80, appPort))
 	spec.name, spec.namespace = "server", ns
-	spec.app = &AppConfig{Mode: HTTPServer, Port: appPort}
+	app := AppConfig{Mode: HTTPServer, Port: appPort}
+	if spec.app != nil {
+		app.Hold = spec.app.Hold
+	}
+	spec.app = &app
 	spec.ports = []corev1.ContainerPort{{Name: "http", ContainerPort: appPort}}
 	server := startPod(t, spec)
 	setEndpoints(t, svc, server)
@@ -142,11 +147,10 @@ func TestStrictMeshedCall(t *testing.T) {
 	if got := inboundHandshakes(t, server) - before; got < 1 {
 		t.Errorf("the server's inbound listener completed %v TLS handshakes during %d calls", got, n+1)
 	}
-	// Envoy's default tag extraction cuts the cluster name at its first
-	// dot: outbound|80||server.<ns>.svc.cluster.local becomes the tag
-	// outbound|80||server and the rest goes into the metric's name.
+	// The cluster's alt_stat_name has no dots, so that Envoy's tag
+	// extraction (which cuts at the first dot) keeps the whole name.
 	stats := client.stats(t)
-	if got := clusterHandshakes(stats, "outbound|80||server"); got < 1 {
+	if got := clusterHandshakes(stats, outboundStatName(ns, "server")); got < 1 {
 		t.Errorf("the client's cluster to server completed %v TLS handshakes; its TLS stats:\n%s", got, grepLines(stats, "ssl_handshake"))
 	}
 	// What answers on the pod's app port is the sidecar, with the server's

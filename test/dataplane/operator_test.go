@@ -21,9 +21,12 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/certificates"
+	"github.com/capstanmesh/capstan/controllers/rootca"
+	"github.com/capstanmesh/capstan/internal/app"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/webhook/inject"
-	"github.com/capstanmesh/capstan/xds/runner"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -43,7 +46,7 @@ type operatorOptions struct {
 // so), the root CA publisher and the xDS pipeline over TLS with
 // authenticated streams and the token exchange, serving on the bridge.
 type operator struct {
-	certs  *controllers.CertificateManager
+	certs  *certificates.Manager
 	server *server.Server
 	cancel context.CancelFunc
 	done   chan error
@@ -74,8 +77,10 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
 	op := &operator{done: make(chan error, 1)}
-	op.certs, err = controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
-		Namespace: operatorNamespace, ServingDNSNames: xdsHosts(), MaxWorkloadTTL: opts.MaxWorkloadTTL,
+	meshStatus := controllers.NewMeshStatusWriter(mgr) // one Mesh status writer, as in cmd/manager
+	op.certs, err = certificates.NewFor(mgr, certificates.Options{
+		MeshStatus: meshStatus,
+		Namespace:  operatorNamespace, ServingDNSNames: xdsHosts(), MaxWorkloadTTL: opts.MaxWorkloadTTL,
 		// The harness's sidecars report no root fingerprints (it leaves the
 		// optional ConfigMap env var empty), so a CA change ends its trust
 		// window by this bound; the window itself is tested in test/certs.
@@ -87,8 +92,8 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 	if err := mgr.Add(op.certs); err != nil {
 		return nil, err
 	}
-	bundle := controllers.BundleOf(op.certs)
-	publisher := &controllers.RootCAPublisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Bundle: bundle}
+	bundle := certificates.BundleOf(op.certs)
+	publisher := &rootca.Publisher{Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Bundle: bundle}
 	if err := publisher.SetupWithManager(mgr); err != nil {
 		return nil, err
 	}
@@ -97,14 +102,15 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 	if err != nil {
 		return nil, err
 	}
-	op.server, err = runner.AddToManager(mgr, runner.ManagerOptions{
+	op.server, err = app.AddPipeline(mgr, app.PipelineOptions{
 		Listener:       lis,
 		Secrets:        op.certs,
 		GetCertificate: op.certs.GetCertificate,
-		Authenticator:  &controllers.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: controllers.XDSTokenAudience},
-		Pods:           controllers.PodLookup{Reader: mgr.GetClient()},
+		Authenticator:  &kubeauth.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: kubeauth.XDSTokenAudience},
+		Pods:           kubeauth.PodLookup{Reader: mgr.GetClient()},
 		Debounce:       20 * time.Millisecond,
 		MaxDelay:       200 * time.Millisecond,
+		MeshStatus:     meshStatus,
 	})
 	if err != nil {
 		_ = lis.Close()
@@ -223,7 +229,7 @@ func (op *operator) stop() error {
 	}
 }
 
-var _ manager.Runnable = (*controllers.CertificateManager)(nil)
+var _ manager.Runnable = (*certificates.Manager)(nil)
 
 // ensureNamespace creates a namespace (with labels) unless it exists.
 func ensureNamespace(ctx context.Context, env *envtest.Env, name string, labels map[string]string) error {

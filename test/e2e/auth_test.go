@@ -25,8 +25,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/capstanmesh/capstan/controllers"
-	"github.com/capstanmesh/capstan/xds/runner"
+	"github.com/capstanmesh/capstan/controllers/certificates"
+	"github.com/capstanmesh/capstan/internal/app"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -74,20 +75,20 @@ func runClientProcess(target string) int {
 // the certificate manager (built-in CA, root kept in the mesh's namespace)
 // serving a certificate for "localhost", TLS, TokenReview authentication
 // and pod binding.
-func startSecureMesh(t *testing.T) (*mesh, *controllers.CertificateManager) {
+func startSecureMesh(t *testing.T) (*mesh, *certificates.Manager) {
 	t.Helper()
-	var certs *controllers.CertificateManager
-	m := startMeshWith(t, func(mgr ctrl.Manager, ns string, opts *runner.ManagerOptions) error {
+	var certs *certificates.Manager
+	m := startMeshWith(t, func(mgr ctrl.Manager, ns string, opts *app.PipelineOptions) error {
 		var err error
-		certs, err = controllers.NewCertificateManagerFor(mgr, controllers.CertificateManagerOptions{
+		certs, err = certificates.NewFor(mgr, certificates.Options{
 			Namespace: ns, ServingDNSNames: []string{"localhost"},
 		})
 		if err != nil {
 			return err
 		}
 		opts.Secrets, opts.GetCertificate = certs, certs.GetCertificate
-		opts.Authenticator = &controllers.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: controllers.XDSTokenAudience}
-		opts.Pods = controllers.PodLookup{Reader: mgr.GetClient()}
+		opts.Authenticator = &kubeauth.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: kubeauth.XDSTokenAudience}
+		opts.Pods = kubeauth.PodLookup{Reader: mgr.GetClient()}
 		return mgr.Add(certs)
 	})
 	return m, certs
@@ -106,7 +107,7 @@ func (m *mesh) clientToken(t *testing.T, sa, pod string) string {
 		t.Fatal(err)
 	}
 	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{
-		Audiences:         []string{controllers.XDSTokenAudience},
+		Audiences:         []string{kubeauth.XDSTokenAudience},
 		ExpirationSeconds: ptr.To[int64](600),
 		BoundObjectRef:    &authnv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod, UID: p.UID},
 	}}

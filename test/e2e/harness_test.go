@@ -26,8 +26,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/internal/app"
 	"github.com/capstanmesh/capstan/xds/ir"
-	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -86,7 +86,7 @@ func startMesh(t *testing.T) *mesh {
 // startMeshWith is startMesh with setup, when not nil, run first in the
 // manager (with the mesh's namespace) to change the xDS options (TLS,
 // authentication) the way the operator's main does.
-func startMeshWith(t *testing.T, setup func(mgr ctrl.Manager, ns string, opts *runner.ManagerOptions) error) *mesh {
+func startMeshWith(t *testing.T, setup func(mgr ctrl.Manager, ns string, opts *app.PipelineOptions) error) *mesh {
 	t.Helper()
 	ns := env.NewNamespace(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -95,13 +95,13 @@ func startMeshWith(t *testing.T, setup func(mgr ctrl.Manager, ns string, opts *r
 	}
 	m := &mesh{ns: ns, xdsAddr: lis.Addr().String()}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		opts := runner.ManagerOptions{Listener: lis, Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}
+		opts := app.PipelineOptions{Listener: lis, Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}
 		if setup != nil {
 			if err := setup(mgr, ns, &opts); err != nil {
 				return err
 			}
 		}
-		srv, err := runner.AddToManager(mgr, opts)
+		srv, err := app.AddPipeline(mgr, opts)
 		m.server = srv
 		return err
 	}, ns)

@@ -12,7 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/cabundle"
 	"github.com/capstanmesh/capstan/test/envtest"
 )
 
@@ -83,7 +83,7 @@ func TestCABundleInjectorKeepsWebhookConfigurations(t *testing.T) {
 		t.Cleanup(func() { _ = env.Client.Delete(ctx, o) })
 	}
 	src := &bundle{pem: "ROOT-1\n"}
-	inj := &controllers.CABundleInjector{Bundle: src, Mutating: mutating, Validating: validating}
+	inj := &cabundle.Injector{Bundle: src, Mutating: mutating, Validating: validating}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
 		inj.Client = mgr.GetClient()
 		return inj.SetupWithManager(mgr)

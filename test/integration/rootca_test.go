@@ -13,7 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/rootca"
 	"github.com/capstanmesh/capstan/test/envtest"
 )
 
@@ -63,7 +63,7 @@ func TestRootCAIsPublishedInEnabledNamespaces(t *testing.T) {
 	enabled, plain := env.NewNamespace(t), env.NewNamespace(t)
 	setLabel(t, enabled, meshv1alpha1.InjectEnabled)
 	src := &bundle{pem: "ROOT-1\n"}
-	pub := &controllers.RootCAPublisher{Bundle: src}
+	pub := &rootca.Publisher{Bundle: src}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
 		pub.Client, pub.Reader = mgr.GetClient(), mgr.GetAPIReader()
 		return pub.SetupWithManager(mgr)

@@ -99,7 +99,7 @@ func TestAcceptedFollowsGeneration(t *testing.T) {
 	}
 	third := waitRouteAccepted(t, ns, "reviews", metav1.ConditionFalse)
 	acc3, _ := condition(third.Status.Conditions, meshv1alpha1.ConditionAccepted)
-	wantMsg := "spec.http[0].rewrite.prefix: requires a Prefix path match"
+	wantMsg := "spec.http[0].rewrite.prefix: needs a Prefix path match, and the rule has no match"
 	if third.Generation != 3 || acc3.Reason != meshv1alpha1.ReasonInvalid || acc3.Message != wantMsg {
 		t.Errorf("got generation %d, Accepted %s/%q, want generation 3, Invalid/%q", third.Generation, acc3.Reason, acc3.Message, wantMsg)
 	}

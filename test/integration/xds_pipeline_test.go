@@ -21,10 +21,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/internal/app"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/xdsclient"
 	"github.com/capstanmesh/capstan/xds/ir"
-	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -48,7 +48,7 @@ func startPipeline(t *testing.T) *pipeline {
 	}
 	p := &pipeline{ns: ns, addr: lis.Addr().String()}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		srv, err := runner.AddToManager(mgr, runner.ManagerOptions{Listener: lis, Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond})
+		srv, err := app.AddPipeline(mgr, app.PipelineOptions{Listener: lis, Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond})
 		p.server = srv
 		return err
 	}, ns)

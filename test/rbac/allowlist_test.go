@@ -10,7 +10,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/cabundle"
+	"github.com/capstanmesh/capstan/controllers/certificates"
+	"github.com/capstanmesh/capstan/controllers/uninjected"
 	"github.com/capstanmesh/capstan/test/envtest"
 )
 
@@ -22,7 +24,7 @@ import (
 // the permission, and say why in docs/security.md ("RBAC").
 var allowList = map[string][]string{
 	"ClusterRole capstan-manager": {
-		// RootCAPublisher: ConfigMaps by name, create cannot be restricted by name.
+		// rootca.Publisher: ConfigMaps by name, create cannot be restricted by name.
 		"core configmaps create",
 		"core configmaps#" + meshv1alpha1.RootCAConfigMapName + " get,list,update,watch",
 		// Inputs, injection webhook, status controllers.
@@ -30,10 +32,10 @@ var allowList = map[string][]string{
 		"core pods get,list,watch",
 		"core services get,list,watch",
 		"discovery.k8s.io endpointslices get,list,watch",
-		// CABundleInjector: Capstan's own webhook configurations only.
-		"admissionregistration.k8s.io mutatingwebhookconfigurations#" + controllers.DefaultMutatingWebhookConfiguration + " get,list,update,watch",
-		"admissionregistration.k8s.io validatingwebhookconfigurations#" + controllers.DefaultValidatingWebhookConfiguration + " get,list,update,watch",
-		// UninjectedReconciler reads workloads (restarting them is capstan-restarter's).
+		// cabundle.Injector: Capstan's own webhook configurations only.
+		"admissionregistration.k8s.io mutatingwebhookconfigurations#" + cabundle.DefaultMutatingWebhookConfiguration + " get,list,update,watch",
+		"admissionregistration.k8s.io validatingwebhookconfigurations#" + cabundle.DefaultValidatingWebhookConfiguration + " get,list,update,watch",
+		// uninjected.Reconciler reads workloads (restarting them is capstan-restarter's).
 		"apps daemonsets get,list,watch",
 		"apps deployments get,list,watch",
 		"apps replicasets get,list,watch",
@@ -54,7 +56,7 @@ var allowList = map[string][]string{
 		"mesh.capstan.dev meshroutes/status patch,update",
 		"mesh.capstan.dev peerauthentications/status patch,update",
 	},
-	"ClusterRole " + controllers.RestarterClusterRole: {
+	"ClusterRole " + uninjected.RestarterClusterRole: {
 		"apps daemonsets patch",
 		"apps deployments patch",
 		"apps statefulsets patch",
@@ -64,7 +66,7 @@ var allowList = map[string][]string{
 		"core events create,patch",
 		// The built-in CA's Secret, by name; create cannot be restricted by name.
 		"core secrets create",
-		"core secrets#" + controllers.DefaultRootSecretName + " get,update",
+		"core secrets#" + certificates.DefaultRootSecretName + " get,update",
 		// cert-manager provider.
 		"cert-manager.io certificaterequests create,delete,get,list,watch",
 		"cert-manager.io issuers get,list,watch",
@@ -260,7 +262,7 @@ func TestBindings(t *testing.T) {
 		return out
 	}
 	baseBound, restarterBound := bound(base), bound(restarter)
-	restarterRole := "ClusterRole " + controllers.RestarterClusterRole
+	restarterRole := "ClusterRole " + uninjected.RestarterClusterRole
 	for _, r := range base.ClusterRoles {
 		key := "ClusterRole " + r.Name
 		if key != restarterRole && !baseBound[key] {

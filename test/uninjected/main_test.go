@@ -1,4 +1,4 @@
-// Package uninjected tests the UninjectedReconciler against a real
+// Package uninjected tests the un-injected pods reconciler (controllers/uninjected) against a real
 // kube-apiserver: pods that predate the namespace's injection label are
 // reported in the Mesh status and Events, and their workloads restarted one
 // at a time.

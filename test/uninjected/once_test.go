@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/uninjected"
 )
 
 // countingRecorder counts Events by "namespace/name reason". The API
@@ -100,7 +100,7 @@ func TestReportsOnceAndWritesOnlyChanges(t *testing.T) {
 			return c.SubResource(sub).Update(ctx, obj, opts...)
 		},
 	})
-	r := &controllers.UninjectedReconciler{Client: c, Recorder: rec, Version: "v1"}
+	r := &uninjected.Reconciler{Client: c, Recorder: rec, Version: "v1"}
 	reconcile := func() {
 		t.Helper()
 		if _, err := r.Reconcile(ctx, ctrl.Request{}); err != nil {
@@ -129,7 +129,7 @@ func TestReportsOnceAndWritesOnlyChanges(t *testing.T) {
 	if after.ResourceVersion != first.ResourceVersion {
 		t.Errorf("Mesh resourceVersion moved from %s to %s: an unchanged status was written", first.ResourceVersion, after.ResourceVersion)
 	}
-	key := fmt.Sprintf("%s/web %s", ns, controllers.ReasonPodsWithoutSidecar)
+	key := fmt.Sprintf("%s/web %s", ns, uninjected.ReasonPodsWithoutSidecar)
 	if n := rec.count(key); n != 1 {
 		t.Errorf("%d Events %q after 6 reconciles, want 1", n, key)
 	}

@@ -19,6 +19,7 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/uninjected"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/rbac"
 )
@@ -76,7 +77,7 @@ func TestOptedOutPodsAreReported(t *testing.T) {
 		}
 	})
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		return (&controllers.UninjectedReconciler{
+		return (&uninjected.Reconciler{
 			Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder(controllers.EventSource), Version: "v1",
 		}).SetupWithManager(mgr)
 	}, ns)
@@ -102,9 +103,9 @@ func TestOptedOutPodsAreReported(t *testing.T) {
 	}
 	envtest.Eventually(t, settle, func() error {
 		for name, want := range wantNotes {
-			evs := events(t, ns, "Pod", name, controllers.ReasonPodOptedOut)
+			evs := events(t, ns, "Pod", name, uninjected.ReasonPodOptedOut)
 			if len(evs) != 1 {
-				return fmt.Errorf("%d %s Events on pod %s, want 1", len(evs), controllers.ReasonPodOptedOut, name)
+				return fmt.Errorf("%d %s Events on pod %s, want 1", len(evs), uninjected.ReasonPodOptedOut, name)
 			}
 			if evs[0].Type != corev1.EventTypeWarning || !strings.Contains(evs[0].Note, want) {
 				return fmt.Errorf("pod %s: %s Event %q, want a Warning containing %q", name, evs[0].Type, evs[0].Note, want)
@@ -113,8 +114,8 @@ func TestOptedOutPodsAreReported(t *testing.T) {
 		return nil
 	})
 	for _, name := range []string{"partly-excluded", "forged-status"} {
-		if evs := events(t, ns, "Pod", name, controllers.ReasonPodOptedOut); len(evs) != 0 {
-			t.Errorf("%d %s Events on pod %s, want none", len(evs), controllers.ReasonPodOptedOut, name)
+		if evs := events(t, ns, "Pod", name, uninjected.ReasonPodOptedOut); len(evs) != 0 {
+			t.Errorf("%d %s Events on pod %s, want none", len(evs), uninjected.ReasonPodOptedOut, name)
 		}
 	}
 }
@@ -176,7 +177,7 @@ func TestRestartWaitsForPermission(t *testing.T) {
 	// The permission is checked again every 100ms while it is missing, so
 	// that the test sees a new binding soon.
 	env.StartManagerAs(t, cfg, func(mgr ctrl.Manager) error {
-		return (&controllers.UninjectedReconciler{Client: mgr.GetClient(), Recorder: rec, Version: "v1",
+		return (&uninjected.Reconciler{Client: mgr.GetClient(), Recorder: rec, Version: "v1",
 			PermissionTTL: 100 * time.Millisecond}).SetupWithManager(mgr)
 	}, ns)
 
@@ -188,8 +189,8 @@ func TestRestartWaitsForPermission(t *testing.T) {
 		}
 		cond := meta.FindStatusCondition(m.Status.Conditions, meshv1alpha1.ConditionRestartUninjected)
 		if cond == nil || cond.Status != metav1.ConditionFalse || cond.Reason != meshv1alpha1.ReasonRestartForbidden ||
-			!strings.Contains(cond.Message, controllers.RestarterClusterRole) {
-			return fmt.Errorf("condition %+v, want False/%s naming %s", cond, meshv1alpha1.ReasonRestartForbidden, controllers.RestarterClusterRole)
+			!strings.Contains(cond.Message, uninjected.RestarterClusterRole) {
+			return fmt.Errorf("condition %+v, want False/%s naming %s", cond, meshv1alpha1.ReasonRestartForbidden, uninjected.RestarterClusterRole)
 		}
 		if m.Status.UninjectedPods != 1 {
 			return fmt.Errorf("status.uninjectedPods %d, want 1", m.Status.UninjectedPods)

@@ -18,6 +18,7 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/uninjected"
 	"github.com/capstanmesh/capstan/test/envtest"
 )
 
@@ -100,11 +101,11 @@ func events(t *testing.T, ns, kind, name, reason string) []eventsv1.Event {
 func restartedAt(obj client.Object) string {
 	switch o := obj.(type) {
 	case *appsv1.Deployment:
-		return o.Spec.Template.Annotations[controllers.AnnotationRestartedAt]
+		return o.Spec.Template.Annotations[uninjected.AnnotationRestartedAt]
 	case *appsv1.StatefulSet:
-		return o.Spec.Template.Annotations[controllers.AnnotationRestartedAt]
+		return o.Spec.Template.Annotations[uninjected.AnnotationRestartedAt]
 	case *batchv1.Job:
-		return o.Spec.Template.Annotations[controllers.AnnotationRestartedAt]
+		return o.Spec.Template.Annotations[uninjected.AnnotationRestartedAt]
 	}
 	return ""
 }
@@ -191,7 +192,7 @@ func TestPodsThatPredateTheLabel(t *testing.T) {
 	})
 
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		return (&controllers.UninjectedReconciler{
+		return (&uninjected.Reconciler{
 			Client:   mgr.GetClient(),
 			Recorder: mgr.GetEventRecorder(controllers.EventSource),
 			Version:  "v1",
@@ -213,9 +214,9 @@ func TestPodsThatPredateTheLabel(t *testing.T) {
 	}
 	envtest.Eventually(t, settle, func() error {
 		for _, w := range []struct{ kind, name string }{{"Deployment", "web"}, {"StatefulSet", "db"}} {
-			evs := events(t, ns, w.kind, w.name, controllers.ReasonPodsWithoutSidecar)
+			evs := events(t, ns, w.kind, w.name, uninjected.ReasonPodsWithoutSidecar)
 			if len(evs) == 0 {
-				return fmt.Errorf("no %s Event for %s %s", controllers.ReasonPodsWithoutSidecar, w.kind, w.name)
+				return fmt.Errorf("no %s Event for %s %s", uninjected.ReasonPodsWithoutSidecar, w.kind, w.name)
 			}
 			if evs[0].Type != corev1.EventTypeWarning {
 				return fmt.Errorf("%s %s: Event type %s, want Warning", w.kind, w.name, evs[0].Type)
@@ -247,16 +248,16 @@ func TestPodsThatPredateTheLabel(t *testing.T) {
 	envtest.Eventually(t, settle, func() error {
 		get(t, web)
 		if v := restartedAt(web); v == "" {
-			return fmt.Errorf("Deployment template has no %s", controllers.AnnotationRestartedAt)
+			return fmt.Errorf("Deployment template has no %s", uninjected.AnnotationRestartedAt)
 		}
 		return nil
 	})
 	if _, err := time.Parse(time.RFC3339, restartedAt(web)); err != nil {
-		t.Errorf("%s: %v", controllers.AnnotationRestartedAt, err)
+		t.Errorf("%s: %v", uninjected.AnnotationRestartedAt, err)
 	}
-	if web.Generation != 2 || web.Annotations[controllers.AnnotationRestartedGeneration] != "2" {
+	if web.Generation != 2 || web.Annotations[uninjected.AnnotationRestartedGeneration] != "2" {
 		t.Errorf("Deployment generation %d, %s %q; want 2 and \"2\"", web.Generation,
-			controllers.AnnotationRestartedGeneration, web.Annotations[controllers.AnnotationRestartedGeneration])
+			uninjected.AnnotationRestartedGeneration, web.Annotations[uninjected.AnnotationRestartedGeneration])
 	}
 	webRestartedAt := restartedAt(web)
 
@@ -271,8 +272,8 @@ func TestPodsThatPredateTheLabel(t *testing.T) {
 		t.Fatalf("StatefulSet restarted (generation %d) while the Deployment's rollout is in progress", db.Generation)
 	}
 	// Events are recorded once per workload and state, not per reconcile.
-	if evs := events(t, ns, "StatefulSet", "db", controllers.ReasonPodsWithoutSidecar); len(evs) != 1 {
-		t.Errorf("%d %s Events for the StatefulSet, want 1", len(evs), controllers.ReasonPodsWithoutSidecar)
+	if evs := events(t, ns, "StatefulSet", "db", uninjected.ReasonPodsWithoutSidecar); len(evs) != 1 {
+		t.Errorf("%d %s Events for the StatefulSet, want 1", len(evs), uninjected.ReasonPodsWithoutSidecar)
 	}
 
 	// The Deployment's rollout completes: the StatefulSet is next.
@@ -284,7 +285,7 @@ func TestPodsThatPredateTheLabel(t *testing.T) {
 	envtest.Eventually(t, settle, func() error {
 		get(t, db)
 		if restartedAt(db) == "" {
-			return fmt.Errorf("StatefulSet template has no %s", controllers.AnnotationRestartedAt)
+			return fmt.Errorf("StatefulSet template has no %s", uninjected.AnnotationRestartedAt)
 		}
 		return nil
 	})
@@ -313,8 +314,8 @@ func TestPodsThatPredateTheLabel(t *testing.T) {
 	}
 	envtest.Eventually(t, settle, func() error {
 		for _, w := range []struct{ kind, name string }{{"Deployment", "web"}, {"StatefulSet", "db"}} {
-			if len(events(t, ns, w.kind, w.name, controllers.ReasonRolloutRestarted)) != 1 {
-				return fmt.Errorf("want one %s Event for %s %s", controllers.ReasonRolloutRestarted, w.kind, w.name)
+			if len(events(t, ns, w.kind, w.name, uninjected.ReasonRolloutRestarted)) != 1 {
+				return fmt.Errorf("want one %s Event for %s %s", uninjected.ReasonRolloutRestarted, w.kind, w.name)
 			}
 		}
 		return nil

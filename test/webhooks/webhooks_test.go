@@ -237,6 +237,11 @@ func policy(ns, name string, annotations map[string]string, od *meshv1alpha1.Out
 	}
 }
 
+// TestAggressiveOutlierDetection checks the unified "can eject the whole
+// pool" threshold (api/validation.WholePoolEjectionPercent) through the real
+// API server: maxEjectionPercent 100 with minHealthPercent 0 is refused,
+// 99 with minHealthPercent 0 and consecutive5xxErrors 1 are admitted (the
+// webhook used to refuse both; a user coming from Istio expects them to pass).
 func TestAggressiveOutlierDetection(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t, nil)
@@ -251,10 +256,9 @@ func TestAggressiveOutlierDetection(t *testing.T) {
 	}
 	for _, want := range []string{
 		`admission webhook "destinationpolicy.validate.capstan.dev" denied the request`,
-		"spec.subsets[1].trafficPolicy.outlierDetection.consecutive5xxErrors: Invalid value: 1",
 		"spec.subsets[1].trafficPolicy.outlierDetection.maxEjectionPercent: Invalid value: 100",
-		"eject the whole pool",
-		`annotate the object capstan.dev/allow-aggressive-ejection: "true"`,
+		"can eject every endpoint",
+		`annotate the policy capstan.dev/allow-aggressive-ejection: "true"`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
@@ -265,36 +269,44 @@ func TestAggressiveOutlierDetection(t *testing.T) {
 	}
 	w.take()
 
-	// The defaults (5 errors, at most 50% ejected, panic below 50%) pass quietly.
-	if err := c.Create(ctx, policy(ns, "defaults", nil, &meshv1alpha1.OutlierDetection{})); err != nil {
-		t.Fatalf("default outlier detection: %v", err)
-	}
-	if got := w.take(); len(got) != 0 {
-		t.Errorf("warnings %q for default outlier detection, want none", got)
+	// The defaults (5 errors, at most 50% ejected, panic below 50%) pass
+	// quietly, and so do settings that keep an endpoint.
+	for name, od := range map[string]*meshv1alpha1.OutlierDetection{
+		"defaults":   {},
+		"keeps-one":  {MaxEjectionPercent: ptr.To[int32](99), MinHealthPercent: ptr.To[int32](0)},
+		"one-error":  {Consecutive5xxErrors: ptr.To[int32](1)},
+		"with-panic": {MaxEjectionPercent: ptr.To[int32](100), MinHealthPercent: ptr.To[int32](10)},
+	} {
+		if err := c.Create(ctx, policy(ns, name, nil, od)); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if got := w.take(); len(got) != 0 {
+			t.Errorf("%s: warnings %q, want none", name, got)
+		}
 	}
 
-	annotated := policy(ns, "annotated", map[string]string{meshv1alpha1.AnnotationAllowAggressiveEjection: "true"},
-		&meshv1alpha1.OutlierDetection{MaxEjectionPercent: ptr.To[int32](80), MinHealthPercent: ptr.To[int32](0)})
+	whole := &meshv1alpha1.OutlierDetection{MaxEjectionPercent: ptr.To[int32](100), MinHealthPercent: ptr.To[int32](0)}
+	annotated := policy(ns, "annotated", map[string]string{meshv1alpha1.AnnotationAllowAggressiveEjection: "true"}, whole)
 	if err := c.Create(ctx, annotated); err != nil {
 		t.Fatalf("annotated policy refused: %v", err)
 	}
 	got := w.take()
-	if len(got) != 1 || !strings.Contains(got[0], "spec.subsets[1].trafficPolicy.outlierDetection.maxEjectionPercent: 80 can eject the whole pool") {
+	if len(got) != 1 || !strings.Contains(got[0], "spec.subsets[1].trafficPolicy.outlierDetection.maxEjectionPercent: 100 can eject the whole pool") {
 		t.Errorf("warnings %q, want one about maxEjectionPercent", got)
 	}
 
 	// Updates: a value already stored is admitted with a warning (so the
-	// object can still be edited), a new aggressive value is refused.
+	// object can still be edited), a new aggressive setting is refused.
 	annotated.Annotations = map[string]string{"team": "reviews"}
 	if err := c.Update(ctx, annotated); err != nil {
 		t.Fatalf("an update keeping the stored value: %v", err)
 	}
-	if got := w.take(); len(got) != 1 || !strings.Contains(got[0], "maxEjectionPercent: 80 can eject the whole pool; admitted because it is unchanged") {
+	if got := w.take(); len(got) != 1 || !strings.Contains(got[0], "maxEjectionPercent: 100 can eject the whole pool; admitted because it is unchanged") {
 		t.Errorf("warnings %q, want one saying the stored value is kept", got)
 	}
-	annotated.Spec.Subsets[1].TrafficPolicy.OutlierDetection.MaxEjectionPercent = ptr.To[int32](90)
-	if err := c.Update(ctx, annotated); err == nil || !strings.Contains(err.Error(), "maxEjectionPercent: Invalid value: 90") {
-		t.Errorf("an update to another aggressive value: %v, want refused", err)
+	annotated.Spec.TrafficPolicy = &meshv1alpha1.TrafficPolicy{OutlierDetection: whole.DeepCopy()}
+	if err := c.Update(ctx, annotated); err == nil || !strings.Contains(err.Error(), "spec.trafficPolicy.outlierDetection.maxEjectionPercent: Invalid value: 100") {
+		t.Errorf("an update adding another aggressive setting: %v, want refused", err)
 	}
 }
 

@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
-	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -80,7 +80,7 @@ func TestFetchIsRefused(t *testing.T) {
 	attacker := newWorkload(t, ns, "attacker", "attacker-0", "10.0.5.2")
 	s := startTLSServer(t)
 	s.publishWithSecret(t, victim.nodeID)
-	victimTok, attackerTok := victim.token(t, controllers.XDSTokenAudience), attacker.token(t, controllers.XDSTokenAudience)
+	victimTok, attackerTok := victim.token(t, kubeauth.XDSTokenAudience), attacker.token(t, kubeauth.XDSTokenAudience)
 
 	// The victim's own stream gets its secret: the key is there to leak.
 	c := xdsclient.DialDeltaWith(t, s.addr, victim.nodeID, grpc.WithTransportCredentials(

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -20,7 +20,7 @@ const floodDuration = 5 * time.Second
 //	go test ./test/xdsauth -run '^$' -bench JunkTokenFlood -benchtime=1x
 func BenchmarkJunkTokenFlood(b *testing.B) {
 	for b.Loop() {
-		auth := &countingAuth{inner: &controllers.TokenReviewAuthenticator{Client: env.Client, Audience: controllers.XDSTokenAudience}}
+		auth := &countingAuth{inner: &kubeauth.TokenReviewAuthenticator{Client: env.Client, Audience: kubeauth.XDSTokenAudience}}
 		s := startTLSServerWith(b, func(o *server.Options) { o.Authenticator = auth })
 		heapBefore := heapInUse()
 		ctx, cancel := context.WithTimeout(context.Background(), floodDuration)

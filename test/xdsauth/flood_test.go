@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 
-	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -25,10 +25,10 @@ import (
 func TestJunkTokenFloodIsBounded(t *testing.T) {
 	ns := env.NewNamespace(t)
 	web := newWorkload(t, ns, "web", "web-0", "10.0.6.1")
-	auth := &countingAuth{inner: &controllers.TokenReviewAuthenticator{Client: env.Client, Audience: controllers.XDSTokenAudience}}
+	auth := &countingAuth{inner: &kubeauth.TokenReviewAuthenticator{Client: env.Client, Audience: kubeauth.XDSTokenAudience}}
 	s := startTLSServerWith(t, func(o *server.Options) { o.Authenticator = auth })
 	s.publish(t, web.nodeID)
-	tok := web.token(t, controllers.XDSTokenAudience)
+	tok := web.token(t, kubeauth.XDSTokenAudience)
 
 	ctx, stopFlood := context.WithCancel(context.Background())
 	defer stopFlood()

@@ -28,8 +28,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -77,8 +77,8 @@ func startTLSLessServer(t *testing.T, edit func(*server.Options)) *xdsServer {
 	logs := &logBuffer{}
 	opts := server.Options{
 		Logger:        funcr.New(logs.write, funcr.Options{}),
-		Authenticator: &controllers.TokenReviewAuthenticator{Client: env.Client, Audience: controllers.XDSTokenAudience},
-		Pods:          controllers.PodLookup{Reader: env.Client},
+		Authenticator: &kubeauth.TokenReviewAuthenticator{Client: env.Client, Audience: kubeauth.XDSTokenAudience},
+		Pods:          kubeauth.PodLookup{Reader: env.Client},
 	}
 	edit(&opts)
 	s := server.New(opts)

@@ -12,8 +12,8 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -50,7 +50,7 @@ func TestStreamClosedWhenPodDeleted(t *testing.T) {
 	w := newWorkload(t, ns, "web", "web-0", "10.0.7.1")
 	s := startTLSLessServer(t, func(o *server.Options) { o.RecheckInterval = 100 * time.Millisecond })
 	s.publish(t, w.nodeID)
-	tok := w.token(t, controllers.XDSTokenAudience)
+	tok := w.token(t, kubeauth.XDSTokenAudience)
 	c := servedStream(t, s, w, tok)
 	if err := env.Client.Delete(context.Background(), w.pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestStreamClosedWhenPodReplaced(t *testing.T) {
 	w := newWorkload(t, ns, "web", "web-0", "10.0.7.2")
 	s := startTLSLessServer(t, func(o *server.Options) { o.RecheckInterval = time.Hour })
 	s.publish(t, w.nodeID)
-	tok := w.token(t, controllers.XDSTokenAudience)
+	tok := w.token(t, kubeauth.XDSTokenAudience)
 	c := servedStream(t, s, w, tok)
 	if err := env.Client.Delete(context.Background(), w.pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)
@@ -87,7 +87,7 @@ func TestStreamClosedWhenTokenExpires(t *testing.T) {
 	clk := clocktesting.NewFakeClock(time.Now())
 	s := startTLSLessServer(t, func(o *server.Options) { o.Clock, o.RecheckInterval = clk, time.Second })
 	s.publish(t, w.nodeID)
-	tok := w.token(t, controllers.XDSTokenAudience)
+	tok := w.token(t, kubeauth.XDSTokenAudience)
 	c := servedStream(t, s, w, tok)
 	waitFor(t, "the recheck ticker", clk.HasWaiters)
 	clk.Step(11 * time.Minute)
@@ -100,7 +100,7 @@ func TestStreamClosedWhenTokenExpires(t *testing.T) {
 }
 
 // TestPodRecheckerClosesDeletedPodsStream: the operator's pod watch
-// (controllers.PodRechecker, in a real manager) calls RecheckPod when a
+// (kubeauth.PodRechecker, in a real manager) calls RecheckPod when a
 // pod is deleted, which closes its stream without the periodic recheck.
 func TestPodRecheckerClosesDeletedPodsStream(t *testing.T) {
 	ns := env.NewNamespace(t)
@@ -108,7 +108,7 @@ func TestPodRecheckerClosesDeletedPodsStream(t *testing.T) {
 	s := startTLSLessServer(t, func(o *server.Options) { o.RecheckInterval = time.Hour })
 	seen := make(chan struct{}, 1)
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		return (&controllers.PodRechecker{OnChange: func(ns, n string) {
+		return (&kubeauth.PodRechecker{OnChange: func(ns, n string) {
 			select {
 			case seen <- struct{}{}:
 			default:
@@ -124,7 +124,7 @@ func TestPodRecheckerClosesDeletedPodsStream(t *testing.T) {
 		t.Fatal("the pod watch reported no pod")
 	}
 	s.publish(t, w.nodeID)
-	tok := w.token(t, controllers.XDSTokenAudience)
+	tok := w.token(t, kubeauth.XDSTokenAudience)
 	c := servedStream(t, s, w, tok)
 	if err := env.Client.Delete(context.Background(), w.pod, client.GracePeriodSeconds(0)); err != nil {
 		t.Fatal(err)

@@ -20,8 +20,8 @@ import (
 	"google.golang.org/grpc/credentials/sts"
 	"google.golang.org/grpc/status"
 
-	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/pki"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -64,8 +64,8 @@ func startTLSServerWith(t testing.TB, edit func(*server.Options)) *xdsServer {
 	logs := &logBuffer{}
 	opts := server.Options{
 		Logger:         funcr.New(logs.write, funcr.Options{}),
-		Authenticator:  &controllers.TokenReviewAuthenticator{Client: env.Client, Audience: controllers.XDSTokenAudience},
-		Pods:           controllers.PodLookup{Reader: env.Client},
+		Authenticator:  &kubeauth.TokenReviewAuthenticator{Client: env.Client, Audience: kubeauth.XDSTokenAudience},
+		Pods:           kubeauth.PodLookup{Reader: env.Client},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
 	}
 	if edit != nil {
@@ -102,7 +102,7 @@ func stsDialOptions(t *testing.T, s *xdsServer, tokenFile string) []grpc.DialOpt
 	_, port, _ := net.SplitHostPort(s.addr)
 	creds, err := sts.NewCredentials(sts.Options{
 		TokenExchangeServiceURI: "https://localhost:" + port + server.TokenExchangePath,
-		Audience:                controllers.XDSTokenAudience,
+		Audience:                kubeauth.XDSTokenAudience,
 		SubjectTokenPath:        tokenFile,
 		SubjectTokenType:        "urn:ietf:params:oauth:token-type:jwt",
 	})
@@ -133,7 +133,7 @@ func TestSTSCredentialsOverTLS(t *testing.T) {
 	web := newWorkload(t, ns, "web", "web-0", "10.0.2.7")
 	s := startTLSServer(t)
 	s.publish(t, web.nodeID)
-	tok := web.token(t, controllers.XDSTokenAudience)
+	tok := web.token(t, kubeauth.XDSTokenAudience)
 
 	c, err := outcome(t, s, web.nodeID, stsDialOptions(t, s, writeToken(t, tok))...)
 	if err != nil {

@@ -10,9 +10,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
 )
 
@@ -21,7 +21,7 @@ func TestProxyWithPodTokenReceivesConfig(t *testing.T) {
 	web := newWorkload(t, ns, "web", "web-0", "10.0.0.7")
 	s := startServer(t, 0)
 	s.publish(t, web.nodeID)
-	tok := web.token(t, controllers.XDSTokenAudience)
+	tok := web.token(t, kubeauth.XDSTokenAudience)
 
 	c := xdsclient.DialDeltaWith(t, s.addr, web.nodeID, xdsclient.WithBearerToken(tok))
 	c.Subscribe(t, resourcev3.ClusterType)
@@ -51,7 +51,7 @@ func TestRefusals(t *testing.T) {
 	s := startServer(t, 0)
 	s.publish(t, a.nodeID)
 	s.publish(t, b.nodeID)
-	tokA, tokB := a.token(t, controllers.XDSTokenAudience), b.token(t, controllers.XDSTokenAudience)
+	tokA, tokB := a.token(t, kubeauth.XDSTokenAudience), b.token(t, kubeauth.XDSTokenAudience)
 	wrongAud := a.token(t, "not-capstan")
 
 	t.Run("another pod's token", func(t *testing.T) {
@@ -95,7 +95,7 @@ func TestDeletedServiceAccountTokenIsRefused(t *testing.T) {
 		o.ReviewLimits = server.ReviewLimits{PerSecondPerPeer: 1e6, BurstPerPeer: 1e6}
 	})
 	s.publish(t, w.nodeID)
-	tok := w.token(t, controllers.XDSTokenAudience)
+	tok := w.token(t, kubeauth.XDSTokenAudience)
 	if _, err := outcome(t, s, w.nodeID, xdsclient.WithBearerToken(tok)); err != nil {
 		t.Fatalf("token refused before the ServiceAccount was deleted: %v", err)
 	}
@@ -125,7 +125,7 @@ func TestDeletedPodTokenIsRefused(t *testing.T) {
 	// pod check, not from the API server noticing the deletion.
 	s := startServer(t, time.Hour)
 	s.publish(t, w.nodeID)
-	tok := w.token(t, controllers.XDSTokenAudience)
+	tok := w.token(t, kubeauth.XDSTokenAudience)
 	if _, err := outcome(t, s, w.nodeID, xdsclient.WithBearerToken(tok)); err != nil {
 		t.Fatalf("token refused before the pod was deleted: %v", err)
 	}

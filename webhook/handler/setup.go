@@ -17,10 +17,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/api/validation"
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
@@ -77,10 +79,20 @@ func SetupWebhooks(mgr ctrl.Manager, opts Options) error {
 		Options:   opts.Inject,
 		Decoder:   admission.NewDecoder(scheme),
 	}})
-	reader := mgr.GetClient()
-	srv.Register(PathValidateMeshRoute, admission.WithValidator[*meshv1alpha1.MeshRoute](scheme, &MeshRouteValidator{Client: reader}))
-	srv.Register(PathValidateDestinationPolicy, admission.WithValidator[*meshv1alpha1.DestinationPolicy](scheme, DestinationPolicyValidator{}))
-	srv.Register(PathValidatePeerAuthentication, admission.WithValidator[*meshv1alpha1.PeerAuthentication](scheme, annotationValidator[*meshv1alpha1.PeerAuthentication]{}))
-	srv.Register(PathValidateMesh, admission.WithValidator[*meshv1alpha1.Mesh](scheme, annotationValidator[*meshv1alpha1.Mesh]{}))
+	for path, wh := range validatingWebhooks(scheme, mgr.GetClient()) {
+		srv.Register(path, wh)
+	}
 	return nil
+}
+
+// validatingWebhooks are the validating webhooks by path; reader lists
+// DestinationPolicies for the MeshRoute webhook's subset warnings.
+func validatingWebhooks(scheme *runtime.Scheme, reader client.Reader) map[string]*admission.Webhook {
+	return map[string]*admission.Webhook{
+		PathValidateMeshRoute:         admission.WithValidator[*meshv1alpha1.MeshRoute](scheme, &MeshRouteValidator{Client: reader}),
+		PathValidateDestinationPolicy: admission.WithValidator[*meshv1alpha1.DestinationPolicy](scheme, DestinationPolicyValidator{}),
+		PathValidatePeerAuthentication: admission.WithValidator[*meshv1alpha1.PeerAuthentication](scheme,
+			ruleValidator[*meshv1alpha1.PeerAuthentication]{KindPeerAuthentication, validation.PeerAuthentication}),
+		PathValidateMesh: admission.WithValidator[*meshv1alpha1.Mesh](scheme, ruleValidator[*meshv1alpha1.Mesh]{KindMesh, meshProblems}),
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -12,21 +13,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
-	"github.com/capstanmesh/capstan/xds/translate"
+	"github.com/capstanmesh/capstan/api/validation"
+	"github.com/capstanmesh/capstan/xds/ir"
 )
 
 // AnnotationPrefix is the prefix of Capstan's annotations.
 const AnnotationPrefix = "capstan.dev/"
-
-// MinConsecutive5xxErrors is the lowest consecutive5xxErrors (other than 0,
-// which turns the check off) admitted without the allow-aggressive-ejection
-// annotation.
-const MinConsecutive5xxErrors = 3
-
-// MaxEjectionPercentWithoutPanic is the highest maxEjectionPercent admitted
-// with minHealthPercent 0 without the allow-aggressive-ejection annotation.
-const MaxEjectionPercentWithoutPanic = 50
 
 // KnownAnnotations are the capstan.dev/ annotations Capstan reads or writes
 // (api/v1alpha1/wellknown.go).
@@ -58,73 +50,103 @@ func UnknownAnnotations(annotations map[string]string) []string {
 	return warnings
 }
 
-// AggressiveEjection reports the outlier detection settings of dp (its
-// traffic policy and each subset's) that can eject the whole pool:
-// consecutive5xxErrors below 3 (but not 0, which turns the check off), and
-// maxEjectionPercent above 50 with minHealthPercent 0. Unset fields take the
-// CRD defaults (5, 50, 50) and are never aggressive.
-func AggressiveEjection(dp *meshv1alpha1.DestinationPolicy) field.ErrorList {
-	spec := field.NewPath("spec")
-	errs := aggressiveEjection(dp.Spec.TrafficPolicy, spec.Child("trafficPolicy"))
-	for i := range dp.Spec.Subsets {
-		errs = append(errs, aggressiveEjection(dp.Spec.Subsets[i].TrafficPolicy, spec.Child("subsets").Index(i).Child("trafficPolicy"))...)
-	}
-	return errs
-}
-
-func aggressiveEjection(tp *meshv1alpha1.TrafficPolicy, path *field.Path) field.ErrorList {
-	if tp == nil || tp.OutlierDetection == nil {
-		return nil
-	}
-	od, path := tp.OutlierDetection, path.Child("outlierDetection")
-	var errs field.ErrorList
-	if n := od.Consecutive5xxErrors; n != nil && *n > 0 && *n < MinConsecutive5xxErrors {
-		errs = append(errs, field.Invalid(path.Child("consecutive5xxErrors"), *n, fmt.Sprintf(
-			"below %d: endpoints are ejected after %d error(s) in a row, so a short burst of errors can eject the whole pool and fail every request",
-			MinConsecutive5xxErrors, *n)))
-	}
-	if m, h := od.MaxEjectionPercent, od.MinHealthPercent; m != nil && *m > MaxEjectionPercentWithoutPanic && h != nil && *h == 0 {
-		errs = append(errs, field.Invalid(path.Child("maxEjectionPercent"), *m, fmt.Sprintf(
-			"above %d with minHealthPercent 0: outlier detection can eject the whole pool, with no panic threshold to send traffic to every endpoint",
-			MaxEjectionPercentWithoutPanic)))
-	}
-	return errs
-}
-
 // DecideDestinationPolicy is the validating webhook's decision for dp (old
-// is the stored object on an update, nil on a creation): aggressive outlier
-// detection is refused, or admitted with a warning when dp has
-// capstan.dev/allow-aggressive-ejection: "true" or when the field keeps the
-// value old already had (so that objects stored before this check, or
-// before the annotation was removed, can still be labelled or edited
-// elsewhere); unknown capstan.dev/ annotations are warned about.
+// is the stored object on an update, nil on a creation): every problem
+// api/validation finds is refused, except one the stored object already had
+// (admitted with a warning, so that objects stored before a check, or before
+// the annotation was removed, can still be labelled or edited elsewhere).
+// Outlier detection that can eject the whole pool is admitted with a warning
+// when dp has capstan.dev/allow-aggressive-ejection: "true". Unknown
+// capstan.dev/ annotations are warned about.
 func DecideDestinationPolicy(old, dp *meshv1alpha1.DestinationPolicy) (admission.Warnings, error) {
 	warnings := UnknownAnnotations(dp.Annotations)
-	allowed := dp.Annotations[meshv1alpha1.AnnotationAllowAggressiveEjection] == "true"
-	stored := map[string]bool{}
-	if old != nil {
-		for _, e := range AggressiveEjection(old) {
-			stored[fmt.Sprintf("%s=%v", e.Field, e.BadValue)] = true
-		}
-	}
-	var refused field.ErrorList
-	for _, e := range AggressiveEjection(dp) {
-		switch {
-		case allowed:
+	ejections := validation.WholePoolEjections(dp)
+	if validation.AllowsAggressiveEjection(dp) {
+		for _, e := range ejections {
 			warnings = append(warnings, fmt.Sprintf("%s: %v can eject the whole pool; admitted because of %s: \"true\"",
 				e.Field, e.BadValue, meshv1alpha1.AnnotationAllowAggressiveEjection))
-		case stored[fmt.Sprintf("%s=%v", e.Field, e.BadValue)]:
-			warnings = append(warnings, fmt.Sprintf("%s: %v can eject the whole pool; admitted because it is unchanged, but a new value would be refused without %s: \"true\"",
-				e.Field, e.BadValue, meshv1alpha1.AnnotationAllowAggressiveEjection))
-		default:
-			e.Detail += fmt.Sprintf(`; to accept that, annotate the object %s: "true"`, meshv1alpha1.AnnotationAllowAggressiveEjection)
+		}
+	}
+	var stored field.ErrorList
+	if old != nil {
+		stored = append(validation.DestinationPolicy(old), validation.WholePoolEjections(old)...)
+	}
+	kept, refused := splitKept(validation.DestinationPolicy(dp), stored)
+	for _, e := range kept {
+		warnings = append(warnings, keptWarning(e, ejections))
+	}
+	return warnings, invalid("DestinationPolicy", dp.Name, refused)
+}
+
+// splitKept separates the problems the stored object already had (kept)
+// from the new ones (refused).
+func splitKept(problems, stored field.ErrorList) (kept, refused field.ErrorList) {
+	had := map[string]bool{}
+	for _, e := range stored {
+		had[e.Error()] = true
+	}
+	for _, e := range problems {
+		if had[e.Error()] {
+			kept = append(kept, e)
+		} else {
 			refused = append(refused, e)
 		}
 	}
-	if len(refused) == 0 {
-		return warnings, nil
+	return kept, refused
+}
+
+// keptWarning is the warning for a problem admitted because it is unchanged.
+func keptWarning(e *field.Error, ejections field.ErrorList) string {
+	for _, ej := range ejections {
+		if ej.Field == e.Field {
+			return fmt.Sprintf("%s: %v can eject the whole pool; admitted because it is unchanged, but a new value would be refused without %s: \"true\"",
+				e.Field, e.BadValue, meshv1alpha1.AnnotationAllowAggressiveEjection)
+		}
 	}
-	return warnings, apierrors.NewInvalid(meshv1alpha1.GroupVersion.WithKind("DestinationPolicy").GroupKind(), dp.Name, refused)
+	return shorten(fmt.Sprintf("%s: admitted because it is unchanged: %s", e.Field, e.Detail), maxWarningLength)
+}
+
+// maxWarningLength keeps a warning to what kubectl shows on one line; the
+// status carries the whole message.
+const maxWarningLength = 256
+
+// shorten cuts s to at most n bytes (on a rune boundary), marking the cut.
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	const more = " …"
+	cut := n - len(more)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + more
+}
+
+// invalid is the Invalid status error refusing the named object of kind for
+// problems, or nil when there are none.
+func invalid(kind, name string, problems field.ErrorList) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(meshv1alpha1.GroupVersion.WithKind(kind).GroupKind(), name, problems)
+}
+
+// decide is the decision of a validating webhook for obj (old is the stored
+// object on an update, nil on a creation) with the problems api/validation
+// finds: new problems are refused, unchanged ones admitted with a warning,
+// unknown capstan.dev/ annotations warned about.
+func decide[T client.Object](kind string, old, obj T, hasOld bool, problems func(T) field.ErrorList) (admission.Warnings, error) {
+	warnings := UnknownAnnotations(obj.GetAnnotations())
+	var stored field.ErrorList
+	if hasOld {
+		stored = problems(old)
+	}
+	kept, refused := splitKept(problems(obj), stored)
+	for _, e := range kept {
+		warnings = append(warnings, keptWarning(e, nil))
+	}
+	return warnings, invalid(kind, obj.GetName(), refused)
 }
 
 // MissingSubsets warns about each subset named by mr (in a destination or a
@@ -135,7 +157,7 @@ func MissingSubsets(mr *meshv1alpha1.MeshRoute, policies []meshv1alpha1.Destinat
 	byHost := map[string]*meshv1alpha1.DestinationPolicy{}
 	for i := range policies {
 		dp := &policies[i]
-		fqdn := translate.ResolveHost(dp.Spec.Host, dp.Namespace)
+		fqdn := ir.ResolveHost(dp.Spec.Host, dp.Namespace)
 		if old := byHost[fqdn]; old == nil || olderThan(dp, old) {
 			byHost[fqdn] = dp
 		}
@@ -145,7 +167,7 @@ func MissingSubsets(mr *meshv1alpha1.MeshRoute, policies []meshv1alpha1.Destinat
 		if subset == "" {
 			return
 		}
-		fqdn := translate.ResolveHost(host, mr.Namespace)
+		fqdn := ir.ResolveHost(host, mr.Namespace)
 		dp := byHost[fqdn]
 		if dp == nil {
 			warnings = append(warnings, fmt.Sprintf("%s: subset %q of host %s is not defined: no DestinationPolicy configures %s",
@@ -204,9 +226,9 @@ func (DestinationPolicyValidator) ValidateDelete(context.Context, *meshv1alpha1.
 	return nil, nil
 }
 
-// MeshRouteValidator is the MeshRoute validating webhook: it refuses
-// regular expressions Envoy would refuse (controllers.ValidateRegexes) and
-// warns about unknown subsets and annotations.
+// MeshRouteValidator is the MeshRoute validating webhook: it refuses what
+// api/validation refuses (regular expressions Envoy would refuse among them)
+// and warns about unknown subsets and annotations.
 type MeshRouteValidator struct {
 	// Client lists DestinationPolicies (the manager's cached client).
 	Client client.Reader
@@ -214,36 +236,12 @@ type MeshRouteValidator struct {
 
 // ValidateCreate implements admission.Validator.
 func (v *MeshRouteValidator) ValidateCreate(ctx context.Context, mr *meshv1alpha1.MeshRoute) (admission.Warnings, error) {
-	return v.decide(ctx, mr), RefusedRegexes(nil, mr)
+	return v.decide(ctx, nil, mr)
 }
 
 // ValidateUpdate implements admission.Validator.
 func (v *MeshRouteValidator) ValidateUpdate(ctx context.Context, old, mr *meshv1alpha1.MeshRoute) (admission.Warnings, error) {
-	return v.decide(ctx, mr), RefusedRegexes(old, mr)
-}
-
-// RefusedRegexes is the webhook's refusal of mr's regular expressions, nil
-// when they are all accepted. On an update (old not nil) a problem that the
-// stored object already had at the same field is not refused, so that an
-// object stored before this check can still be edited elsewhere; the status
-// controller reports it.
-func RefusedRegexes(old, mr *meshv1alpha1.MeshRoute) error {
-	stored := map[string]bool{}
-	if old != nil {
-		for _, e := range controllers.ValidateRegexes(old) {
-			stored[e.Error()] = true
-		}
-	}
-	var refused field.ErrorList
-	for _, e := range controllers.ValidateRegexes(mr) {
-		if !stored[e.Error()] {
-			refused = append(refused, e)
-		}
-	}
-	if len(refused) == 0 {
-		return nil
-	}
-	return apierrors.NewInvalid(meshv1alpha1.GroupVersion.WithKind("MeshRoute").GroupKind(), mr.Name, refused)
+	return v.decide(ctx, old, mr)
 }
 
 // ValidateDelete implements admission.Validator.
@@ -251,16 +249,16 @@ func (v *MeshRouteValidator) ValidateDelete(context.Context, *meshv1alpha1.MeshR
 	return nil, nil
 }
 
-func (v *MeshRouteValidator) decide(ctx context.Context, mr *meshv1alpha1.MeshRoute) admission.Warnings {
-	warnings := UnknownAnnotations(mr.Annotations)
+func (v *MeshRouteValidator) decide(ctx context.Context, old, mr *meshv1alpha1.MeshRoute) (admission.Warnings, error) {
+	warnings, err := decide(KindMeshRoute, old, mr, old != nil, validation.MeshRoute)
 	if !namesSubsets(mr) {
-		return warnings
+		return warnings, err
 	}
 	var policies meshv1alpha1.DestinationPolicyList
-	if err := v.Client.List(ctx, &policies); err != nil {
-		return append(warnings, fmt.Sprintf("subsets not checked: listing DestinationPolicies: %v", err))
+	if lerr := v.Client.List(ctx, &policies); lerr != nil {
+		return append(warnings, fmt.Sprintf("subsets not checked: listing DestinationPolicies: %v", lerr)), err
 	}
-	return append(warnings, MissingSubsets(mr, policies.Items)...)
+	return append(warnings, MissingSubsets(mr, policies.Items)...), err
 }
 
 func namesSubsets(mr *meshv1alpha1.MeshRoute) bool {
@@ -277,19 +275,36 @@ func namesSubsets(mr *meshv1alpha1.MeshRoute) bool {
 	return false
 }
 
-// annotationValidator warns about unknown capstan.dev/ annotations (Mesh, PeerAuthentication).
-type annotationValidator[T client.Object] struct{}
+// Kinds named in admission errors.
+const (
+	KindMeshRoute          = "MeshRoute"
+	KindPeerAuthentication = "PeerAuthentication"
+	KindMesh               = "Mesh"
+)
 
-func (annotationValidator[T]) ValidateCreate(_ context.Context, obj T) (admission.Warnings, error) {
-	return UnknownAnnotations(obj.GetAnnotations()), nil
+// ruleValidator is the validating webhook of a kind whose only checks are
+// api/validation's rules and the annotation check (Mesh, PeerAuthentication).
+type ruleValidator[T client.Object] struct {
+	kind     string
+	problems func(T) field.ErrorList
 }
 
-func (annotationValidator[T]) ValidateUpdate(_ context.Context, _, obj T) (admission.Warnings, error) {
-	return UnknownAnnotations(obj.GetAnnotations()), nil
+func (v ruleValidator[T]) ValidateCreate(_ context.Context, obj T) (admission.Warnings, error) {
+	var none T
+	return decide(v.kind, none, obj, false, v.problems)
 }
 
-func (annotationValidator[T]) ValidateDelete(context.Context, T) (admission.Warnings, error) {
+func (v ruleValidator[T]) ValidateUpdate(_ context.Context, old, obj T) (admission.Warnings, error) {
+	return decide(v.kind, old, obj, true, v.problems)
+}
+
+func (ruleValidator[T]) ValidateDelete(context.Context, T) (admission.Warnings, error) {
 	return nil, nil
+}
+
+// meshProblems are a Mesh's problems: its name, then its spec.
+func meshProblems(m *meshv1alpha1.Mesh) field.ErrorList {
+	return append(validation.MeshName(m), validation.Mesh(m)...)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -1,6 +1,7 @@
 package handler
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -71,37 +72,33 @@ func TestDecideDestinationPolicy(t *testing.T) {
 		{name: "consecutive5xxErrors 0 turns the check off", policy: od(ptr.To[int32](0), nil, nil)},
 		{name: "maxEjectionPercent 100 with a panic threshold", policy: od(nil, ptr.To[int32](100), ptr.To[int32](10))},
 		{name: "maxEjectionPercent 50 with minHealthPercent 0", policy: od(nil, ptr.To[int32](50), ptr.To[int32](0))},
-		{name: "consecutive5xxErrors 1", policy: od(ptr.To[int32](1), nil, nil), wantErr: []string{
+		// The unified threshold (api/validation.WholePoolEjectionPercent):
+		// the webhook used to refuse consecutive5xxErrors below 3 and
+		// maxEjectionPercent above 50 with minHealthPercent 0; neither can
+		// eject the whole pool, so both are admitted now, as Istio admits them.
+		{name: "consecutive5xxErrors 1 is admitted: maxEjectionPercent caps the ejections", policy: od(ptr.To[int32](1), nil, nil)},
+		{name: "maxEjectionPercent 99 with minHealthPercent 0 is admitted: it keeps an endpoint", policy: od(nil, ptr.To[int32](99), ptr.To[int32](0))},
+		{name: "maxEjectionPercent 100 with minHealthPercent 0", policy: od(ptr.To[int32](1), ptr.To[int32](100), ptr.To[int32](0)), wantErr: []string{
 			`DestinationPolicy.mesh.capstan.dev "p" is invalid`,
-			"spec.trafficPolicy.outlierDetection.consecutive5xxErrors: Invalid value: 1: below 3",
-			"can eject the whole pool", `annotate the object capstan.dev/allow-aggressive-ejection: "true"`,
-		}},
-		{name: "maxEjectionPercent 51 with minHealthPercent 0", policy: od(nil, ptr.To[int32](51), ptr.To[int32](0)), wantErr: []string{
-			"spec.trafficPolicy.outlierDetection.maxEjectionPercent: Invalid value: 51: above 50 with minHealthPercent 0",
-			"eject the whole pool",
+			"spec.trafficPolicy.outlierDetection.maxEjectionPercent: Invalid value: 100: with minHealthPercent 0 this can eject every endpoint",
+			`annotate the policy capstan.dev/allow-aggressive-ejection: "true"`,
 		}},
 		{name: "in a subset", policy: od(ptr.To[int32](5), nil, nil), subset: od(ptr.To[int32](2), ptr.To[int32](100), ptr.To[int32](0)), wantErr: []string{
-			"spec.subsets[1].trafficPolicy.outlierDetection.consecutive5xxErrors: Invalid value: 2",
 			"spec.subsets[1].trafficPolicy.outlierDetection.maxEjectionPercent: Invalid value: 100",
 		}},
 		{name: "annotated", annotations: allow, subset: od(ptr.To[int32](2), ptr.To[int32](100), ptr.To[int32](0)), wantWarn: []string{
-			`spec.subsets[1].trafficPolicy.outlierDetection.consecutive5xxErrors: 2 can eject the whole pool; admitted because of capstan.dev/allow-aggressive-ejection: "true"`,
-			"spec.subsets[1].trafficPolicy.outlierDetection.maxEjectionPercent: 100 can eject the whole pool",
+			`spec.subsets[1].trafficPolicy.outlierDetection.maxEjectionPercent: 100 can eject the whole pool; admitted because of capstan.dev/allow-aggressive-ejection: "true"`,
 		}},
 		{name: "update keeping a stored aggressive value", old: od(ptr.To[int32](2), ptr.To[int32](100), ptr.To[int32](0)),
-			subset: od(ptr.To[int32](2), ptr.To[int32](100), ptr.To[int32](0)), wantWarn: []string{
-				"spec.subsets[1].trafficPolicy.outlierDetection.consecutive5xxErrors: 2 can eject the whole pool; admitted because it is unchanged",
+			subset: od(ptr.To[int32](1), ptr.To[int32](100), ptr.To[int32](0)), wantWarn: []string{
 				"spec.subsets[1].trafficPolicy.outlierDetection.maxEjectionPercent: 100 can eject the whole pool; admitted because it is unchanged",
 			}},
-		{name: "update changing an aggressive value", old: od(ptr.To[int32](2), ptr.To[int32](100), ptr.To[int32](0)),
-			subset:  od(ptr.To[int32](1), ptr.To[int32](100), ptr.To[int32](0)),
-			wantErr: []string{"consecutive5xxErrors: Invalid value: 1"}, wantWarn: []string{"maxEjectionPercent: 100 can eject the whole pool; admitted because it is unchanged"}},
-		{name: "update making it aggressive", old: od(nil, nil, nil), subset: od(ptr.To[int32](1), nil, nil),
-			wantErr: []string{"consecutive5xxErrors: Invalid value: 1"}},
+		{name: "update making it aggressive", old: od(nil, nil, nil), subset: od(ptr.To[int32](1), ptr.To[int32](100), ptr.To[int32](0)),
+			wantErr: []string{"maxEjectionPercent: Invalid value: 100"}},
 		{name: "annotated false", annotations: map[string]string{meshv1alpha1.AnnotationAllowAggressiveEjection: "false"},
-			policy: od(ptr.To[int32](1), nil, nil), wantErr: []string{"consecutive5xxErrors"}},
+			policy: od(nil, ptr.To[int32](100), ptr.To[int32](0)), wantErr: []string{"maxEjectionPercent"}},
 		{name: "unknown annotation warned, aggressive refused", annotations: map[string]string{"capstan.dev/allow-aggressive-ejections": "true"},
-			policy: od(ptr.To[int32](1), nil, nil), wantErr: []string{"consecutive5xxErrors"},
+			policy: od(nil, ptr.To[int32](100), ptr.To[int32](0)), wantErr: []string{"maxEjectionPercent"},
 			wantWarn: []string{"capstan.dev/allow-aggressive-ejections]: unknown Capstan annotation"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -217,5 +214,26 @@ func TestMissingSubsets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeptProblemWarningIsShort: an update keeping a stored problem with a
+// long message (a 1000-byte regular expression) is admitted with one warning
+// of at most 256 bytes that names the field.
+func TestKeptProblemWarningIsShort(t *testing.T) {
+	mr := &meshv1alpha1.MeshRoute{ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "shop"}, Spec: meshv1alpha1.MeshRouteSpec{
+		Hosts: []string{"reviews"}, HTTP: []meshv1alpha1.HTTPRule{{Route: []meshv1alpha1.Destination{{Host: "reviews"}},
+			Match: []meshv1alpha1.HTTPMatch{{Path: &meshv1alpha1.PathMatch{Type: meshv1alpha1.MatchRegularExpression, Value: "/(" + strings.Repeat("a", 1000)}}}}},
+	}}
+	v := &MeshRouteValidator{}
+	if _, err := v.ValidateCreate(context.Background(), mr); err == nil {
+		t.Fatal("a regex Envoy cannot parse was admitted")
+	}
+	warnings, err := v.ValidateUpdate(context.Background(), mr, mr.DeepCopy())
+	if err != nil {
+		t.Fatalf("an update keeping the stored problem: %v", err)
+	}
+	if len(warnings) != 1 || len(warnings[0]) > 256 || !strings.HasPrefix(warnings[0], "spec.http[0].match[0].path.value: admitted because it is unchanged") {
+		t.Errorf("warnings %q, want one short warning naming the field", warnings)
 	}
 }

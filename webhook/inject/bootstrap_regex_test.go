@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/capstanmesh/capstan/internal/envoybin"
+	"github.com/capstanmesh/capstan/internal/envoytest"
 	"github.com/capstanmesh/capstan/internal/re2"
 )
 
@@ -43,10 +43,7 @@ func TestBootstrapPinsRegexLimit(t *testing.T) {
 // Capstan's limit (accepted), then one instruction above it (refused by
 // Envoy, which names the same program size Capstan measures).
 func TestEnvoyAppliesCapstansRegexLimit(t *testing.T) {
-	envoy, err := envoybin.Path()
-	if err != nil {
-		t.Skip(err)
-	}
+	envoy := envoytest.Path(t)
 	at, above := "[a-z0-9]{0,32}", "[a-z0-9]{0,32}x"
 	if n, err := re2.ProgramSize(at); n != re2.MaxProgramSize || err != nil {
 		t.Fatalf("ProgramSize(%q) = %d, %v; want the limit %d", at, n, err, re2.MaxProgramSize)

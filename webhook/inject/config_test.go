@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/capstanmesh/capstan/api/annotations"
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 )
 
@@ -131,7 +132,7 @@ func TestAnnotationsRoundTrip(t *testing.T) {
 	if want := statusFor(c.config()); !cmp.Equal(st, want) {
 		t.Errorf("status %+v, want %+v", st, want)
 	}
-	probes, err := ParseOriginalProbes(out)
+	probes, err := annotations.ParseOriginalProbes(out)
 	if err != nil {
 		t.Fatal(err)
 	}

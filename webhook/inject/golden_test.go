@@ -2,7 +2,6 @@ package inject
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -17,8 +16,6 @@ import (
 
 	"github.com/capstanmesh/capstan/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata outputs from Inject's results and remove orphans")
 
 // A golden case is testdata/<case>.yaml: a Pod, optionally followed by a
 // Namespace (default: the pod's namespace, labelled capstan.dev/inject=enabled)
@@ -74,7 +71,7 @@ func runCase(c goldenCase) (string, []byte) {
 
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	golden.Check(t, path, got, *update)
+	golden.Check(t, path, got)
 }
 
 // TestGoldenOrphans fails on an output that its case does not produce (no
@@ -86,7 +83,7 @@ func TestGoldenOrphans(t *testing.T) {
 		suffix, _ := runCase(c)
 		produced[filepath.Join("testdata", c.name+suffix)] = true
 	}
-	golden.CheckOrphans(t, outputSuffixes, produced, *update)
+	golden.CheckOrphans(t, outputSuffixes, produced)
 }
 
 func goldenCases(t *testing.T) []goldenCase {

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/capstanmesh/capstan/api/annotations"
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 )
 
@@ -97,13 +98,13 @@ func addContainers(spec *corev1.PodSpec, cfg Config, initC, proxy corev1.Contain
 
 // annotate records the status, the original probes and, when the proxy is
 // the first container, the default container for kubectl.
-func annotate(pod *corev1.Pod, cfg Config, probes OriginalProbes, firstApp string) {
+func annotate(pod *corev1.Pod, cfg Config, probes annotations.OriginalProbes, firstApp string) {
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
 	pod.Annotations[meshv1alpha1.AnnotationStatus] = statusFor(cfg).marshal()
 	if len(probes) > 0 {
-		pod.Annotations[meshv1alpha1.AnnotationOriginalProbes] = probes.marshal()
+		pod.Annotations[meshv1alpha1.AnnotationOriginalProbes] = probes.Marshal()
 	}
 	if _, set := pod.Annotations[AnnotationDefaultContainer]; !set && !cfg.NativeSidecar {
 		pod.Annotations[AnnotationDefaultContainer] = firstApp

@@ -23,7 +23,7 @@ const (
 // What the injected proxy expects to find in the pod's namespace and on disk.
 const (
 	// RootCAConfigMap is the ConfigMap, in every injected pod's namespace, holding the mesh root CA.
-	// controllers.RootCAPublisher keeps it filled; a pod cannot start until it exists.
+	// rootca.Publisher keeps it filled; a pod cannot start until it exists.
 	RootCAConfigMap = meshv1alpha1.RootCAConfigMapName
 	// RootCAKey is the ConfigMap key (and file name) of the PEM root bundle.
 	RootCAKey = meshv1alpha1.RootCAConfigMapKey

@@ -1,28 +1,22 @@
 package inject
 
 import (
-	"encoding/json"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/capstanmesh/capstan/api/annotations"
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 )
-
-// OriginalProbes maps each rewritten probe's app-health path to the probe
-// as the pod declared it, except that a named port is replaced by its number
-// so that whoever serves the path needs nothing else; it is the JSON of the
-// capstan.dev/original-probes annotation.
-type OriginalProbes map[string]*corev1.Probe
 
 // rewriteProbes points the HTTP probes of the application containers (and of
 // the pod's own native sidecars) at the proxy's health port, so that the
 // kubelet's plaintext requests are not refused under STRICT mTLS, and returns
 // the originals. TCP, exec and gRPC probes, probes with a host, and probes
 // whose named port the container does not declare are left as they are.
-func rewriteProbes(spec *corev1.PodSpec) OriginalProbes {
-	orig := OriginalProbes{}
+func rewriteProbes(spec *corev1.PodSpec) annotations.OriginalProbes {
+	orig := annotations.OriginalProbes{}
 	for i := range spec.InitContainers {
 		c := &spec.InitContainers[i]
 		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
@@ -35,7 +29,7 @@ func rewriteProbes(spec *corev1.PodSpec) OriginalProbes {
 	return orig
 }
 
-func rewriteContainerProbes(c *corev1.Container, orig OriginalProbes) {
+func rewriteContainerProbes(c *corev1.Container, orig annotations.OriginalProbes) {
 	for _, p := range []struct {
 		probe **corev1.Probe
 		kind  ProbeKind
@@ -89,27 +83,4 @@ func appHealthProbe(probe *corev1.Probe, path string) *corev1.Probe {
 		Scheme: corev1.URISchemeHTTP,
 	}}
 	return out
-}
-
-// marshal is the annotation value: compact JSON, keys sorted.
-func (o OriginalProbes) marshal() string {
-	out, err := json.Marshal(o)
-	if err != nil {
-		panic("inject: marshal original probes: " + err.Error()) // API structs always marshal
-	}
-	return string(out)
-}
-
-// ParseOriginalProbes reads the capstan.dev/original-probes annotation of an
-// injected pod; a pod without it has none.
-func ParseOriginalProbes(pod *corev1.Pod) (OriginalProbes, error) {
-	v, ok := pod.Annotations[meshv1alpha1.AnnotationOriginalProbes]
-	if !ok {
-		return OriginalProbes{}, nil
-	}
-	var o OriginalProbes
-	if err := json.Unmarshal([]byte(v), &o); err != nil {
-		return nil, &annotationError{meshv1alpha1.AnnotationOriginalProbes, v, "is not valid JSON: " + err.Error()}
-	}
-	return o, nil
 }

@@ -97,6 +97,7 @@ type memory struct {
 	localityLists slab[*endpointv3.LocalityLbEndpoints]
 	endpointLists slab[*endpointv3.LbEndpoint]
 	endpoints     slab[endpointMessages]
+	podMetadata   slab[podMetadataMessages]
 
 	hosts      slab[routev3.VirtualHost]
 	domains    slab[string]
@@ -130,6 +131,7 @@ func (b *builder) newMemory() *memory {
 		localityLists: newSlab[*endpointv3.LocalityLbEndpoints](n.targets),
 		endpointLists: newSlab[*endpointv3.LbEndpoint](n.endpointRefs),
 		endpoints:     newSlab[endpointMessages](n.endpoints),
+		podMetadata:   newSlab[podMetadataMessages](n.endpoints),
 		hosts:         newSlab[routev3.VirtualHost](n.hosts),
 		domains:       newSlab[string](n.domains),
 		routes:        newSlab[routeMessages](n.hosts),

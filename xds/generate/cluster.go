@@ -76,6 +76,7 @@ func (b *builder) policySource(s *service) *ir.ObjectRef {
 func (b *builder) outboundCluster(t *target, policy *ir.TrafficPolicy) (*clusterv3.Cluster, error) {
 	c := b.mem.clusters.new()
 	c.Name, c.ConnectTimeout = t.name, sharedConnectTimeout
+	setClusterTelemetry(c, t)
 	if t.service.Headless {
 		setOriginalDst(c)
 	} else {
@@ -88,7 +89,7 @@ func (b *builder) outboundCluster(t *target, policy *ir.TrafficPolicy) (*cluster
 		return nil, blame(policy, err)
 	}
 	budget := b.budgets[c.Name]
-	applyRetryBudget(c, budget)
+	c.CircuitBreakers = circuitBreakers(policyPool(policy), budget, t.port.Protocol.IsHTTP())
 	if policy != nil || budget != nil {
 		if err := c.ValidateAll(); err != nil {
 			// Everything but the policy is built from checked parts.
@@ -136,7 +137,7 @@ func staticCluster(name string, port uint32) *clusterv3.Cluster {
 
 // passthroughCluster forwards outbound traffic to its original destination.
 func passthroughCluster() *clusterv3.Cluster {
-	c := &clusterv3.Cluster{Name: ClusterPassthrough, ConnectTimeout: sharedConnectTimeout}
+	c := &clusterv3.Cluster{Name: ClusterPassthrough, ConnectTimeout: sharedConnectTimeout, CircuitBreakers: sharedUnlimitedBreakers}
 	setOriginalDst(c)
 	return c
 }
@@ -144,7 +145,7 @@ func passthroughCluster() *clusterv3.Cluster {
 // inboundPassthroughCluster forwards inbound traffic for unknown ports to the
 // application, from 127.0.0.6 so that the capture rules let it through (as Istio does).
 func inboundPassthroughCluster() *clusterv3.Cluster {
-	c := &clusterv3.Cluster{Name: ClusterInboundPassthrough, ConnectTimeout: sharedConnectTimeout}
+	c := &clusterv3.Cluster{Name: ClusterInboundPassthrough, ConnectTimeout: sharedConnectTimeout, CircuitBreakers: sharedUnlimitedBreakers}
 	setOriginalDst(c)
 	c.UpstreamBindConfig = &corev3.BindConfig{SourceAddress: &corev3.SocketAddress{
 		Address:       "127.0.0.6",
@@ -168,6 +169,7 @@ func (b *builder) addCluster(c *clusterv3.Cluster, err error) {
 // inboundCluster sends an inbound port's traffic to the application on 127.0.0.1.
 func inboundCluster(in *ir.InboundPort) (*clusterv3.Cluster, error) {
 	c := staticCluster(InboundClusterName(in.Port), in.Port)
+	c.CircuitBreakers = sharedUnlimitedBreakers
 	opts, err := protocolOptions(in.Protocol, nil)
 	if err != nil {
 		return nil, err

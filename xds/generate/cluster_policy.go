@@ -26,7 +26,7 @@ func applyPolicy(c *clusterv3.Cluster, p *ir.TrafficPolicy, proto ir.Protocol) e
 		if err := setLoadBalancer(c, p.LoadBalancer); err != nil {
 			return err
 		}
-		setConnectionPool(c, pool)
+		setConnectTimeout(c, pool)
 		setOutlierDetection(c, p.OutlierDetection)
 	}
 	opts, err := protocolOptions(proto, pool)
@@ -76,37 +76,11 @@ func setLoadBalancer(c *clusterv3.Cluster, lb *ir.LoadBalancer) error {
 	return nil
 }
 
-// setConnectionPool sets the connect timeout and the default-priority circuit breakers.
-func setConnectionPool(c *clusterv3.Cluster, pool *ir.ConnectionPool) {
-	if pool == nil {
-		return
-	}
-	if pool.ConnectTimeout != nil {
+// setConnectTimeout sets the pool's connect timeout; its thresholds are
+// set with the defaults (circuitBreakers).
+func setConnectTimeout(c *clusterv3.Cluster, pool *ir.ConnectionPool) {
+	if pool != nil && pool.ConnectTimeout != nil {
 		c.ConnectTimeout = duration(*pool.ConnectTimeout)
-	}
-	t := &clusterv3.CircuitBreakers_Thresholds{
-		MaxConnections:     u32OrNil(pool.MaxConnections),
-		MaxPendingRequests: u32OrNil(pool.MaxPendingRequests),
-		MaxRequests:        u32OrNil(pool.MaxRequests),
-		MaxRetries:         u32OrNil(pool.MaxRetries),
-	}
-	if t.MaxConnections != nil || t.MaxPendingRequests != nil || t.MaxRequests != nil || t.MaxRetries != nil {
-		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{t}}
-	}
-}
-
-// applyRetryBudget caps concurrent retries to the cluster. Envoy configures
-// retry budgets on the cluster's circuit breaker, not on the route.
-func applyRetryBudget(c *clusterv3.Cluster, budget *ir.RetryBudget) {
-	if budget == nil {
-		return
-	}
-	if c.CircuitBreakers == nil {
-		c.CircuitBreakers = &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{}}}
-	}
-	c.CircuitBreakers.Thresholds[0].RetryBudget = &clusterv3.CircuitBreakers_Thresholds_RetryBudget{
-		BudgetPercent:       &typev3.Percent{Value: float64(budget.Percent)},
-		MinRetryConcurrency: wrapperspb.UInt32(budget.MinRetryConcurrency),
 	}
 }
 

@@ -6,9 +6,11 @@
 //
 // Files are split by concern (listener_outbound.go, listener_inbound.go,
 // listener_static.go, cluster.go, cluster_policy.go, route.go,
-// route_domains.go, route_match.go, route_action.go, endpoints.go, tls.go,
-// alloc.go) and by HTTP filter (filter_*.go, each implementing httpFilter;
-// the order is set in httpFilters).
+// route_domains.go, route_match.go, endpoints.go, tls.go, alloc.go), by
+// HTTP filter (filter_*.go, each implementing httpFilter; the order is set in
+// httpFilters) and by route feature (route_feature_*.go, each implementing
+// routeFeature for both the sidecar and the proxyless gRPC generator; the
+// order is set in routeFeatures).
 //
 // Every resource is valid: each part taken from the model is checked as it is
 // built — with ValidateAll, or with cheaper equivalent checks for resources

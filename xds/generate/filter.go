@@ -1,21 +1,17 @@
 package generate
 
 import (
-	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-
-	"github.com/capstanmesh/capstan/xds/ir"
 )
 
 // httpFilter is one HTTP filter of the HTTP connection managers: its entry in
-// the filter chain and its per-route configuration. One file per filter.
+// the filter chain. One file per filter. A filter's per-route configuration
+// belongs to the route feature that uses it (route_feature_*.go).
 type httpFilter interface {
 	// Name is the filter's Envoy name, also its key in typed_per_filter_config.
 	Name() string
 	// HCMFilter is the filter's entry in the HTTP connection manager.
 	HCMFilter() *hcmv3.HttpFilter
-	// PatchRoute adds the filter's per-route configuration for a rule.
-	PatchRoute(rt *routev3.Route, in *ir.HTTPRoute) error
 }
 
 // direction says which side of the proxy an HTTP connection manager serves.
@@ -46,14 +42,4 @@ func hcmFilters(d direction) []*hcmv3.HttpFilter {
 		out[i] = f.HCMFilter()
 	}
 	return out
-}
-
-// patchRoute lets every filter of a direction add its per-route configuration.
-func patchRoute(d direction, rt *routev3.Route, in *ir.HTTPRoute) error {
-	for _, f := range filtersOf[d] {
-		if err := f.PatchRoute(rt, in); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -113,8 +113,10 @@ type builder struct {
 	localities map[string]*corev3.Locality
 	// portEndpoints lets subset clusters share the endpoint messages of their base cluster.
 	portEndpoints endpointCache
-	out           *Resources
-	errs          errorList
+	// podMetadata are the endpoints' metadata by pod (endpointMetadata).
+	podMetadata map[string]*corev3.Metadata
+	out         *Resources
+	errs        errorList
 	// fatal is the first failure that is no object's fault (a bug); it voids the output.
 	fatal error
 }

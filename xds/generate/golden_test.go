@@ -3,22 +3,19 @@ package generate
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
 
+	"github.com/capstanmesh/capstan/internal/golden"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/ and remove stale ones")
 
 // goldenCase is testdata/<case>/mesh.yaml: a mesh and the proxy to generate for.
 type goldenCase struct {
@@ -188,36 +185,13 @@ func renderErrors(t *testing.T, errs Errors) []byte {
 }
 
 // checkGolden compares a golden file with want (nil: the file must not exist).
-// With -update it rewrites or removes the file instead.
+// With -update (go test ./xds/generate -update) it rewrites or removes the
+// file instead.
 func checkGolden(t *testing.T, path string, want []byte) {
 	t.Helper()
-	if *update {
-		writeGolden(t, path, want)
-		return
-	}
-	got, err := os.ReadFile(path)
-	switch {
-	case want == nil && err == nil:
-		t.Errorf("%s is stale: this case produces no such output (run with -update)", path)
-	case want == nil:
-	case err != nil:
-		t.Errorf("%s: %v (run with -update)", path, err)
-	default:
-		if diff := cmp.Diff(string(got), string(want)); diff != "" {
-			t.Errorf("%s is stale (-golden +generated), run with -update:\n%s", path, diff)
-		}
-	}
-}
-
-func writeGolden(t *testing.T, path string, want []byte) {
-	t.Helper()
 	if want == nil {
-		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			t.Fatal(err)
-		}
+		golden.CheckAbsent(t, path)
 		return
 	}
-	if err := os.WriteFile(path, want, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	golden.Check(t, path, want)
 }

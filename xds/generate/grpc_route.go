@@ -88,54 +88,18 @@ func (g *grpcBuilder) buildRoute(port uint32, in *ir.HTTPRoute, m *routev3.Route
 	return rt
 }
 
-// fillRoute sets the action and the fault of a rule.
+// fillRoute checks a rule, then lets every route feature fill in its route
+// in gRPC's terms: a forwarding rule starts from an empty route action.
 func (g *grpcBuilder) fillRoute(rt *routev3.Route, port uint32, in *ir.HTTPRoute) error {
 	if err := checkRule(in); err != nil {
 		return err
 	}
-	if in.Redirect != nil {
-		rt.Action = &routev3.Route_NonForwardingAction{NonForwardingAction: &routev3.NonForwardingAction{}}
-		return nil
+	r := &grpcRule{g: g, port: port, in: in, rt: rt}
+	if forwards(in) {
+		r.action = &routev3.RouteAction{}
+		rt.Action = &routev3.Route_Route{Route: r.action}
 	}
-	a, err := g.routeAction(port, in)
-	if err != nil {
-		return err
-	}
-	rt.Action = &routev3.Route_Route{Route: a}
-	return grpcFaultFilter{}.PatchRoute(rt, in)
-}
-
-// routeAction forwards to one cluster or splits by weight, with the rule's
-// timeout as max_stream_duration (gRPC ignores RouteAction.timeout), its
-// retries and the hash policy of a ring-hash destination.
-func (g *grpcBuilder) routeAction(port uint32, in *ir.HTTPRoute) (*routev3.RouteAction, error) {
-	a := &routev3.RouteAction{RetryPolicy: g.retryPolicy(in)}
-	targets, err := g.setDestinations(a, port, in.Destinations)
-	if err != nil {
-		return nil, err
-	}
-	if in.Timeout != nil && *in.Timeout > 0 {
-		a.MaxStreamDuration = &routev3.RouteAction_MaxStreamDuration{MaxStreamDuration: duration(*in.Timeout)}
-	}
-	a.HashPolicy = grpcHashPolicy(targets)
-	return a, nil
-}
-
-func (g *grpcBuilder) setDestinations(a *routev3.RouteAction, port uint32, ds []*ir.Destination) ([]*grpcTarget, error) {
-	return splitDestinations(a, port, ds, g.target, func(t *grpcTarget) string { return t.name })
-}
-
-// grpcHashPolicy is the header hash key of the first ring-hash destination:
-// the one key gRPC hashes (warnPolicy reports the others).
-func grpcHashPolicy(targets []*grpcTarget) []*routev3.RouteAction_HashPolicy {
-	for _, t := range targets {
-		p := t.policy
-		if p == nil || p.LoadBalancer == nil || p.LoadBalancer.Algorithm != ir.LBRingHash || p.LoadBalancer.HashHeader == "" {
-			continue
-		}
-		return []*routev3.RouteAction_HashPolicy{hashKey(p.LoadBalancer)}
-	}
-	return nil
+	return r.applyFeatures()
 }
 
 // failingRoute fails the calls it matches: gRPC answers UNAVAILABLE to a

@@ -2,19 +2,42 @@ package generate
 
 import (
 	"fmt"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+
+	"github.com/capstanmesh/capstan/xds/ir"
 )
 
+// defaultStreamIdleTimeout is the stream idle timeout of the sidecars' HTTP
+// connection managers when the Mesh does not set one: an hour, not Envoy's
+// five minutes, which cut quiet WebSocket, gRPC streaming and server-sent
+// events connections. It matches Envoy's default idle timeout of a
+// connection without streams, so a quiet stream lasts as long as a quiet
+// connection would.
+const defaultStreamIdleTimeout = time.Hour
+
+var sharedStreamIdleTimeout = durationpb.New(defaultStreamIdleTimeout)
+
+// streamIdleTimeout is the Mesh's stream idle timeout, or the default.
+func streamIdleTimeout(mesh *ir.Mesh) *durationpb.Duration {
+	if mesh.StreamIdleTimeout == nil || *mesh.StreamIdleTimeout < 0 {
+		return sharedStreamIdleTimeout
+	}
+	return duration(*mesh.StreamIdleTimeout)
+}
+
 // rdsHCM routes by a RouteConfiguration fetched over ADS (outbound ports).
-func rdsHCM(statPrefix, routeConfig string) *hcmv3.HttpConnectionManager {
+func rdsHCM(statPrefix, routeConfig string, idle *durationpb.Duration) *hcmv3.HttpConnectionManager {
 	m := allowWebsocket(baseHCM(statPrefix, outbound))
+	m.StreamIdleTimeout = idle
 	m.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 		ConfigSource:    ads(),
 		RouteConfigName: routeConfig,

@@ -3,6 +3,7 @@ package generate
 import (
 	"strconv"
 
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -39,7 +40,7 @@ func (b *builder) inbound() {
 	var err error
 	for _, in := range b.inboundPorts() {
 		var chains []*listenerv3.FilterChain
-		if chains, err = inboundChains(in); err != nil {
+		if chains, err = inboundChains(in, streamIdleTimeout(b.mesh)); err != nil {
 			break
 		}
 		l.FilterChains = append(l.FilterChains, chains...)
@@ -85,8 +86,8 @@ func inboundPortNumber(in *ir.InboundPort) any {
 // every connection; PERMISSIVE has an mTLS chain for TLS connections and a
 // plaintext one for the rest; DISABLE is plaintext only. The chains of a
 // port share its network filter.
-func inboundChains(in *ir.InboundPort) ([]*listenerv3.FilterChain, error) {
-	f, err := inboundFilter(in)
+func inboundChains(in *ir.InboundPort, idle *durationpb.Duration) ([]*listenerv3.FilterChain, error) {
+	f, err := inboundFilter(in, idle)
 	if err != nil {
 		return nil, err
 	}
@@ -113,14 +114,14 @@ func inboundChain(in *ir.InboundPort, f *listenerv3.Filter, transport string, mt
 	}
 	if mtls {
 		chain.Name = "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|mtls"
-		chain.TransportSocket = downstreamTLS(in.Protocol.IsHTTP())
+		chain.TransportSocket = downstreamTLS(in.Protocol.IsHTTP(), in.MTLS == ir.MTLSStrict)
 	}
 	return chain
 }
 
 // inboundFilter proxies HTTP through a connection manager (which tells the
 // application the client's identity in x-forwarded-client-cert) and TCP as is.
-func inboundFilter(in *ir.InboundPort) (*listenerv3.Filter, error) {
+func inboundFilter(in *ir.InboundPort, idle *durationpb.Duration) (*listenerv3.Filter, error) {
 	cluster := InboundClusterName(in.Port)
 	statPrefix := "inbound_" + strconv.FormatUint(uint64(in.Port), 10)
 	if !in.Protocol.IsHTTP() {
@@ -135,6 +136,7 @@ func inboundFilter(in *ir.InboundPort) (*listenerv3.Filter, error) {
 		}},
 	}
 	m := allowWebsocket(inlineHCM(statPrefix, rc))
+	m.StreamIdleTimeout = idle
 	m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_SANITIZE_SET
 	m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
 	return hcmFilter(m)

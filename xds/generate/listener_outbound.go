@@ -129,7 +129,7 @@ func (b *builder) defaultOutboundChain(g *portGroup) (*listenerv3.FilterChain, e
 	if len(g.http) == 0 || !b.routeNames[RouteConfigName(g.port)] {
 		return passthroughChain(ClusterPassthrough), nil
 	}
-	f, err := hcmFilter(rdsHCM("outbound_"+OutboundListenerName(g.port), RouteConfigName(g.port)))
+	f, err := hcmFilter(rdsHCM("outbound_"+OutboundListenerName(g.port), RouteConfigName(g.port), streamIdleTimeout(b.mesh)))
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +146,8 @@ func (b *builder) tcpChain(sp servicePort, claimed map[netip.Addr]bool) (*listen
 		return nil, nil
 	}
 	name := t.name
-	f, err := tcpProxyFilter(name, name)
+	// The stat prefix without dots, as the cluster's alt_stat_name (telemetry.go).
+	f, err := tcpProxyFilter(StatName(name), name)
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,8 @@ func (b *builder) routes(s *service, port uint32) []*routev3.Route {
 	return out
 }
 
-// defaultRoute sends every request to the port's cluster.
+// defaultRoute sends every request to the port's cluster, with the default
+// retries (route_feature_retries.go).
 func (b *builder) defaultRoute(s *service, port uint32) *routev3.Route {
 	t := b.target(s.FQDN, port, "")
 	if t == nil {
@@ -110,6 +111,7 @@ func (b *builder) defaultRoute(s *service, port uint32) *routev3.Route {
 	}
 	rt := b.mem.routes.new().clusterRoute("default", sharedMatchAll, t.name)
 	rt.GetRoute().HashPolicy = hashPolicy([]*target{t})
+	rt.GetRoute().RetryPolicy = sharedDefaultRetryPolicy
 	return rt
 }
 
@@ -168,26 +170,18 @@ func (b *builder) buildRoute(port uint32, in *ir.HTTPRoute, m *routev3.RouteMatc
 	return rt
 }
 
-// fillRoute sets the action, header edits and per-filter config of a rule.
+// fillRoute checks a rule, then lets every route feature fill in its route:
+// a forwarding rule starts from a route action without a timeout.
 func (b *builder) fillRoute(rt *routev3.Route, port uint32, in *ir.HTTPRoute) error {
 	if err := checkRule(in); err != nil {
 		return err
 	}
-	if in.Redirect != nil {
-		a, err := redirectAction(in.Redirect)
-		if err != nil {
-			return err
-		}
-		rt.Action = &routev3.Route_Redirect{Redirect: a}
-	} else {
-		a, err := b.routeAction(port, in)
-		if err != nil {
-			return err
-		}
-		rt.Action = &routev3.Route_Route{Route: a}
+	r := &sidecarRule{b: b, port: port, in: in, rt: rt}
+	if forwards(in) {
+		r.action = &routev3.RouteAction{Timeout: noTimeout()}
+		rt.Action = &routev3.Route_Route{Route: r.action}
 	}
-	setHeaderEdits(rt, in.RequestHeaders, in.ResponseHeaders)
-	return patchRoute(outbound, rt, in)
+	return r.applyFeatures()
 }
 
 func directResponseRoute(name string, m *routev3.RouteMatch, status uint32) *routev3.Route {

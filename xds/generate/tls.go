@@ -25,7 +25,7 @@ func sdsSecret(name string) *tlsv3.SdsSecretConfig {
 func commonTLS(sans []string, alpn []string) *tlsv3.CommonTlsContext {
 	validation := &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: uriMatchers(sans)}
 	return &tlsv3.CommonTlsContext{
-		TlsParams:                      &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
+		TlsParams:                      tlsParams(tlsv3.TlsParameters_TLSv1_2),
 		TlsCertificateSdsSecretConfigs: []*tlsv3.SdsSecretConfig{sdsSecret(SecretWorkloadCert)},
 		ValidationContextType: &tlsv3.CommonTlsContext_CombinedValidationContext{
 			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
@@ -34,6 +34,32 @@ func commonTLS(sans []string, alpn []string) *tlsv3.CommonTlsContext {
 			},
 		},
 		AlpnProtocols: alpn,
+	}
+}
+
+// TLS between sidecars. Both ends are Envoy, which negotiates TLS 1.3 (a
+// client's maximum would otherwise be TLS 1.2, Envoy's client default).
+// TLS 1.2 stays allowed, except on STRICT inbound ports (only sidecars
+// connect there), with forward-secret AEAD suites only. The key exchange
+// prefers the post-quantum hybrid X25519MLKEM768 (BoringSSL in Envoy 1.40
+// supports it), then X25519 and P-256 for peers without it.
+var (
+	tlsECDHCurves   = []string{"X25519MLKEM768", "X25519", "P-256"}
+	tlsCipherSuites = []string{
+		"ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+		"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+		"ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+	}
+)
+
+// tlsParams are the protocol versions, TLS 1.2 cipher suites and key
+// exchange groups of every mesh TLS context, from min up to TLS 1.3.
+func tlsParams(minVersion tlsv3.TlsParameters_TlsProtocol) *tlsv3.TlsParameters {
+	return &tlsv3.TlsParameters{
+		TlsMinimumProtocolVersion: minVersion,
+		TlsMaximumProtocolVersion: tlsv3.TlsParameters_TLSv1_3,
+		CipherSuites:              tlsCipherSuites,
+		EcdhCurves:                tlsECDHCurves,
 	}
 }
 
@@ -93,27 +119,38 @@ func (b *builder) upstreamTLSSocket(sans []string, sni string) (*corev3.Transpor
 // downstreamTLS terminates mTLS on an inbound chain: a client certificate
 // signed by the root CA is required; any mesh identity is accepted. Its
 // config is a constant per ALPN list, packed once.
-func downstreamTLS(http bool) *corev3.TransportSocket {
-	a := downstreamTLSConfigs.plain
-	if http {
-		a = downstreamTLSConfigs.http
-	}
+func downstreamTLS(http, strict bool) *corev3.TransportSocket {
+	a := downstreamTLSConfigs[downstreamTLSKind{http: http, strict: strict}]
+
 	return &corev3.TransportSocket{
 		Name:       transportSocketTLS,
 		ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a},
 	}
 }
 
-// downstreamTLSConfigs are the DownstreamTlsContext of inbound HTTP ports
-// (ALPN h2 and http/1.1) and of the others (no ALPN).
-var downstreamTLSConfigs = struct{ http, plain *anypb.Any }{
-	http:  constConfig(downstreamTLSContext([]string{"h2", "http/1.1"}), ""),
-	plain: constConfig(downstreamTLSContext(nil), ""),
-}
+// downstreamTLSKind tells the four DownstreamTlsContexts apart: HTTP ports
+// offer ALPN h2 and http/1.1 (others no ALPN); STRICT ports require TLS 1.3.
+type downstreamTLSKind struct{ http, strict bool }
 
-func downstreamTLSContext(alpn []string) *tlsv3.DownstreamTlsContext {
-	return &tlsv3.DownstreamTlsContext{
-		CommonTlsContext:         commonTLS(nil, alpn),
-		RequireClientCertificate: wrapperspb.Bool(true),
+// downstreamTLSConfigs are the four contexts, packed once.
+var downstreamTLSConfigs = func() map[downstreamTLSKind]*anypb.Any {
+	out := map[downstreamTLSKind]*anypb.Any{}
+	for _, http := range []bool{false, true} {
+		for _, strict := range []bool{false, true} {
+			out[downstreamTLSKind{http, strict}] = constConfig(downstreamTLSContext(http, strict), "")
+		}
 	}
+	return out
+}()
+
+func downstreamTLSContext(http, strict bool) *tlsv3.DownstreamTlsContext {
+	var alpn []string
+	if http {
+		alpn = []string{"h2", "http/1.1"}
+	}
+	ctx := commonTLS(nil, alpn)
+	if strict {
+		ctx.TlsParams = tlsParams(tlsv3.TlsParameters_TLSv1_3)
+	}
+	return &tlsv3.DownstreamTlsContext{CommonTlsContext: ctx, RequireClientCertificate: wrapperspb.Bool(true)}
 }

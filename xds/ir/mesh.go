@@ -10,6 +10,9 @@ type Mesh struct {
 	TrustDomainAliases []string `json:"trustDomainAliases,omitempty"`
 	// MTLSMode is the mesh-wide default (STRICT or PERMISSIVE).
 	MTLSMode MTLSMode `json:"mtlsMode"`
+	// StreamIdleTimeout of the sidecars' HTTP streams; nil means the
+	// generator's default, 0 none.
+	StreamIdleTimeout *Duration `json:"streamIdleTimeout,omitempty"`
 	// Services in the mesh, sorted by FQDN.
 	Services []*Service `json:"services,omitempty"`
 	// Proxies known to the mesh, sorted by ID.

@@ -2,7 +2,6 @@ package runner
 
 import (
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/xds/server"
 )
@@ -13,7 +12,7 @@ type ProxyStatuses interface {
 	ProxyStatuses() []server.ProxyStatus
 }
 
-// ConnectedRoots is the certificate manager's controllers.ProxyRoots: a
+// ConnectedRoots is the certificate manager's pki.ProxyRoots: a
 // connected proxy trusts the roots it reported at start in its node
 // metadata (meshv1alpha1.NodeMetaRoots, the fingerprints the injector has
 // the proxy read from the root CA ConfigMap together with the bundle). A
@@ -22,9 +21,9 @@ type ConnectedRoots struct {
 	Statuses ProxyStatuses
 }
 
-var _ controllers.ProxyRoots = ConnectedRoots{}
+var _ pki.ProxyRoots = ConnectedRoots{}
 
-// Untrusting implements controllers.ProxyRoots.
+// Untrusting implements pki.ProxyRoots.
 func (c ConnectedRoots) Untrusting(fingerprints []string) int {
 	n := 0
 	for _, st := range c.Statuses.ProxyStatuses() {

@@ -18,7 +18,7 @@ import (
 )
 
 // SecretSource issues the workload credentials that go into proxies'
-// snapshots as the SDS secrets (controllers.CertificateManager implements
+// snapshots as the SDS secrets (certificates.Manager implements
 // it). All methods are safe for concurrent use and never block on issuance.
 type SecretSource interface {
 	// SetWanted says which identities (SPIFFE IDs) have at least one

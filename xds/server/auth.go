@@ -17,34 +17,23 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/capstanmesh/capstan/xds/auth"
 )
 
-// Caller is the workload an xDS stream's token was issued to: the
-// ServiceAccount, and the pod the token is bound to.
-type Caller struct {
-	Namespace      string
-	ServiceAccount string
-	PodName        string
-	PodUID         string
-}
+// The caller and the interfaces that verify it are defined in xds/auth, so
+// that the Kubernetes-backed implementations need not import the server.
+type (
+	// Caller is auth.Caller.
+	Caller = auth.Caller
+	// Authenticator is auth.Authenticator.
+	Authenticator = auth.Authenticator
+	// PodLookup is auth.PodLookup.
+	PodLookup = auth.PodLookup
+)
 
-// Authenticator verifies a proxy's bearer token (a projected ServiceAccount
-// token, audience capstan). It returns an error when the token is not
-// valid; errors wrapping ErrAuthUnavailable mean the token could not be
-// checked (the stream then ends with Unavailable, not PermissionDenied).
-// Error messages must not contain the token.
-type Authenticator interface {
-	Authenticate(ctx context.Context, token string) (Caller, error)
-}
-
-// PodLookup finds a pod the control plane knows: its UID and ServiceAccount.
-type PodLookup interface {
-	Pod(namespace, name string) (uid, serviceAccount string, ok bool)
-}
-
-// ErrAuthUnavailable marks an Authenticator error that says nothing about the
-// token: the verifier could not be reached.
-var ErrAuthUnavailable = errors.New("token verification unavailable")
+// ErrAuthUnavailable is auth.ErrAuthUnavailable.
+var ErrAuthUnavailable = auth.ErrAuthUnavailable
 
 // Reasons an xDS stream is refused: the reason label of
 // capstan_xds_auth_failures_total, and the text the client is told.

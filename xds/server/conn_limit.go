@@ -92,13 +92,15 @@ func (l *limitListener) release(peer string) {
 	connectionsOpen.Dec()
 }
 
+// refuse counts and logs the refusal before it closes the connection, so
+// that whoever sees the connection closed also sees it counted.
 func (l *limitListener) refuse(conn net.Conn, peer, reason string) {
-	_ = conn.Close()
 	connectionsRefused.WithLabelValues(reason).Inc()
 	if l.log.allow("conn-refused/" + peer) {
 		l.logger.Info("refused xDS connection", "reason", reason, "peer", peer,
 			"maxConnections", l.max, "maxConnectionsPerPeer", l.perPeer)
 	}
+	_ = conn.Close()
 }
 
 // limitedConn gives its slot back when it is closed, once.

@@ -57,7 +57,7 @@ func (t *translator) sliceService(sl *discoveryv1.EndpointSlice) *ir.Service {
 	if name == "" || sl.AddressType == discoveryv1.AddressTypeFQDN {
 		return nil
 	}
-	if e := t.byFQDN[ServiceFQDN(name, sl.Namespace)]; e != nil {
+	if e := t.byFQDN[ir.ServiceFQDN(name, sl.Namespace)]; e != nil {
 		return e.ir
 	}
 	return nil

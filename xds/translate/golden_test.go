@@ -1,17 +1,15 @@
 package translate
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.out.yaml from Translate's output and remove orphans")
+	"github.com/capstanmesh/capstan/internal/golden"
+)
 
 const (
 	inSuffix  = ".in.yaml"
@@ -19,57 +17,27 @@ const (
 )
 
 // TestGolden translates every testdata/<case>.in.yaml and compares the result
-// with <case>.out.yaml.
+// with <case>.out.yaml (go test ./xds/translate -update rewrites them).
 func TestGolden(t *testing.T) {
-	ins, err := filepath.Glob(filepath.Join("testdata", "*"+inSuffix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ins) == 0 {
-		t.Fatal("no golden inputs in testdata")
-	}
-	for _, in := range ins {
+	for _, in := range goldenInputs(t) {
 		name := strings.TrimSuffix(filepath.Base(in), inSuffix)
 		t.Run(name, func(t *testing.T) {
-			out := strings.TrimSuffix(in, inSuffix) + outSuffix
-			got := marshalResult(t, translateFile(t, in))
-			if *update {
-				if err := os.WriteFile(out, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(out)
-			if err != nil {
-				t.Fatalf("%v (run go test ./xds/translate -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("%s is stale (-want +got); run go test ./xds/translate -update:\n%s", out, diff)
-			}
+			golden.Check(t, outputOf(in), marshalResult(t, translateFile(t, in)))
 		})
 	}
 }
 
 // TestGoldenOrphans fails on an output without an input; -update removes it.
 func TestGoldenOrphans(t *testing.T) {
-	outs, err := filepath.Glob(filepath.Join("testdata", "*"+outSuffix))
-	if err != nil {
-		t.Fatal(err)
+	produced := map[string]bool{}
+	for _, in := range goldenInputs(t) {
+		produced[outputOf(in)] = true
 	}
-	for _, out := range outs {
-		in := strings.TrimSuffix(out, outSuffix) + inSuffix
-		if _, err := os.Stat(in); err == nil {
-			continue
-		}
-		if *update {
-			if err := os.Remove(out); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		t.Errorf("orphan golden %s: %s does not exist (run -update to remove it)", out, in)
-	}
+	golden.CheckOrphans(t, []string{outSuffix}, produced)
 }
+
+// outputOf names the golden output of the input at path.
+func outputOf(in string) string { return strings.TrimSuffix(in, inSuffix) + outSuffix }
 
 // readInputs parses a golden input strictly: unknown fields fail.
 func readInputs(t *testing.T, path string) *Inputs {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/api/validation"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -51,8 +52,13 @@ func (t *translator) translatePeerAuthentications() {
 	}
 }
 
-// add indexes pa. Callers add policies oldest first.
+// add indexes pa. Callers add policies oldest first. A policy with a
+// problem (api/validation) is left out.
 func (idx *peerAuthIndex) add(pa *meshv1alpha1.PeerAuthentication, st *objectStatus) {
+	if problems := validation.PeerAuthentication(pa); len(problems) > 0 {
+		reportInvalid(st, problems)
+		return
+	}
 	mode, ok := peerMode(pa.Spec.MTLS.Mode)
 	if !ok {
 		st.invalidf("spec.mtls.mode: unknown mode %q; UNSET is used", pa.Spec.MTLS.Mode)

@@ -6,7 +6,10 @@ import (
 	"slices"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/api/validation"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -27,25 +30,52 @@ func (t *translator) translatePolicies() {
 	}
 }
 
+// applyPolicy configures svc with dp. A part with a problem
+// (api/validation) is left out and the problem reported as Invalid: a
+// subset, or a traffic policy's load balancer or outlier detection.
 func applyPolicy(svc *ir.Service, dp *meshv1alpha1.DestinationPolicy, st *objectStatus) {
 	ref := st.ref
 	svc.PolicySource = &ref
-	svc.Policy = convertTrafficPolicy(dp.Spec.TrafficPolicy)
-	seen := map[string]int{}
+	problems := validation.DestinationPolicy(dp)
+	reportInvalid(st, problems)
+	spec := field.NewPath("spec")
+	base := validTrafficPolicy(dp.Spec.TrafficPolicy, problems, spec.Child("trafficPolicy"))
+	svc.Policy = convertTrafficPolicy(base)
 	for i := range dp.Spec.Subsets {
 		ss := &dp.Spec.Subsets[i]
-		if j, dup := seen[ss.Name]; dup {
-			st.invalidf("spec.subsets[%d].name: subset %q is already defined by spec.subsets[%d]", i, ss.Name, j)
+		path := spec.Child("subsets").Index(i)
+		if subsetLeftOut(problems, path) {
 			continue
 		}
-		seen[ss.Name] = i
 		svc.Subsets = append(svc.Subsets, &ir.Subset{
 			Name:   ss.Name,
 			Labels: maps.Clone(ss.Labels),
-			Policy: convertTrafficPolicy(mergeTrafficPolicy(dp.Spec.TrafficPolicy, ss.TrafficPolicy)),
+			Policy: convertTrafficPolicy(mergeTrafficPolicy(base, validTrafficPolicy(ss.TrafficPolicy, problems, path.Child("trafficPolicy")))),
 		})
 	}
 	slices.SortFunc(svc.Subsets, func(a, b *ir.Subset) int { return cmp.Compare(a.Name, b.Name) })
+}
+
+// subsetLeftOut says whether the subset at path has a problem outside its
+// traffic policy (its name or labels), which leaves the whole subset out.
+func subsetLeftOut(problems field.ErrorList, path *field.Path) bool {
+	return len(problemsUnder(problems, path)) > len(problemsUnder(problems, path.Child("trafficPolicy")))
+}
+
+// validTrafficPolicy is tp without the load balancer or outlier detection
+// that has a problem; tp itself when it has none.
+func validTrafficPolicy(tp *meshv1alpha1.TrafficPolicy, problems field.ErrorList, path *field.Path) *meshv1alpha1.TrafficPolicy {
+	if tp == nil || len(problemsUnder(problems, path)) == 0 {
+		return tp
+	}
+	out := *tp
+	if len(problemsUnder(problems, path.Child("loadBalancer"))) > 0 {
+		out.LoadBalancer = nil
+	}
+	if len(problemsUnder(problems, path.Child("outlierDetection"))) > 0 {
+		out.OutlierDetection = nil
+	}
+	return &out
 }
 
 // convertTrafficPolicy converts p, applying the API's defaults; nil when p sets nothing.

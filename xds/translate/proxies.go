@@ -9,8 +9,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/capstanmesh/capstan/api/annotations"
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/webhook/inject"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -142,7 +142,7 @@ func namedContainerPort(pod *corev1.Pod, name string) (uint32, bool) {
 // HTTP probes only; a malformed annotation, which only the injector writes,
 // yields none, and the kubelet then reports the probes failing.
 func appProbes(pod *corev1.Pod) []*ir.AppProbe {
-	orig, err := inject.ParseOriginalProbes(pod)
+	orig, err := annotations.ParseOriginalProbes(pod)
 	if err != nil {
 		return nil
 	}

@@ -3,10 +3,11 @@ package translate
 import (
 	"fmt"
 	"slices"
-	"strconv"
+
+	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
-	"github.com/capstanmesh/capstan/internal/re2"
+	"github.com/capstanmesh/capstan/api/validation"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
@@ -53,60 +54,31 @@ func hasHTTPPort(svc *ir.Service) bool {
 	return slices.ContainsFunc(svc.Ports, func(p *ir.ServicePort) bool { return p.Protocol.IsHTTP() })
 }
 
-// translateRules converts the rules in order. A rule with an unprogrammable
-// field is dropped (Invalid); a rule left with no destination is dropped too.
+// translateRules converts the rules in order. A rule with a problem
+// (api/validation) is left out and the problem reported as Invalid; when the
+// MeshRoute's regular expressions are above the total limit, the rules that
+// have any are left out too.
 func (t *translator) translateRules(mr *meshv1alpha1.MeshRoute, st *objectStatus) []*ir.HTTPRoute {
+	problems := validation.MeshRoute(mr)
+	regexTotal := problemsAt(problems, field.NewPath("spec", "http"))
+	reportInvalid(st, regexTotal)
 	var out []*ir.HTTPRoute
-	names := map[string]int{}
-	regexBudget := t.regexBudget(mr, st)
 	for i := range mr.Spec.HTTP {
 		rule := &mr.Spec.HTTP[i]
-		field := fmt.Sprintf("spec.http[%d]", i)
-		name := ruleName(rule, i)
-		if j, dup := names[name]; dup {
-			st.invalidf("%s.name: rule name %q is already used by spec.http[%d]", field, name, j)
+		path := field.NewPath("spec", "http").Index(i)
+		if errs := problemsUnder(problems, path); len(errs) > 0 {
+			reportInvalid(st, errs)
 			continue
 		}
-		names[name] = i
-		if !regexBudget && regexBytes(rule) > 0 {
-			st.invalidf("%s: rule left out: the MeshRoute's regular expressions are above the total limit", field)
+		if len(regexTotal) > 0 && validation.RegexBytes(rule) > 0 {
+			st.invalidf("%s: rule left out: the MeshRoute's regular expressions are above the total limit", path)
 			continue
 		}
-		errs := validateRule(rule, field)
-		errs = append(errs, validateRegexes(rule, field)...)
-		if len(errs) > 0 {
-			for _, e := range errs {
-				st.invalidf("%s", e)
-			}
-			continue
-		}
-		if r := t.translateRule(mr, st, rule, field, name); r != nil {
+		if r := t.translateRule(mr, st, rule, path.String(), validation.RuleName(rule, i)); r != nil {
 			out = append(out, r)
 		}
 	}
 	return out
-}
-
-// regexBudget reports whether mr's regular expressions fit the per-object
-// total (checked before any is parsed); if not, it says so on the status and
-// the rules with regular expressions are left out.
-func (t *translator) regexBudget(mr *meshv1alpha1.MeshRoute, st *objectStatus) bool {
-	total := 0
-	for i := range mr.Spec.HTTP {
-		total += regexBytes(&mr.Spec.HTTP[i])
-	}
-	if total <= re2.MaxTotalBytes {
-		return true
-	}
-	st.invalidf("spec.http: the regular expressions total %d bytes; one MeshRoute may have at most %d", total, re2.MaxTotalBytes)
-	return false
-}
-
-func ruleName(rule *meshv1alpha1.HTTPRule, i int) string {
-	if rule.Name != "" {
-		return rule.Name
-	}
-	return strconv.Itoa(i)
 }
 
 func (t *translator) translateRule(mr *meshv1alpha1.MeshRoute, st *objectStatus, rule *meshv1alpha1.HTTPRule, field, name string) *ir.HTTPRoute {

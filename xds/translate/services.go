@@ -33,7 +33,7 @@ func newService(k *corev1.Service) *ir.Service {
 	s := &ir.Service{
 		Name:      k.Name,
 		Namespace: k.Namespace,
-		FQDN:      ServiceFQDN(k.Name, k.Namespace),
+		FQDN:      ir.ServiceFQDN(k.Name, k.Namespace),
 		Ports:     servicePorts(k.Spec.Ports),
 	}
 	s.ClusterIPs, s.Headless = clusterIPs(&k.Spec)

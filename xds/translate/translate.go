@@ -83,6 +83,7 @@ type translator struct {
 	// trustDomainAliases are Mesh.spec.trustDomainAliases, sorted.
 	trustDomainAliases []string
 	meshMode           ir.MTLSMode
+	streamIdleTimeout  *ir.Duration
 	// services are sorted by FQDN; byFQDN indexes them.
 	services []*serviceEntry
 	byFQDN   map[string]*serviceEntry
@@ -127,11 +128,15 @@ func (t *translator) applyMeshSpec(spec *meshv1alpha1.MeshSpec) {
 	if spec.MTLS.Mode == meshv1alpha1.MTLSStrict {
 		t.meshMode = ir.MTLSStrict
 	}
+	t.streamIdleTimeout = irDuration(spec.Traffic.StreamIdleTimeout)
 }
 
 // model assembles the mesh, sorted.
 func (t *translator) model() *ir.Mesh {
-	m := &ir.Mesh{TrustDomain: t.trustDomain, TrustDomainAliases: t.trustDomainAliases, MTLSMode: t.meshMode}
+	m := &ir.Mesh{
+		TrustDomain: t.trustDomain, TrustDomainAliases: t.trustDomainAliases, MTLSMode: t.meshMode,
+		StreamIdleTimeout: t.streamIdleTimeout,
+	}
 	for _, e := range t.services {
 		m.Services = append(m.Services, e.ir)
 	}

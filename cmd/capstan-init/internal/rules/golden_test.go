@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,8 +9,6 @@ import (
 
 	"github.com/capstanmesh/capstan/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata outputs from the rendered rules and remove orphans")
 
 // A golden case is testdata/<case>.flags: capstan-init's arguments, one per
 // line ('#' starts a comment). Its output is <case>.rules (what --dry-run
@@ -67,7 +64,7 @@ func readArgs(t *testing.T, path string) []string {
 
 func checkGolden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	golden.Check(t, path, got, *update)
+	golden.Check(t, path, got)
 }
 
 // TestGoldenOrphans fails on an output its case does not produce; -update removes it.
@@ -77,7 +74,7 @@ func TestGoldenOrphans(t *testing.T) {
 		suffix, _ := runCase(t, name)
 		produced[filepath.Join("testdata", name+suffix)] = true
 	}
-	golden.CheckOrphans(t, outputSuffixes, produced, *update)
+	golden.CheckOrphans(t, outputSuffixes, produced)
 }
 
 func goldenCases(t *testing.T) []string {

@@ -11,8 +11,12 @@ import (
 // TestRulesLoadIntoTheKernel restores every golden case's rules with the real
 // restore programs, each in a fresh network namespace (unshare -n), and
 // checks that the kernel holds as many rules as were rendered. It needs root,
-// unshare and the iptables package, and is skipped without them.
+// unshare and the iptables package, and is skipped without them and under
+// -short (make test-unit).
 func TestRulesLoadIntoTheKernel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short (make test-unit) creates no network namespaces; make test runs it")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a network namespace")
 	}

@@ -1,0 +1,102 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/capstanmesh/capstan/controllers"
+	"github.com/capstanmesh/capstan/controllers/inputs"
+	"github.com/capstanmesh/capstan/controllers/meshstatus"
+	"github.com/capstanmesh/capstan/xds/auth"
+	"github.com/capstanmesh/capstan/xds/runner"
+	"github.com/capstanmesh/capstan/xds/server"
+)
+
+// PipelineOptions configure the xDS side of the operator.
+type PipelineOptions struct {
+	// Listener serves xDS; when nil, Addr is listened on.
+	Listener net.Listener
+	Addr     string
+	// ServerOptions are passed to the gRPC server (TLS, interceptors).
+	ServerOptions []grpc.ServerOption
+	Debounce      time.Duration
+	MaxDelay      time.Duration
+	// Authenticator and Pods turn stream authentication on (see
+	// server.Options); GetCertificate turns TLS on and, with an
+	// Authenticator, the token exchange.
+	Authenticator  auth.Authenticator
+	Pods           auth.PodLookup
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	// Limits bound connections and streams on the xDS port, ReviewLimits
+	// the token reviews; zero fields take the server's defaults.
+	Limits       server.Limits
+	ReviewLimits server.ReviewLimits
+	// RecheckInterval is server.Options.RecheckInterval.
+	RecheckInterval time.Duration
+	// Secrets, when set, issues workload certificates for connected proxies
+	// and the runner delivers them over SDS (certificates.Manager).
+	Secrets runner.SecretSource
+	// MeshStatus is the Mesh's status writer, shared with the certificate
+	// manager (controllers.NewMeshStatusWriter when nil).
+	MeshStatus *meshstatus.Writer
+}
+
+// AddPipeline wires the pipeline into mgr: the inputs controller feeds the
+// runner, the runner publishes to the xDS server and hands statuses to the
+// status reconcilers. It returns the server so callers can read proxy state.
+func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error) {
+	log := mgr.GetLogger().WithName("xds")
+	store := controllers.NewStatusStore()
+	var r *runner.Runner
+	srv := server.New(server.Options{
+		Logger:          log.WithName("server"),
+		ServerOptions:   opts.ServerOptions,
+		OnStatusChange:  func(id string) { r.ProxyStatusChanged(id) },
+		Authenticator:   opts.Authenticator,
+		Pods:            opts.Pods,
+		GetCertificate:  opts.GetCertificate,
+		Limits:          opts.Limits,
+		ReviewLimits:    opts.ReviewLimits,
+		RecheckInterval: opts.RecheckInterval,
+	})
+	r = runner.New(runner.Options{
+		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
+		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
+		Secrets: opts.Secrets, Connections: srv,
+	})
+	if err := (&inputs.Reconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("setting up the inputs controller: %w", err)
+	}
+	if err := controllers.SetupWithStatusStore(mgr, store, opts.MeshStatus); err != nil {
+		return nil, err
+	}
+	if err := mgr.Add(r); err != nil {
+		return nil, fmt.Errorf("adding the runner: %w", err)
+	}
+	serve := manager.RunnableFunc(func(ctx context.Context) error { return serveXDS(ctx, srv, opts) })
+	if err := mgr.Add(serve); err != nil {
+		return nil, fmt.Errorf("adding the xDS server: %w", err)
+	}
+	return srv, nil
+}
+
+func serveXDS(ctx context.Context, srv *server.Server, opts PipelineOptions) error {
+	lis := opts.Listener
+	if lis == nil {
+		var err error
+		if lis, err = net.Listen("tcp", opts.Addr); err != nil {
+			return fmt.Errorf("listening for xDS on %s: %w", opts.Addr, err)
+		}
+	}
+	if err := srv.Serve(ctx, lis); err != nil {
+		return fmt.Errorf("serving xDS: %w", err)
+	}
+	return nil
+}
