@@ -13,16 +13,16 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/capstanmesh/capstan/internal/app"
 	"github.com/capstanmesh/capstan/pki/builtin"
 	"github.com/capstanmesh/capstan/test/bench/sidecars"
 	"github.com/capstanmesh/capstan/test/envtest"
-	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/translate"
 )
 
 // The smaller variant: the same mesh and sidecars, but the mesh is created
 // and changed through the real kube-apiserver, and the operator's
-// controllers feed the runner (runner.AddToManager, production debounce).
+// controllers feed the runner (app.AddPipeline, production debounce).
 // It asserts that every proxy converges and that each change made through
 // the API reaches every affected proxy; the latencies are logged.
 func TestAPIServerVariant(t *testing.T) {
@@ -95,7 +95,7 @@ func startOperatorPipeline(t *testing.T, env *envtest.Env, in *translate.Inputs)
 		t.Fatal(err)
 	}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		_, err := runner.AddToManager(mgr, runner.ManagerOptions{Listener: lis, Secrets: secrets})
+		_, err := app.AddPipeline(mgr, app.PipelineOptions{Listener: lis, Secrets: secrets})
 		return err
 	}, "ns-0")
 	return lis.Addr().String()
