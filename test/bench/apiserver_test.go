@@ -26,6 +26,7 @@ import (
 // It asserts that every proxy converges and that each change made through
 // the API reaches every affected proxy; the latencies are logged.
 func TestAPIServerVariant(t *testing.T) {
+	t.Parallel()
 	env, err := envtest.StartWith(envtest.Options{ServiceCIDR: "10.96.0.0/16"})
 	if err != nil {
 		t.Fatal(err)

@@ -37,16 +37,18 @@ var sidecarArgs = []string{"-test.run=^$"}
 // the expected config (an assignment of every service with its endpoints,
 // every route's split), and each change reaches every affected proxy.
 func TestShortRunConverges(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
-		name      string
-		sotw, tls bool
-		proxies   int
+		name              string
+		sotw, tls         bool
+		services, proxies int
 	}{
-		{name: "delta plaintext", proxies: 50},
-		{name: "sotw tls", sotw: true, tls: true, proxies: 10},
+		{name: "delta plaintext", services: 200, proxies: 50},
+		{name: "sotw tls", sotw: true, tls: true, services: 50, proxies: 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			mesh := Mesh{Services: 200, Endpoints: 3, Namespaces: 4, Proxies: tc.proxies, Routes: 5}
+			t.Parallel()
+			mesh := Mesh{Services: tc.services, Endpoints: 3, Namespaces: 4, Proxies: tc.proxies, Routes: 5}
 			res, err := Run(t.Context(), Config{
 				Mesh: mesh, SotW: tc.sotw, TLS: tc.tls, Deadline: 40 * time.Second, Verify: true, SidecarArgs: sidecarArgs,
 			})
