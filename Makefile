@@ -72,8 +72,27 @@ fuzz: ## Run each fuzz target briefly (seed corpus plus FUZZ_TIME).
 	done
 
 .PHONY: bench
-bench: envtest-assets ## Run the benchmarks.
+bench: envtest-assets ## Run the benchmarks, then the xDS scale harness (bench-scale).
 	go test -run='^$$' -bench=. -benchmem ./...
+	$(MAKE) bench-scale
+
+# Knobs of bench-scale (see docs/benchmarks.md).
+BENCH_PROXIES ?= 100,500,1000
+BENCH_SERVICES ?= 1000
+BENCH_ENDPOINTS ?= 10
+BENCH_RUNS ?= 3
+BENCH_DEADLINE_S ?= 300
+BENCH_MAX_RSS_MB ?= 16000
+BENCH_PROFILE_N ?= 1000
+BENCH_SOTW ?= 0
+BENCH_TLS ?= 0
+
+.PHONY: bench-scale
+bench-scale: ## Run the xDS scale harness (test/bench): N simulated sidecars; writes docs/benchmarks.md's scale section and plots.
+	BENCH_SCALE=1 BENCH_PROXIES=$(BENCH_PROXIES) BENCH_SERVICES=$(BENCH_SERVICES) BENCH_ENDPOINTS=$(BENCH_ENDPOINTS) \
+	BENCH_RUNS=$(BENCH_RUNS) BENCH_DEADLINE_S=$(BENCH_DEADLINE_S) BENCH_MAX_RSS_MB=$(BENCH_MAX_RSS_MB) \
+	BENCH_PROFILE_N=$(BENCH_PROFILE_N) BENCH_SOTW=$(BENCH_SOTW) BENCH_TLS=$(BENCH_TLS) \
+	go test -count=1 -timeout 0 -run '^TestScale$$' -v ./test/bench
 
 ##@ Build
 
