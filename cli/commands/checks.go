@@ -151,7 +151,7 @@ func checkWebhook(ctx context.Context, o *Options, c *cluster) (string, string) 
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "capstanctl-check-", Namespace: ns,
 			Labels: map[string]string{meshv1alpha1.LabelInject: "true"}},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "check", Image: "capstanctl-check"}}},
+		Spec: corev1.PodSpec{ServiceAccountName: "default", Containers: []corev1.Container{{Name: "check", Image: "capstanctl-check"}}},
 	}
 	if err := c.client.Create(ctx, pod, client.DryRunAll); err != nil {
 		return failed("the API server could not use the webhook (dry-run pod in %s): %v", ns, err)
