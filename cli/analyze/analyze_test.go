@@ -283,7 +283,7 @@ func gatewayCases() []analyzerCase {
 func TestOfflineTemplates(t *testing.T) {
 	// From files, a Deployment of an enabled namespace would be injected: no
 	// CAP001; one of a plain namespace calling a STRICT Service is a caller.
-	in := Inputs{Offline: true,
+	in := Inputs{
 		Namespaces: []corev1.Namespace{ns("shop", true), ns("plain", false)},
 		Deployments: []appsv1.Deployment{
 			{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "cart"}, Spec: appsv1.DeploymentSpec{Template: corev1.PodTemplateSpec{

@@ -37,11 +37,9 @@ type Inputs struct {
 	// injected (inject.DefaultOperatorNamespace when empty).
 	OperatorNamespace string
 	// Version is the sidecar version the injector writes now; when set,
-	// pods with a sidecar of another version are reported too.
+	// pods with a sidecar of another version are reported too. The CLI
+	// leaves it empty: the operator does not publish it.
 	Version string
-	// Offline says the inputs are YAML files, not a live cluster: pods
-	// that are not in the files are predicted from workload templates.
-	Offline bool
 }
 
 // GatewayAPIKind is a Gateway API kind that has objects: its CRD's bundle

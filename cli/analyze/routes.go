@@ -36,8 +36,8 @@ func routeHosts(mr *meshv1alpha1.MeshRoute) []hostRef {
 
 // unknownHostsAndSubsets: a MeshRoute host or destination that is no
 // Service (CAP005), and a subset no DestinationPolicy of the host defines
-// (CAP006). The translator leaves such rules out; the route says so in its
-// ResolvedRefs condition.
+// (CAP006). The translator drops such a destination and shares its weight
+// among the others; the route says so in its ResolvedRefs condition.
 func unknownHostsAndSubsets(w *world) []Finding {
 	var out []Finding
 	for i := range w.in.MeshRoutes {
@@ -48,12 +48,14 @@ func unknownHostsAndSubsets(w *world) []Finding {
 			switch {
 			case w.services[fqdn] == nil:
 				out = append(out, Finding{Code: CodeUnknownHost, Severity: SeverityError, Object: ref,
-					Message: fmt.Sprintf("%s: host %q (%s) names no Service; the route does not apply to it", h.field, h.host, fqdn),
-					Fix:     "create the Service, or correct the host: a Service name of the route's namespace, name.namespace, or its FQDN"})
+					Message: fmt.Sprintf("%s: host %q (%s) names no Service: the route ignores it (a destination's weight goes to the others); "+
+						"the route's ResolvedRefs condition is False, reason HostNotFound", h.field, h.host, fqdn),
+					Fix: "create the Service, or correct the host: a Service name of the route's namespace, name.namespace, or its FQDN"})
 			case h.subset != "" && !w.hasSubset(fqdn, h.subset):
 				out = append(out, Finding{Code: CodeUnknownSubset, Severity: SeverityError, Object: ref,
-					Message: fmt.Sprintf("%s: subset %q of %s is defined by no DestinationPolicy; requests to it fail", h.field, h.subset, fqdn),
-					Fix:     fmt.Sprintf("define the subset in the DestinationPolicy of %s (spec.subsets[].name: %s, with the pods' labels)", fqdn, h.subset)})
+					Message: fmt.Sprintf("%s: subset %q of %s is defined by no DestinationPolicy: the route drops that destination and "+
+						"its weight goes to the others; the route's ResolvedRefs condition is False, reason SubsetNotFound", h.field, h.subset, fqdn),
+					Fix: fmt.Sprintf("define the subset in the DestinationPolicy of %s (spec.subsets[].name: %s, with the pods' labels)", fqdn, h.subset)})
 			}
 		}
 	}

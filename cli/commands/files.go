@@ -107,7 +107,7 @@ func readFiles(paths []string, defaultNS string, stdin io.Reader) (*analyze.Inpu
 	if err != nil {
 		return nil, err
 	}
-	in := &analyze.Inputs{Offline: true}
+	in := &analyze.Inputs{}
 	gw := gatewayFiles{crds: map[string]string{}, objects: map[string][]string{}}
 	for _, u := range objs {
 		if u.GetNamespace() == "" && !clusterScoped(u.GetKind()) {

@@ -33,9 +33,6 @@ func (o *Options) gatherLive(ctx context.Context) (*analyze.Inputs, error) {
 	if in.GatewayAPI, err = listGatewayAPI(ctx, c.client); err != nil {
 		return nil, err
 	}
-	if d, err := o.operatorDeployment(ctx); err == nil && d != nil && len(d.Spec.Template.Spec.Containers) > 0 {
-		in.Version = imageTag(d.Spec.Template.Spec.Containers[0].Image)
-	}
 	return in, nil
 }
 
