@@ -51,7 +51,8 @@ func (w *world) bypassFinding(mr *meshv1alpha1.MeshRoute, split string, callers 
 			related = append(related, ObjectRef{Kind: KindIngress, Namespace: ing.Namespace, Name: ing.Name})
 		}
 		paths = append(paths, "Ingress "+strings.Join(names, ", ")+" (the ingress controller sends to the pods directly)")
-		fixes = append(fixes, "inject the ingress controller's pods (capstan.dev/inject=true on its pod template) so that its requests take the route")
+		fixes = append(fixes, "inject the ingress controller's pods (capstan.dev/inject=true on its pod template) and have it send to the "+
+			"Service rather than to its endpoints, so that its requests take the route")
 	}
 	if len(exposed) > 0 {
 		names := make([]string, 0, len(exposed))

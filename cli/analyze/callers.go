@@ -29,8 +29,8 @@ const maxCallersNamed = 5
 // then those in namespace ns that name none: they can call it too.
 func (w *world) unmeshedCallers(svcs []*corev1.Service, ns string, exclude func(*workload) bool) []caller {
 	var named, near []caller
-	for _, wl := range w.workloads {
-		if wl.meshed || exclude(wl) {
+	for _, wl := range w.unmeshed {
+		if exclude(wl) {
 			continue
 		}
 		if host, ok := namesService(wl, svcs); ok {
@@ -46,10 +46,9 @@ func (w *world) unmeshedCallers(svcs []*corev1.Service, ns string, exclude func(
 
 // namesService returns the first host of svcs that wl's pod spec names.
 func namesService(wl *workload, svcs []*corev1.Service) (string, bool) {
-	tokens := specTokens(wl.spec)
 	for _, svc := range svcs {
 		for _, h := range hostNames(svc, wl.ref.Namespace) {
-			if slices.Contains(tokens, h) {
+			if slices.Contains(wl.tokens, h) {
 				return h, true
 			}
 		}

@@ -64,11 +64,7 @@ func unknownHostsAndSubsets(w *world) []Finding {
 
 // hasSubset reports whether a DestinationPolicy of host fqdn defines subset.
 func (w *world) hasSubset(fqdn, subset string) bool {
-	for i := range w.in.DestinationPolicies {
-		dp := &w.in.DestinationPolicies[i]
-		if ir.ResolveHost(dp.Spec.Host, dp.Namespace) != fqdn {
-			continue
-		}
+	for _, dp := range w.policies[fqdn] {
 		if slices.ContainsFunc(dp.Spec.Subsets, func(s meshv1alpha1.Subset) bool { return s.Name == subset }) {
 			return true
 		}

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 )
@@ -94,8 +93,8 @@ func permissivePolicy(wl *workload) string {
 // servicesOf lists the Services that select wl, by name.
 func (w *world) servicesOf(wl *workload) []*corev1.Service {
 	var out []*corev1.Service
-	for i := range w.in.Services {
-		if s := &w.in.Services[i]; selects(s, wl) {
+	for _, s := range w.servicesByNamespace[wl.ref.Namespace] {
+		if selects(s, wl) {
 			out = append(out, s)
 		}
 	}
@@ -116,7 +115,7 @@ func (w *world) strictPolicy(wl *workload) (ObjectRef, bool) {
 			}
 			continue
 		}
-		if !labels.SelectorFromSet(pa.Spec.Selector.MatchLabels).Matches(labels.Set(wl.labels)) {
+		if !matchLabels(pa.Spec.Selector.MatchLabels, wl.labels) {
 			continue
 		}
 		if hasStrictPort(pa) {

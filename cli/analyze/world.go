@@ -8,8 +8,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers/uninjected"
 	"github.com/capstanmesh/capstan/webhook/inject"
 	"github.com/capstanmesh/capstan/xds/ir"
@@ -41,6 +41,8 @@ type workload struct {
 	meshed bool
 	// why says why the workload is not meshed.
 	why string
+	// tokens are the host-like words of its pod spec (specTokens), computed once.
+	tokens []string
 }
 
 // world indexes the inputs for the analyzers.
@@ -50,18 +52,39 @@ type world struct {
 	// services by FQDN.
 	services  map[string]*corev1.Service
 	workloads []*workload
+	// byNamespace holds the workloads and the Services of each namespace;
+	// unmeshed the workloads without a sidecar.
+	byNamespace         map[string][]*workload
+	servicesByNamespace map[string][]*corev1.Service
+	unmeshed            []*workload
+	// policies holds the DestinationPolicies by host FQDN.
+	policies map[string][]*meshv1alpha1.DestinationPolicy
 }
 
 func newWorld(in *Inputs) *world {
-	w := &world{in: in, namespaces: map[string]*corev1.Namespace{}, services: map[string]*corev1.Service{}}
+	w := &world{in: in, namespaces: map[string]*corev1.Namespace{}, services: map[string]*corev1.Service{},
+		byNamespace: map[string][]*workload{}, servicesByNamespace: map[string][]*corev1.Service{}}
 	for i := range in.Namespaces {
 		w.namespaces[in.Namespaces[i].Name] = &in.Namespaces[i]
 	}
 	for i := range in.Services {
 		s := &in.Services[i]
 		w.services[ir.ServiceFQDN(s.Name, s.Namespace)] = s
+		w.servicesByNamespace[s.Namespace] = append(w.servicesByNamespace[s.Namespace], s)
+	}
+	w.policies = map[string][]*meshv1alpha1.DestinationPolicy{}
+	for i := range in.DestinationPolicies {
+		dp := &in.DestinationPolicies[i]
+		fqdn := ir.ResolveHost(dp.Spec.Host, dp.Namespace)
+		w.policies[fqdn] = append(w.policies[fqdn], dp)
 	}
 	w.workloads = buildWorkloads(in, w.namespaces)
+	for _, wl := range w.workloads {
+		w.byNamespace[wl.ref.Namespace] = append(w.byNamespace[wl.ref.Namespace], wl)
+		if !wl.meshed {
+			w.unmeshed = append(w.unmeshed, wl)
+		}
+	}
 	return w
 }
 
@@ -96,6 +119,11 @@ func buildWorkloads(in *Inputs, namespaces map[string]*corev1.Namespace) []*work
 		byRef[t.ref] = &workload{ref: t.ref, labels: t.tmpl.Labels, spec: &t.tmpl.Spec, meshed: meshed, why: why}
 	}
 	out := slices.Collect(maps.Values(byRef))
+	for _, wl := range out {
+		if !wl.meshed {
+			wl.tokens = specTokens(wl.spec)
+		}
+	}
 	slices.SortFunc(out, func(a, b *workload) int { return compareRefs(a.ref, b.ref) })
 	return out
 }
@@ -213,15 +241,26 @@ func templates(in *Inputs) []template {
 
 // selects reports whether svc selects the workload's pods.
 func selects(svc *corev1.Service, wl *workload) bool {
-	return svc.Namespace == wl.ref.Namespace && len(svc.Spec.Selector) > 0 &&
-		labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(wl.labels))
+	return svc.Namespace == wl.ref.Namespace && len(svc.Spec.Selector) > 0 && matchLabels(svc.Spec.Selector, wl.labels)
+}
+
+// matchLabels reports whether labels carry every key and value of
+// selector, as an equality-based label selector matches (an empty selector
+// matches everything).
+func matchLabels(selector, labels map[string]string) bool {
+	for k, v := range selector {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // selected returns the workloads svc selects whose labels also carry extra.
 func (w *world) selected(svc *corev1.Service, extra map[string]string) []*workload {
 	var out []*workload
-	for _, wl := range w.workloads {
-		if selects(svc, wl) && labels.SelectorFromSet(extra).Matches(labels.Set(wl.labels)) {
+	for _, wl := range w.byNamespace[svc.Namespace] {
+		if selects(svc, wl) && matchLabels(extra, wl.labels) {
 			out = append(out, wl)
 		}
 	}
