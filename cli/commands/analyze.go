@@ -19,12 +19,14 @@ type AnalyzeResult struct {
 	Errors   int               `json:"errors"`
 	Warnings int               `json:"warnings"`
 	Findings []analyze.Finding `json:"findings"`
+	// Notes say what could not be read (missing permissions).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // WriteTable implements output.Tabular: one row per finding, then each fix.
 func (r *AnalyzeResult) WriteTable(w io.Writer) error {
 	if len(r.Findings) == 0 {
-		_, err := fmt.Fprintf(w, "No problems found in %s (%s).\n", r.Scope, r.Source)
+		_, err := fmt.Fprintf(w, "No problems found in %s (%s).\n%s", r.Scope, r.Source, r.notes())
 		return err
 	}
 	t := output.NewTable(w, "CODE", "SEVERITY", "OBJECT", "MESSAGE")
@@ -39,8 +41,17 @@ func (r *AnalyzeResult) WriteTable(w io.Writer) error {
 	for _, f := range r.Findings {
 		fmt.Fprintf(&b, "\n%s %s:\n  %s\n", f.Code, f.Object, strings.ReplaceAll(strings.TrimRight(f.Fix, "\n"), "\n", "\n  "))
 	}
+	b.WriteString(r.notes())
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+func (r *AnalyzeResult) notes() string {
+	var b strings.Builder
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "Note: %s.\n", n)
+	}
+	return b.String()
 }
 
 func newAnalyzeCommand(o *Options) *cobra.Command {
@@ -83,10 +94,13 @@ func (o *Options) analyze(cmd *cobra.Command, files []string) (*AnalyzeResult, e
 			namespace = o.Namespace
 		}
 	} else {
-		in, err = o.gatherLive(cmd.Context())
+		if _, err = o.connect(); err != nil {
+			return nil, err
+		}
 		if !o.AllNamespaces {
 			namespace = o.cluster.namespace
 		}
+		in, res.Notes, err = o.gatherLive(cmd.Context(), namespace)
 	}
 	if err != nil {
 		return nil, err

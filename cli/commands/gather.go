@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -17,37 +18,65 @@ import (
 )
 
 // gatherLive reads the analyzers' inputs from the cluster, every namespace:
-// callers of a namespace's Services can be anywhere.
-func (o *Options) gatherLive(ctx context.Context) (*analyze.Inputs, error) {
+// callers of a namespace's Services can be anywhere. A user who may not
+// list a kind in every namespace gets namespace scope's objects only (when
+// scope is set), and a note saying what was not seen.
+func (o *Options) gatherLive(ctx context.Context, scope string) (*analyze.Inputs, []string, error) {
 	c, err := o.connect()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	l := &lister{c: c.client, scope: scope}
 	in := &analyze.Inputs{}
-	if err := listCore(ctx, c.client, in); err != nil {
-		return nil, err
+	if err := l.listCore(ctx, in); err != nil {
+		return nil, nil, err
 	}
-	if err := listMesh(ctx, c.client, in); err != nil {
-		return nil, err
+	if err := l.listMesh(ctx, in); err != nil {
+		return nil, nil, err
 	}
-	if in.GatewayAPI, err = listGatewayAPI(ctx, c.client); err != nil {
-		return nil, err
+	if in.GatewayAPI, err = l.listGatewayAPI(ctx); err != nil {
+		return nil, nil, err
 	}
-	return in, nil
+	return in, l.notes, nil
 }
 
-// list lists into l, naming what failed.
-func list(ctx context.Context, c client.Client, what string, l client.ObjectList) error {
-	if err := c.List(ctx, l); err != nil {
-		return fmt.Errorf("listing %s: %w", what, err)
+// lister lists every namespace, or falls back to scope when forbidden.
+type lister struct {
+	c     client.Client
+	scope string
+	notes []string
+}
+
+// list lists into l across namespaces; when that is forbidden and a scope
+// is set, it lists (or, for Namespaces, gets) the scope only, and notes it.
+func (l *lister) list(ctx context.Context, what string, list client.ObjectList) error {
+	err := l.c.List(ctx, list)
+	if !apierrors.IsForbidden(err) || l.scope == "" {
+		if err != nil {
+			return fmt.Errorf("listing %s: %w", what, err)
+		}
+		return nil
+	}
+	l.notes = append(l.notes, fmt.Sprintf("not allowed to list %s in every namespace: only namespace %s was read; "+
+		"callers and exposures in other namespaces are not seen", what, l.scope))
+	if nsList, ok := list.(*corev1.NamespaceList); ok {
+		ns := corev1.Namespace{}
+		if err := l.c.Get(ctx, client.ObjectKey{Name: l.scope}, &ns); err != nil {
+			return fmt.Errorf("reading namespace %s: %w", l.scope, err)
+		}
+		nsList.Items = []corev1.Namespace{ns}
+		return nil
+	}
+	if err := l.c.List(ctx, list, client.InNamespace(l.scope)); err != nil {
+		return fmt.Errorf("listing %s in %s: %w", what, l.scope, err)
 	}
 	return nil
 }
 
-func listCore(ctx context.Context, c client.Client, in *analyze.Inputs) error {
+func (l *lister) listCore(ctx context.Context, in *analyze.Inputs) error {
 	lists := coreLists()
-	for _, l := range lists {
-		if err := list(ctx, c, l.what, l.list); err != nil {
+	for _, nl := range lists {
+		if err := l.list(ctx, nl.what, nl.list); err != nil {
 			return err
 		}
 	}
@@ -56,21 +85,23 @@ func listCore(ctx context.Context, c client.Client, in *analyze.Inputs) error {
 }
 
 // listMesh reads Capstan's objects; without the CRDs there are none.
-func listMesh(ctx context.Context, c client.Client, in *analyze.Inputs) error {
+func (l *lister) listMesh(ctx context.Context, in *analyze.Inputs) error {
 	routes := &meshv1alpha1.MeshRouteList{}
 	policies := &meshv1alpha1.DestinationPolicyList{}
 	peers := &meshv1alpha1.PeerAuthenticationList{}
-	for what, l := range map[string]client.ObjectList{"MeshRoutes": routes, "DestinationPolicies": policies, "PeerAuthentications": peers} {
-		if err := list(ctx, c, what, l); err != nil && !meta.IsNoMatchError(err) {
+	for _, nl := range []namedList{{"MeshRoutes", routes}, {"DestinationPolicies", policies}, {"PeerAuthentications", peers}} {
+		if err := l.list(ctx, nl.what, nl.list); err != nil && !meta.IsNoMatchError(err) {
 			return err
 		}
 	}
 	in.MeshRoutes, in.DestinationPolicies, in.PeerAuthentications = routes.Items, policies.Items, peers.Items
 	mesh := &meshv1alpha1.Mesh{}
-	switch err := c.Get(ctx, client.ObjectKey{Name: meshv1alpha1.MeshName}, mesh); {
+	switch err := l.c.Get(ctx, client.ObjectKey{Name: meshv1alpha1.MeshName}, mesh); {
 	case err == nil:
 		in.Mesh = mesh
 	case apierrors.IsNotFound(err) || meta.IsNoMatchError(err):
+	case apierrors.IsForbidden(err):
+		l.notes = append(l.notes, "not allowed to read the Mesh: its mTLS default (STRICT or PERMISSIVE) is not taken into account")
 	default:
 		return fmt.Errorf("reading the Mesh: %w", err)
 	}
@@ -78,10 +109,14 @@ func listMesh(ctx context.Context, c client.Client, in *analyze.Inputs) error {
 }
 
 // listGatewayAPI lists the objects (metadata only) of every Gateway API CRD.
-func listGatewayAPI(ctx context.Context, c client.Client) ([]analyze.GatewayAPIKind, error) {
+func (l *lister) listGatewayAPI(ctx context.Context) ([]analyze.GatewayAPIKind, error) {
 	crds := &apiextensionsv1.CustomResourceDefinitionList{}
-	if err := list(ctx, c, "CustomResourceDefinitions", crds); err != nil {
-		return nil, err
+	if err := l.c.List(ctx, crds); err != nil {
+		if apierrors.IsForbidden(err) {
+			l.notes = append(l.notes, "not allowed to list CustomResourceDefinitions: Gateway API objects are not checked")
+			return nil, nil
+		}
+		return nil, fmt.Errorf("listing CustomResourceDefinitions: %w", err)
 	}
 	var out []analyze.GatewayAPIKind
 	for i := range crds.Items {
@@ -92,7 +127,7 @@ func listGatewayAPI(ctx context.Context, c client.Client) ([]analyze.GatewayAPIK
 		}
 		objs := &metav1.PartialObjectMetadataList{}
 		objs.SetGroupVersionKind(schema.GroupVersionKind{Group: crd.Spec.Group, Version: version, Kind: crd.Spec.Names.ListKind})
-		if err := list(ctx, c, crd.Name, objs); err != nil {
+		if err := l.list(ctx, crd.Name, objs); err != nil {
 			return nil, err
 		}
 		k := analyze.GatewayAPIKind{Kind: crd.Spec.Names.Kind, CRD: crd.Name, BundleVersion: crd.Annotations[analyze.GatewayAPIBundleVersionAnnotation]}

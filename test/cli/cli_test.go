@@ -32,11 +32,17 @@ import (
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
-// capstanctl runs the CLI in-process against the test API server.
+// capstanctl runs the CLI in-process against the test API server as an admin.
 func capstanctl(t *testing.T, args ...string) (string, int) {
 	t.Helper()
+	return capstanctlWith(t, env.Kubeconfig, args...)
+}
+
+// capstanctlWith runs the CLI in-process with the kubeconfig.
+func capstanctlWith(t *testing.T, kubeconfig string, args ...string) (string, int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	code := commands.Execute("capstanctl", append(args, "--kubeconfig", env.Kubeconfig), strings.NewReader(""), &out, &errOut)
+	code := commands.Execute("capstanctl", append(args, "--kubeconfig", kubeconfig), strings.NewReader(""), &out, &errOut)
 	if errOut.Len() > 0 {
 		t.Logf("stderr: %s", errOut.String())
 	}
