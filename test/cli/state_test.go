@@ -8,10 +8,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -143,31 +141,10 @@ func (s state) canary(t *testing.T) {
 // release v1.0.0 and one HTTPRoute in ns; it removes the CRD when t ends.
 func installGatewayAPI(t *testing.T, ns string) {
 	t.Helper()
-	crd := &apiextensionsv1.CustomResourceDefinition{
-		ObjectMeta: metav1.ObjectMeta{Name: "httproutes.gateway.networking.k8s.io",
-			Annotations: map[string]string{"gateway.networking.k8s.io/bundle-version": "v1.0.0",
-				"api-approved.kubernetes.io": "unapproved, a Capstan test fixture"}},
-		Spec: apiextensionsv1.CustomResourceDefinitionSpec{Group: "gateway.networking.k8s.io", Scope: apiextensionsv1.NamespaceScoped,
-			Names: apiextensionsv1.CustomResourceDefinitionNames{Plural: "httproutes", Singular: "httproute", Kind: "HTTPRoute", ListKind: "HTTPRouteList"},
-			Versions: []apiextensionsv1.CustomResourceDefinitionVersion{{Name: "v1", Served: true, Storage: true,
-				Schema: &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
-					Type: "object", XPreserveUnknownFields: ptr.To(true)}}}}}}
-	scheme := runtime.NewScheme()
-	if err := apiextensionsv1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(env.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Create(context.Background(), crd); err != nil {
-		t.Fatalf("creating the HTTPRoute CRD: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := c.Delete(context.Background(), crd); err != nil {
-			t.Errorf("deleting the HTTPRoute CRD: %v", err)
-		}
-	})
+	crd := looseCRD("gateway.networking.k8s.io", "HTTPRoute", "httproutes")
+	crd.Annotations = map[string]string{"gateway.networking.k8s.io/bundle-version": "v1.0.0",
+		"api-approved.kubernetes.io": "unapproved, a Capstan test fixture"}
+	installCRD(t, crd)
 	route := &unstructured.Unstructured{}
 	route.SetAPIVersion("gateway.networking.k8s.io/v1")
 	route.SetKind("HTTPRoute")
