@@ -34,13 +34,25 @@ func checkKubernetesVersion(_ context.Context, _ *Options, c *cluster) (string, 
 	if err != nil {
 		return failed("reading the API server's version: %v", err)
 	}
-	major, _ := strconv.Atoi(info.Major)
-	minor, _ := strconv.Atoi(strings.TrimRight(info.Minor, "+"))
-	if major < 1 || (major == 1 && minor < MinNativeSidecarMinor) {
+	if !supportsNativeSidecars(info.Major, info.Minor) {
 		return failed("Kubernetes %s has no native sidecars (1.%d+ needed): set Mesh.spec.injection.nativeSidecar: false, or upgrade",
 			info.GitVersion, MinNativeSidecarMinor)
 	}
 	return CheckOK, fmt.Sprintf("Kubernetes %s supports native sidecars (1.%d+)", info.GitVersion, MinNativeSidecarMinor)
+}
+
+// supportsNativeSidecars reads the API server's major and minor version
+// ("1", "30+"): 1.28 or later; an unreadable version is not.
+func supportsNativeSidecars(major, minor string) bool {
+	ma, err := strconv.Atoi(major)
+	if err != nil {
+		return false
+	}
+	mi, err := strconv.Atoi(strings.TrimRight(minor, "+"))
+	if err != nil {
+		return false
+	}
+	return ma > 1 || (ma == 1 && mi >= MinNativeSidecarMinor)
 }
 
 // checkCRDs compares the installed CRDs with the embedded ones: every

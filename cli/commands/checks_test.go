@@ -64,3 +64,17 @@ func TestSameVersions(t *testing.T) {
 		t.Error("a changed schema is not noticed")
 	}
 }
+
+func TestSupportsNativeSidecars(t *testing.T) {
+	for _, tc := range []struct {
+		major, minor string
+		want         bool
+	}{
+		{"1", "27", false}, {"1", "28", true}, {"1", "30+", true}, {"1", "37", true}, {"2", "0", true},
+		{"0", "99", false}, {"", "", false}, {"1", "x", false},
+	} {
+		if got := supportsNativeSidecars(tc.major, tc.minor); got != tc.want {
+			t.Errorf("supportsNativeSidecars(%q, %q) = %v, want %v", tc.major, tc.minor, got, tc.want)
+		}
+	}
+}

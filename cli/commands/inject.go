@@ -158,6 +158,8 @@ func injectObject(u *unstructured.Unstructured, cfg inject.Config) (*unstructure
 	if err != nil {
 		return nil, summary, fmt.Errorf("writing: %w", err)
 	}
+	unstructured.RemoveNestedField(m, "status") // kubectl apply ignores it; the converter would print an empty one
+	unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
 	out := &unstructured.Unstructured{Object: m}
 	out.SetNamespace(u.GetNamespace())
 	summary.Injected, summary.Reason = true, "sidecar added"
