@@ -97,9 +97,16 @@ bench-scale: ## Run the xDS scale harness (test/bench): N simulated sidecars; wr
 ##@ Build
 
 .PHONY: build
-build: ## Build the binaries into bin/.
+build: capstanctl ## Build the binaries into bin/.
 	go build -o $(BIN)/manager ./cmd/manager
 	go build -o $(BIN)/capstan-init ./cmd/capstan-init
+
+CAPSTANCTL_LDFLAGS ?= -X github.com/capstanmesh/capstan/cli/commands.Version=$(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: capstanctl
+capstanctl: ## Build the CLI into bin/capstanctl, and bin/kubectl-capstan (the same binary as a kubectl plugin).
+	go build -ldflags "$(CAPSTANCTL_LDFLAGS)" -o $(BIN)/capstanctl ./cmd/capstanctl
+	ln -f $(BIN)/capstanctl $(BIN)/kubectl-capstan
 
 .PHONY: run
 run: envtest-assets build ## Run the operator against $$KUBECONFIG, or a local API server when none is set.
