@@ -8,6 +8,7 @@ package bench
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -25,12 +26,20 @@ import (
 // services; client pods are added when there are more proxies than
 // endpoints); the first Routes services have a DestinationPolicy with
 // subsets v1 and v2 and a MeshRoute splitting 90/10 between them.
+//
+// Scoped false (the harness's default, comparable with the numbers in
+// docs/benchmarks.md from before scoping) sets the Mesh's spec.scoping.mode
+// to MeshWide: every sidecar gets every service. Scoped true keeps the
+// default, Scoped: each sidecar gets its namespace's services, and each
+// client pod declares the first Dependencies services (capstan.dev/dependencies).
 type Mesh struct {
-	Services   int
-	Endpoints  int
-	Namespaces int
-	Proxies    int
-	Routes     int
+	Services     int
+	Endpoints    int
+	Namespaces   int
+	Proxies      int
+	Routes       int
+	Scoped       bool
+	Dependencies int
 }
 
 // Initial weights of every MeshRoute and the weights of the weight change;
@@ -62,7 +71,7 @@ func indexIP(a, b, g int) string {
 // Inputs builds the translation inputs of the mesh, sorted as the
 // controllers sort them.
 func (m Mesh) Inputs() *translate.Inputs {
-	in := &translate.Inputs{}
+	in := &translate.Inputs{Mesh: m.meshObject()}
 	injected := m.injectedPods()
 	for i := range m.Services {
 		in.Services = append(in.Services, m.service(i))
@@ -72,7 +81,7 @@ func (m Mesh) Inputs() *translate.Inputs {
 		}
 	}
 	for k := range m.Proxies - len(injected) {
-		in.Pods = append(in.Pods, clientPod(k))
+		in.Pods = append(in.Pods, m.clientPod(k))
 	}
 	for i := range min(m.Routes, m.Services) {
 		in.DestinationPolicies = append(in.DestinationPolicies, m.policy(i))
@@ -149,7 +158,38 @@ func (m Mesh) pod(i, j int, injected bool) corev1.Pod {
 	return pod
 }
 
+// meshObject is the "default" Mesh: scoping off unless m.Scoped.
+func (m Mesh) meshObject() *meshv1alpha1.Mesh {
+	mode := meshv1alpha1.ScopingMeshWide
+	if m.Scoped {
+		mode = meshv1alpha1.ScopingScoped
+	}
+	return &meshv1alpha1.Mesh{
+		ObjectMeta: metav1.ObjectMeta{Name: meshv1alpha1.MeshName},
+		Spec:       meshv1alpha1.MeshSpec{Scoping: meshv1alpha1.MeshScoping{Mode: mode}},
+	}
+}
+
+// dependencies is the capstan.dev/dependencies value of client pods: the
+// first m.Dependencies services.
+func (m Mesh) dependencies() string {
+	deps := make([]string, 0, m.Dependencies)
+	for i := range min(m.Dependencies, m.Services) {
+		name, ns := m.svc(i)
+		deps = append(deps, name+"."+ns)
+	}
+	return strings.Join(deps, ",")
+}
+
 // clientPod is an injected pod that backs no service.
+func (m Mesh) clientPod(k int) corev1.Pod {
+	p := clientPod(k)
+	if m.Scoped && m.Dependencies > 0 {
+		p.Annotations[meshv1alpha1.AnnotationDependencies] = m.dependencies()
+	}
+	return p
+}
+
 func clientPod(k int) corev1.Pod {
 	return corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
