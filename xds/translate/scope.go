@@ -120,6 +120,8 @@ func (t *translator) applyClusterBound() {
 			t.notice(ir.ObjectRef{Kind: KindService, Namespace: svc.Namespace, Name: svc.Name},
 				"its %d ports would take namespace %s past Mesh spec.scoping.maxClustersPerNamespace (%d outbound clusters, %d used); "+
 					"left out of the mesh config, callers reach it through the passthrough cluster", ports, svc.Namespace, t.maxClusters, used[svc.Namespace])
+			t.boundProblem(svc, "spec.host: Service %s/%s is left out of the mesh config: its %d ports would take namespace %s past "+
+				"Mesh spec.scoping.maxClustersPerNamespace (%d)", svc.Namespace, svc.Name, ports, svc.Namespace, t.maxClusters)
 			delete(t.byFQDN, svc.FQDN)
 			continue
 		}
@@ -135,15 +137,21 @@ func (t *translator) applyClusterBound() {
 }
 
 func (t *translator) dropSubsets(svc *ir.Service, clusters, used int) {
-	if svc.PolicySource != nil {
-		if st := t.statuses.byRef[*svc.PolicySource]; st != nil {
-			st.invalid = append(st.invalid, problem{meshv1alpha1.ReasonTooManyClusters, fmt.Sprintf(
-				"spec.subsets: %d subsets × %d ports of Service %s/%s are %d outbound clusters, which would take namespace %s past "+
-					"Mesh spec.scoping.maxClustersPerNamespace (%d, %d used); subsets left out",
-				len(svc.Subsets), len(svc.Ports), svc.Namespace, svc.Name, clusters, svc.Namespace, t.maxClusters, used)})
-		}
-	}
+	t.boundProblem(svc, "spec.subsets: %d subsets × %d ports of Service %s/%s are %d outbound clusters, which would take namespace %s past "+
+		"Mesh spec.scoping.maxClustersPerNamespace (%d, %d used); subsets left out",
+		len(svc.Subsets), len(svc.Ports), svc.Namespace, svc.Name, clusters, svc.Namespace, t.maxClusters, used)
 	svc.Subsets = nil
+}
+
+// boundProblem makes the DestinationPolicy of svc, if any, not accepted
+// with reason TooManyClusters.
+func (t *translator) boundProblem(svc *ir.Service, format string, args ...any) {
+	if svc.PolicySource == nil {
+		return
+	}
+	if st := t.statuses.byRef[*svc.PolicySource]; st != nil {
+		st.invalid = append(st.invalid, problem{meshv1alpha1.ReasonTooManyClusters, fmt.Sprintf(format, args...)})
+	}
 }
 
 // maxClustersPerNamespace is the Mesh's bound, or its default.
