@@ -153,10 +153,24 @@ func (m Mesh) pod(i, j int, injected bool) corev1.Pod {
 		Status: corev1.PodStatus{PodIP: m.endpointIP(i, j)},
 	}
 	if injected {
-		pod.Annotations = map[string]string{meshv1alpha1.AnnotationStatus: "injected"}
+		pod.Annotations = m.injectedAnnotations()
 	}
 	return pod
 }
+
+// injectedAnnotations are an injected pod's: the injector's status, and
+// when scoped its dependencies.
+func (m Mesh) injectedAnnotations() map[string]string {
+	a := map[string]string{meshv1alpha1.AnnotationStatus: "injected"}
+	if m.Scoped {
+		a[meshv1alpha1.AnnotationDependencies] = m.dependencies()
+	}
+	return a
+}
+
+// declared is how many services a scoped pod declares: Dependencies, at
+// least 1 (service 0 is the one the endpoint and weight changes touch).
+func (m Mesh) declared() int { return min(max(m.Dependencies, 1), m.Services) }
 
 // meshObject is the "default" Mesh: scoping off unless m.Scoped.
 func (m Mesh) meshObject() *meshv1alpha1.Mesh {
@@ -170,32 +184,30 @@ func (m Mesh) meshObject() *meshv1alpha1.Mesh {
 	}
 }
 
-// dependencies is the capstan.dev/dependencies value of client pods: the
-// first m.Dependencies services.
+// dependencies is the capstan.dev/dependencies value of scoped pods: the
+// first declared() services, and service Services, which NewService adds
+// (a dependency may name a Service before it exists), so that every proxy
+// is affected by each of the three changes.
 func (m Mesh) dependencies() string {
-	deps := make([]string, 0, m.Dependencies)
-	for i := range min(m.Dependencies, m.Services) {
+	deps := make([]string, 0, m.declared()+1)
+	add := func(i int) {
 		name, ns := m.svc(i)
 		deps = append(deps, name+"."+ns)
 	}
+	for i := range m.declared() {
+		add(i)
+	}
+	add(m.Services)
 	return strings.Join(deps, ",")
 }
 
 // clientPod is an injected pod that backs no service.
 func (m Mesh) clientPod(k int) corev1.Pod {
-	p := clientPod(k)
-	if m.Scoped && m.Dependencies > 0 {
-		p.Annotations[meshv1alpha1.AnnotationDependencies] = m.dependencies()
-	}
-	return p
-}
-
-func clientPod(k int) corev1.Pod {
 	return corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "client-" + strconv.Itoa(k), Namespace: "clients",
 			Labels:      map[string]string{"app": "client"},
-			Annotations: map[string]string{meshv1alpha1.AnnotationStatus: "injected"},
+			Annotations: m.injectedAnnotations(),
 		},
 		Spec:   corev1.PodSpec{ServiceAccountName: "client", Containers: []corev1.Container{{Name: "app"}}},
 		Status: corev1.PodStatus{PodIP: indexIP(10, 200, k+1)},
