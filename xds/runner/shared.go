@@ -38,11 +38,11 @@ import (
 // outboundPart is the outbound part of a namespace and scope (outboundKey),
 // or why it could not be generated.
 type outboundPart struct {
-	key       string
-	rep       *ir.Proxy
-	res       *generate.Resources
-	errs      generate.Errors
-	err       error
+	key  string
+	rep  *ir.Proxy
+	res  *generate.Resources
+	errs generate.Errors
+	err  error
 }
 
 // proxyPart is a proxy's own part and the key of the inputs it was generated from.
