@@ -92,7 +92,8 @@ func (t *translator) scope(pod *corev1.Pod) *ir.Scope {
 	if deps.All {
 		return nil
 	}
-	s := &ir.Scope{Namespaces: append(deps.Namespaces, pod.Namespace)}
+	// Concat: deps may be the namespace's, shared by its pods.
+	s := &ir.Scope{Namespaces: slices.Concat(deps.Namespaces, []string{pod.Namespace})}
 	for _, h := range deps.Hosts {
 		s.Hosts = append(s.Hosts, ir.ResolveHost(h, pod.Namespace))
 	}
