@@ -38,6 +38,9 @@ const (
 	// ReasonPortNotFound: a destination names a port the Service does not have, or names
 	// none when the Service has several.
 	ReasonPortNotFound = "PortNotFound"
+	// ReasonTooManyClusters: the object would take its namespace past
+	// Mesh.spec.scoping.maxClustersPerNamespace; the message says what was left out.
+	ReasonTooManyClusters = "TooManyClusters"
 	// ReasonProgrammed: the config was generated and served.
 	ReasonProgrammed = "Programmed"
 	// ReasonPending: the config has not been generated yet.

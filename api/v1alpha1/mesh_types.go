@@ -80,6 +80,49 @@ type MeshSpec struct {
 	// Traffic holds mesh-wide defaults of the sidecars' HTTP traffic.
 	// +optional
 	Traffic MeshTraffic `json:"traffic,omitempty"`
+
+	// Scoping says which services each sidecar gets config for
+	// (docs/scoping.md).
+	// +optional
+	Scoping MeshScoping `json:"scoping,omitempty"`
+}
+
+// ScopingMode says which services each sidecar gets config for.
+// +kubebuilder:validation:Enum=Scoped;MeshWide
+type ScopingMode string
+
+// Scoping modes.
+const (
+	// ScopingScoped: a sidecar gets the services of its own namespace, the
+	// hosts its namespace's MeshRoutes reference and the dependencies its pod
+	// or namespace declares (capstan.dev/dependencies); other destinations go
+	// through the passthrough cluster, without mesh routing.
+	ScopingScoped ScopingMode = "Scoped"
+	// ScopingMeshWide: every sidecar gets every service of the mesh.
+	ScopingMeshWide ScopingMode = "MeshWide"
+)
+
+// DefaultMaxClustersPerNamespace is the default of
+// MeshScoping.MaxClustersPerNamespace.
+const DefaultMaxClustersPerNamespace = 2000
+
+// MeshScoping says which services each sidecar gets config for, and bounds
+// what one namespace's objects may add to the config of the mesh.
+type MeshScoping struct {
+	// Mode is Scoped (the default) or MeshWide.
+	// +optional
+	Mode ScopingMode `json:"mode,omitempty"`
+
+	// MaxClustersPerNamespace bounds the outbound clusters the Services of one
+	// namespace add to a sidecar's config: one per service port, plus one per
+	// port and subset of the service's DestinationPolicy. Past the bound the
+	// subsets of the policy that crosses it are left out (its Accepted
+	// condition says so), and a Service whose ports alone cross it is left
+	// out of the mesh config (its callers reach it through the passthrough
+	// cluster). Unset means 2000.
+	// +kubebuilder:validation:Minimum=1
+	// +optional
+	MaxClustersPerNamespace *int32 `json:"maxClustersPerNamespace,omitempty"`
 }
 
 // MeshTraffic holds mesh-wide defaults of the sidecars' HTTP traffic.

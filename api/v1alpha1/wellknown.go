@@ -50,6 +50,11 @@ const (
 	AnnotationProxyMemory = "capstan.dev/proxy-memory"
 	// AnnotationProxyLogLevel is the sidecar's Envoy log level.
 	AnnotationProxyLogLevel = "capstan.dev/proxy-log-level"
+	// AnnotationDependencies on a pod or a namespace lists (comma-separated)
+	// the destinations its sidecars get mesh config for besides their own
+	// namespace's services: name.namespace, an FQDN
+	// (name.namespace.svc.cluster.local), namespace/* or * (docs/scoping.md).
+	AnnotationDependencies = "capstan.dev/dependencies"
 	// AnnotationOriginalProbes is written by the injector: the app's HTTP probes before they were
 	// rewritten to the sidecar's health port, as JSON keyed by the rewritten path.
 	AnnotationOriginalProbes = "capstan.dev/original-probes"

@@ -40,15 +40,16 @@ func TestShortRunConverges(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name              string
-		sotw, tls         bool
+		sotw, tls, scoped bool
 		services, proxies int
 	}{
 		{name: "delta plaintext", services: 200, proxies: 50},
 		{name: "sotw tls", sotw: true, tls: true, services: 50, proxies: 10},
+		{name: "delta scoped", scoped: true, services: 200, proxies: 50},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			mesh := Mesh{Services: tc.services, Endpoints: 3, Namespaces: 4, Proxies: tc.proxies, Routes: 5}
+			mesh := Mesh{Services: tc.services, Endpoints: 3, Namespaces: 4, Proxies: tc.proxies, Routes: 5, Scoped: tc.scoped, Dependencies: 5}
 			res, err := Run(t.Context(), Config{
 				Mesh: mesh, SotW: tc.sotw, TLS: tc.tls, Deadline: 40 * time.Second, Verify: true, SidecarArgs: sidecarArgs,
 			})
@@ -76,7 +77,8 @@ func checkConverged(t *testing.T, res *RunResult, proxies int) {
 		t.Fatalf("%d changes measured, want 3", len(res.Changes))
 	}
 	for _, c := range res.Changes {
-		// Every sidecar holds every service today, so every change affects all.
+		// Every sidecar holds every service (or, scoped, declares service 0
+		// and the new service), so every change affects all.
 		if c.Proxies != proxies || c.Done != proxies || len(c.Errors) > 0 {
 			t.Errorf("%s change: %d of %d affected proxies ACKed it, want all %d (stream errors %v)",
 				c.Name, c.Done, c.Proxies, proxies, c.Errors)

@@ -99,10 +99,15 @@ func (m Mesh) NewService(in *translate.Inputs) Change {
 	return Change{Name: "service", Inputs: out, Expect: Expectation{NewIP: m.endpointIP(i, 0)}}
 }
 
-// ServiceIPs are the endpoint addresses of every service, for checking
-// that a proxy holds an assignment of each.
+// ServiceIPs are the endpoint addresses of every service (when scoped, of
+// every declared service), for checking that a proxy holds an assignment
+// of each.
 func (m Mesh) ServiceIPs() [][]string {
-	out := make([][]string, m.Services)
+	n := m.Services
+	if m.Scoped {
+		n = m.declared()
+	}
+	out := make([][]string, n)
 	for i := range out {
 		for j := range m.Endpoints {
 			out[i] = append(out[i], m.endpointIP(i, j))
@@ -111,9 +116,14 @@ func (m Mesh) ServiceIPs() [][]string {
 	return out
 }
 
-// RouteWeights are the splits every proxy should hold, one per MeshRoute.
+// RouteWeights are the splits every proxy should hold, one per MeshRoute
+// (when scoped, per MeshRoute of a declared service).
 func (m Mesh) RouteWeights() [][]uint32 {
-	out := make([][]uint32, min(m.Routes, m.Services))
+	n := min(m.Routes, m.Services)
+	if m.Scoped {
+		n = min(n, m.declared())
+	}
+	out := make([][]uint32, n)
 	for i := range out {
 		out[i] = []uint32{weightV1, weightV2}
 	}

@@ -8,6 +8,7 @@ package bench
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -25,12 +26,20 @@ import (
 // services; client pods are added when there are more proxies than
 // endpoints); the first Routes services have a DestinationPolicy with
 // subsets v1 and v2 and a MeshRoute splitting 90/10 between them.
+//
+// Scoped false (the harness's default, comparable with the numbers in
+// docs/benchmarks.md from before scoping) sets the Mesh's spec.scoping.mode
+// to MeshWide: every sidecar gets every service. Scoped true keeps the
+// default, Scoped: each sidecar gets its namespace's services, and each
+// client pod declares the first Dependencies services (capstan.dev/dependencies).
 type Mesh struct {
-	Services   int
-	Endpoints  int
-	Namespaces int
-	Proxies    int
-	Routes     int
+	Services     int
+	Endpoints    int
+	Namespaces   int
+	Proxies      int
+	Routes       int
+	Scoped       bool
+	Dependencies int
 }
 
 // Initial weights of every MeshRoute and the weights of the weight change;
@@ -62,7 +71,7 @@ func indexIP(a, b, g int) string {
 // Inputs builds the translation inputs of the mesh, sorted as the
 // controllers sort them.
 func (m Mesh) Inputs() *translate.Inputs {
-	in := &translate.Inputs{}
+	in := &translate.Inputs{Mesh: m.meshObject()}
 	injected := m.injectedPods()
 	for i := range m.Services {
 		in.Services = append(in.Services, m.service(i))
@@ -72,7 +81,7 @@ func (m Mesh) Inputs() *translate.Inputs {
 		}
 	}
 	for k := range m.Proxies - len(injected) {
-		in.Pods = append(in.Pods, clientPod(k))
+		in.Pods = append(in.Pods, m.clientPod(k))
 	}
 	for i := range min(m.Routes, m.Services) {
 		in.DestinationPolicies = append(in.DestinationPolicies, m.policy(i))
@@ -144,18 +153,61 @@ func (m Mesh) pod(i, j int, injected bool) corev1.Pod {
 		Status: corev1.PodStatus{PodIP: m.endpointIP(i, j)},
 	}
 	if injected {
-		pod.Annotations = map[string]string{meshv1alpha1.AnnotationStatus: "injected"}
+		pod.Annotations = m.injectedAnnotations()
 	}
 	return pod
 }
 
+// injectedAnnotations are an injected pod's: the injector's status, and
+// when scoped its dependencies.
+func (m Mesh) injectedAnnotations() map[string]string {
+	a := map[string]string{meshv1alpha1.AnnotationStatus: "injected"}
+	if m.Scoped {
+		a[meshv1alpha1.AnnotationDependencies] = m.dependencies()
+	}
+	return a
+}
+
+// declared is how many services a scoped pod declares: Dependencies, at
+// least 1 (service 0 is the one the endpoint and weight changes touch).
+func (m Mesh) declared() int { return min(max(m.Dependencies, 1), m.Services) }
+
+// meshObject is the "default" Mesh: scoping off unless m.Scoped.
+func (m Mesh) meshObject() *meshv1alpha1.Mesh {
+	mode := meshv1alpha1.ScopingMeshWide
+	if m.Scoped {
+		mode = meshv1alpha1.ScopingScoped
+	}
+	return &meshv1alpha1.Mesh{
+		ObjectMeta: metav1.ObjectMeta{Name: meshv1alpha1.MeshName},
+		Spec:       meshv1alpha1.MeshSpec{Scoping: meshv1alpha1.MeshScoping{Mode: mode}},
+	}
+}
+
+// dependencies is the capstan.dev/dependencies value of scoped pods: the
+// first declared() services, and service Services, which NewService adds
+// (a dependency may name a Service before it exists), so that every proxy
+// is affected by each of the three changes.
+func (m Mesh) dependencies() string {
+	deps := make([]string, 0, m.declared()+1)
+	add := func(i int) {
+		name, ns := m.svc(i)
+		deps = append(deps, name+"."+ns)
+	}
+	for i := range m.declared() {
+		add(i)
+	}
+	add(m.Services)
+	return strings.Join(deps, ",")
+}
+
 // clientPod is an injected pod that backs no service.
-func clientPod(k int) corev1.Pod {
+func (m Mesh) clientPod(k int) corev1.Pod {
 	return corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "client-" + strconv.Itoa(k), Namespace: "clients",
 			Labels:      map[string]string{"app": "client"},
-			Annotations: map[string]string{meshv1alpha1.AnnotationStatus: "injected"},
+			Annotations: m.injectedAnnotations(),
 		},
 		Spec:   corev1.PodSpec{ServiceAccountName: "client", Containers: []corev1.Container{{Name: "app"}}},
 		Status: corev1.PodStatus{PodIP: indexIP(10, 200, k+1)},

@@ -19,7 +19,8 @@ type knobs struct {
 	proxies                                 []int
 	services, endpoints, routes, namespaces int
 	runs                                    int
-	sotw, tls                               bool
+	sotw, tls, scoped                       bool
+	dependencies                            int
 	deadline                                time.Duration
 	maxRSS                                  uint64
 	profileN                                int
@@ -32,6 +33,7 @@ func readKnobs(t *testing.T) knobs {
 		services: envInt(t, "BENCH_SERVICES", 1000), endpoints: envInt(t, "BENCH_ENDPOINTS", 10),
 		routes: envInt(t, "BENCH_ROUTES", 10), namespaces: envInt(t, "BENCH_NAMESPACES", 10),
 		runs: envInt(t, "BENCH_RUNS", 3), sotw: os.Getenv("BENCH_SOTW") == "1", tls: os.Getenv("BENCH_TLS") == "1",
+		scoped: os.Getenv("BENCH_SCOPED") == "1", dependencies: envInt(t, "BENCH_DEPENDENCIES", 5),
 		deadline: time.Duration(envInt(t, "BENCH_DEADLINE_S", 300)) * time.Second,
 		maxRSS:   uint64(envInt(t, "BENCH_MAX_RSS_MB", 16000)) << 20,
 		profileN: envInt(t, "BENCH_PROFILE_N", 1000),
@@ -98,7 +100,8 @@ func TestScale(t *testing.T) {
 
 func runOne(t *testing.T, k knobs, n, run int, gaveUp bool) *RunResult {
 	t.Helper()
-	mesh := Mesh{Services: k.services, Endpoints: k.endpoints, Namespaces: k.namespaces, Proxies: n, Routes: k.routes}
+	mesh := Mesh{Services: k.services, Endpoints: k.endpoints, Namespaces: k.namespaces, Proxies: n, Routes: k.routes,
+		Scoped: k.scoped, Dependencies: k.dependencies}
 	if gaveUp {
 		return &RunResult{Proxies: n, Services: k.services, Endpoints: k.endpoints, DNF: "not attempted: a smaller N did not finish"}
 	}

@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/api/validation"
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
@@ -122,7 +123,8 @@ func (h *PodInjector) namespace(ctx context.Context, name string) (*corev1.Names
 // in namespace (whose object is ns, nil when unknown), with cfg: allowed
 // unchanged when ShouldInject says no (the reason in the message), a JSON
 // patch to the injected pod (with a warning for each inject.OptOuts), denied
-// with the problems for a *PodError, and
+// with the problems for a *PodError or an invalid capstan.dev/dependencies
+// annotation (api/validation.Dependencies), and
 // an internal error otherwise (failurePolicy Fail then refuses the pod).
 func PodResponse(raw []byte, pod *corev1.Pod, namespace string, ns *corev1.Namespace, cfg inject.Config) admission.Response {
 	// The object in a creation request may leave the namespace out; the
@@ -134,6 +136,9 @@ func PodResponse(raw []byte, pod *corev1.Pod, namespace string, ns *corev1.Names
 	ok, reason := inject.ShouldInject(in, ns, cfg)
 	if !ok {
 		return admission.Allowed("not injected: " + reason)
+	}
+	if errs := validation.Dependencies(in.Annotations); len(errs) > 0 {
+		return admission.Denied("capstan sidecar injection refused the pod: " + errs.ToAggregate().Error())
 	}
 	out, err := inject.Inject(in, cfg)
 	if podErr := (*inject.PodError)(nil); errors.As(err, &podErr) {

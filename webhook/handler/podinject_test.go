@@ -66,6 +66,10 @@ func TestPodResponse(t *testing.T) {
 		{name: "operator namespace", pod: testPod(nil, nil), ns: namespace(inject.DefaultOperatorNamespace, true), cfg: cfg},
 		{name: "bad annotation", pod: testPod(nil, map[string]string{meshv1alpha1.AnnotationProxyCPU: "lots"}),
 			ns: namespace("shop", true), cfg: cfg, wantDenied: `annotation capstan.dev/proxy-cpu: "lots" is not a resource quantity`, wantCode: 403},
+		{name: "bad dependencies", pod: testPod(nil, map[string]string{meshv1alpha1.AnnotationDependencies: "payments.billing, reviews"}),
+			ns: namespace("shop", true), cfg: cfg, wantDenied: `metadata.annotations[capstan.dev/dependencies]`, wantCode: 403},
+		{name: "good dependencies", pod: testPod(nil, map[string]string{meshv1alpha1.AnnotationDependencies: "payments.billing, ledger/*"}),
+			ns: namespace("shop", true), cfg: cfg, wantPatch: true},
 		{name: "bad configuration", pod: testPod(nil, nil), ns: namespace("shop", true), cfg: badCfg, wantDenied: "injector configuration", wantCode: 500},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -24,6 +24,7 @@ const AnnotationPrefix = "capstan.dev/"
 // (api/v1alpha1/wellknown.go).
 var KnownAnnotations = []string{
 	meshv1alpha1.AnnotationAllowAggressiveEjection,
+	meshv1alpha1.AnnotationDependencies,
 	meshv1alpha1.AnnotationExcludeInboundPorts,
 	meshv1alpha1.AnnotationExcludeOutboundIPRanges,
 	meshv1alpha1.AnnotationExcludeOutboundPorts,

@@ -222,5 +222,11 @@ func (z *meshFuzzer) proxy() *ir.Proxy {
 			Headers:    []*ir.Header{{Name: pick(z, "x-p", "Host", ":authority", "bad name", ""), Value: pick(z, "v", "bad\r\nvalue")}},
 		})
 	}
+	if z.chance(2) { // scoped: its namespace and maybe one more host
+		p.Scope = &ir.Scope{Namespaces: []string{p.Namespace}}
+		if z.chance(2) {
+			p.Scope.Hosts = []string{pick(z, "a.default.svc.cluster.local", "b.prod.svc.cluster.local", "x.other.svc.cluster.local")}
+		}
+	}
 	return p
 }

@@ -199,10 +199,11 @@ func newBuilder(mesh *ir.Mesh, proxy *ir.Proxy) *builder {
 	return b
 }
 
-// usableServices returns the services sorted by FQDN, reporting and skipping
-// services without an FQDN or with an FQDN already taken.
+// usableServices returns the services in the proxy's scope (scopedServices)
+// sorted by FQDN, reporting and skipping services without an FQDN or with an
+// FQDN already taken.
 func (b *builder) usableServices() []*service {
-	in := b.mesh.Services
+	in := scopedServices(b.mesh.Services, b.proxy.Scope)
 	if !slices.IsSortedFunc(in, byFQDN) {
 		in = slices.Clone(in)
 		slices.SortStableFunc(in, byFQDN)

@@ -1,5 +1,7 @@
 package ir
 
+import "slices"
+
 // MTLSMode is the mTLS mode of an inbound port, or the mesh-wide default.
 type MTLSMode string
 
@@ -42,6 +44,30 @@ type Proxy struct {
 	// pointed at the proxy's health port, sorted by path; the proxy forwards
 	// each to the application in plaintext, so they work under STRICT mTLS.
 	AppProbes []*AppProbe `json:"appProbes,omitempty"`
+	// Scope is the part of the mesh the sidecar gets outbound config for;
+	// nil means every service (docs/scoping.md).
+	Scope *Scope `json:"scope,omitempty"`
+}
+
+// Scope is the part of the mesh a sidecar gets outbound config for: the
+// services it names, and, transitively, the services their routes send or
+// mirror to. Anything else the application calls goes through the
+// passthrough cluster, without mesh routing.
+type Scope struct {
+	// Namespaces whose every service is in scope, sorted.
+	Namespaces []string `json:"namespaces,omitempty"`
+	// Hosts are the FQDNs of other services in scope, sorted.
+	Hosts []string `json:"hosts,omitempty"`
+}
+
+// Includes reports whether the scope names the service (its namespace or its FQDN).
+func (s *Scope) Includes(svc *Service) bool {
+	if s == nil {
+		return true
+	}
+	_, ns := slices.BinarySearch(s.Namespaces, svc.Namespace)
+	_, host := slices.BinarySearch(s.Hosts, svc.FQDN)
+	return ns || host
 }
 
 // AppProbe is one rewritten HTTP probe.

@@ -3,6 +3,7 @@ package ir
 import (
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Validate checks the invariants generation relies on.
@@ -78,6 +79,9 @@ func (p *Proxy) Validate() error {
 		default:
 			return fmt.Errorf("inbound port %d: unknown mTLS mode %q", in.Port, in.MTLS)
 		}
+	}
+	if p.Scope != nil && (!slices.IsSorted(p.Scope.Namespaces) || !slices.IsSorted(p.Scope.Hosts)) {
+		return errors.New("scope: namespaces and hosts must be sorted")
 	}
 	return nil
 }

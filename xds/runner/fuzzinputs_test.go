@@ -115,6 +115,9 @@ func (b *fuzzInputs) build() {
 		if z.chance(2) {
 			n.Labels = map[string]string{meshv1alpha1.LabelInject: meshv1alpha1.InjectEnabled}
 		}
+		if z.chance(3) {
+			n.Annotations = map[string]string{meshv1alpha1.AnnotationDependencies: fuzzPick(z, "*", "prod/*", "nodot")}
+		}
 		b.in.Namespaces = append(b.in.Namespaces, n)
 	}
 	if !z.chance(3) {
@@ -123,6 +126,10 @@ func (b *fuzzInputs) build() {
 			Spec: meshv1alpha1.MeshSpec{
 				TrustDomain: fuzzPick(z, "", "cluster.local", "example.org", "a.b-c.d"),
 				MTLS:        meshv1alpha1.MeshMTLS{Mode: fuzzPick(z, meshv1alpha1.MTLSMode(""), meshv1alpha1.MTLSPermissive, meshv1alpha1.MTLSStrict)},
+				Scoping: meshv1alpha1.MeshScoping{
+					Mode:                    fuzzPick(z, meshv1alpha1.ScopingMode(""), meshv1alpha1.ScopingMeshWide),
+					MaxClustersPerNamespace: fuzzPick(z, nil, new(int32(3))),
+				},
 			},
 		}
 	}
@@ -253,6 +260,9 @@ func (b *fuzzInputs) pod(ns, prefix string, selector map[string]string) *corev1.
 	injected := !z.chance(4)
 	if injected {
 		p.Annotations = map[string]string{meshv1alpha1.AnnotationStatus: "injected"}
+		if z.chance(3) {
+			p.Annotations[meshv1alpha1.AnnotationDependencies] = fuzzPick(z, "*", "reviews.prod", "shop/*", "bad_entry, web.default.svc.cluster.local")
+		}
 	}
 	p.Spec.ServiceAccountName = fuzzPick(z, "", "default", prefix)
 	app := corev1.Container{Name: "app", Ports: fuzzSubset(z, fuzzContainer...)}

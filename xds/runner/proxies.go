@@ -36,7 +36,7 @@ type proxyJob struct {
 	key   string
 	// part is the sidecar's own part (reused when its key did not change).
 	part proxyPart
-	// outbound is the sidecar's namespace's outbound part.
+	// outbound is the outbound part of the sidecar's namespace and scope.
 	outbound  *outboundPart
 	published bool
 	errs      generate.Errors
@@ -62,7 +62,7 @@ func (t *proxyTable) update(mesh *ir.Mesh, pub Publisher, log logr.Logger) gener
 		}
 	}
 	t.removeGone(seen, pub)
-	t.memo.prune(sidecarNamespaces(mesh), keys)
+	t.memo.prune(outboundKeys(mesh), keys)
 	return t.allErrors()
 }
 
@@ -83,24 +83,25 @@ func (t *proxyTable) changed(mesh *ir.Mesh) ([]*proxyJob, map[string]bool) {
 	return todo, seen
 }
 
-// generateOutbound generates the outbound part once per namespace of the
-// sidecars to update, on all cores, then reuses unchanged messages (in
+// generateOutbound generates the outbound part once per outbound key
+// (namespace and scope, outboundKey) of the sidecars to update, on all cores, then reuses unchanged messages (in
 // namespace order, so the memo does not depend on scheduling).
 func (t *proxyTable) generateOutbound(mesh *ir.Mesh, todo []*proxyJob, keys pushKeys) {
-	byNS := map[string]*outboundPart{}
+	byKey := map[string]*outboundPart{}
 	var parts []*outboundPart
 	for _, j := range todo {
 		if j.proxy.Kind != ir.ProxySidecar {
 			continue
 		}
-		if byNS[j.proxy.Namespace] == nil {
-			byNS[j.proxy.Namespace] = &outboundPart{namespace: j.proxy.Namespace, rep: j.proxy}
-			parts = append(parts, byNS[j.proxy.Namespace])
+		key := outboundKey(j.proxy)
+		if byKey[key] == nil {
+			byKey[key] = &outboundPart{key: key, rep: j.proxy}
+			parts = append(parts, byKey[key])
 		}
-		j.outbound = byNS[j.proxy.Namespace]
+		j.outbound = byKey[key]
 	}
 	parallel(len(parts), func(i int) { *parts[i] = *generateOutbound(mesh, parts[i].rep) })
-	slices.SortFunc(parts, func(a, b *outboundPart) int { return cmp.Compare(a.namespace, b.namespace) })
+	slices.SortFunc(parts, func(a, b *outboundPart) int { return cmp.Compare(a.key, b.key) })
 	for _, part := range parts {
 		if part.err == nil {
 			t.memo.canonicalize(part, keys)
@@ -191,14 +192,25 @@ func (t *proxyTable) allErrors() generate.Errors {
 	return all
 }
 
-func sidecarNamespaces(mesh *ir.Mesh) map[string]bool {
+// outboundKeys are the outbound keys of the mesh's sidecars.
+func outboundKeys(mesh *ir.Mesh) map[string]bool {
 	out := map[string]bool{}
 	for _, p := range mesh.Proxies {
 		if p.Kind == ir.ProxySidecar {
-			out[p.Namespace] = true
+			out[outboundKey(p)] = true
 		}
 	}
 	return out
+}
+
+// outboundKey is what a sidecar's outbound part depends on besides the mesh:
+// its namespace and its scope. Sidecars with equal keys share the part, so
+// pods of a namespace with the same declared dependencies share it.
+func outboundKey(p *ir.Proxy) string {
+	if p.Scope == nil {
+		return p.Namespace
+	}
+	return p.Namespace + "|" + hashJSON(p.Scope)
 }
 
 // meshKey hashes everything in the mesh that every proxy's config depends on.

@@ -58,6 +58,8 @@ type Runner struct {
 	// publisher is Options.Publisher, behind secrets when that is set.
 	publisher Publisher
 	secrets   *secretPublisher
+	// noticesKey hashes the translation notices logged last.
+	noticesKey string
 }
 
 // New returns a Runner; call Start to run it.
@@ -122,9 +124,24 @@ func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
 	if r.secrets != nil {
 		r.secrets.setProxies(res.Mesh.Proxies)
 	}
+	r.logNotices(res.Notices)
 	genErrs := r.proxies.update(res.Mesh, r.publisher, r.log)
 	r.statuses.set(withProgrammed(res.Statuses, genErrs))
 	r.writeStatuses(ctx)
+}
+
+// logNotices logs what translation left out because of objects without a
+// status of their own (bad capstan.dev/dependencies entries on namespaces,
+// Services past the per-namespace cluster bound), each time the set changes.
+func (r *Runner) logNotices(notices []translate.Notice) {
+	key := hashJSON(notices)
+	if key == r.noticesKey {
+		return
+	}
+	r.noticesKey = key
+	for _, n := range notices {
+		r.log.Info("left out of the mesh config", "kind", n.Ref.Kind, "namespace", n.Ref.Namespace, "name", n.Ref.Name, "reason", n.Message)
+	}
 }
 
 func (r *Runner) writeStatuses(ctx context.Context) {

@@ -20,9 +20,11 @@ import (
 //
 //   - the outbound part (clusters, load assignments, route configurations and
 //     listeners of the mesh's services) depends on the mesh and on the proxy
-//     only through its namespace. It is generated once per namespace that has
-//     a sidecar to update, from the first of them without its inbound ports
-//     and probes, and every sidecar of the namespace gets the same messages;
+//     only through its namespace and its scope (ir.Scope: the declared
+//     dependencies, docs/scoping.md). It is generated once per namespace and
+//     scope that has a sidecar to update, from the first of them without its
+//     inbound ports and probes, and every sidecar with that namespace and
+//     scope gets the same messages;
 //   - the proxy part (inbound listener and clusters, probe routes, the fixed
 //     listeners) depends on the proxy and the mesh-wide settings only. It is
 //     generated from a mesh without services.
@@ -33,13 +35,14 @@ import (
 // the server, which knows messages by pointer, validates and hashes only what
 // changed.
 
-// outboundPart is a namespace's outbound part, or why it could not be generated.
+// outboundPart is the outbound part of a namespace and scope (outboundKey),
+// or why it could not be generated.
 type outboundPart struct {
-	namespace string
-	rep       *ir.Proxy
-	res       *generate.Resources
-	errs      generate.Errors
-	err       error
+	key  string
+	rep  *ir.Proxy
+	res  *generate.Resources
+	errs generate.Errors
+	err  error
 }
 
 // proxyPart is a proxy's own part and the key of the inputs it was generated from.
@@ -50,11 +53,11 @@ type proxyPart struct {
 	err  error
 }
 
-// generateOutbound generates the outbound part for rep's namespace.
+// generateOutbound generates the outbound part for rep's namespace and scope.
 func generateOutbound(mesh *ir.Mesh, rep *ir.Proxy) *outboundPart {
 	p := *rep
 	p.Inbound, p.AppProbes = nil, nil
-	out := &outboundPart{namespace: rep.Namespace, rep: rep}
+	out := &outboundPart{key: outboundKey(rep), rep: rep}
 	out.res, out.errs, out.err = generateSplit(mesh, &p)
 	return out
 }
@@ -124,7 +127,7 @@ func mergeByName[T any](a, b []T, name func(T) string) []T {
 type memo struct {
 	// assignments are load assignments by cluster name, with the key of their service.
 	assignments map[string]memoEntry[*endpointv3.ClusterLoadAssignment]
-	// groups are the other outbound messages by namespace and type/name,
+	// groups are the other outbound messages by outbound key and type/name,
 	// valid for the structure key in groupKeys.
 	groups    map[string]map[string]types.Resource
 	groupKeys map[string]string
@@ -181,7 +184,7 @@ func newPushKeys(mesh *ir.Mesh) pushKeys {
 	return k
 }
 
-// canonicalize replaces, in a namespace's outbound part, every message whose
+// canonicalize replaces, in an outbound part, every message whose
 // inputs are those of a message published before by that message, and
 // remembers the new ones.
 func (m *memo) canonicalize(part *outboundPart, keys pushKeys) {
@@ -189,11 +192,11 @@ func (m *memo) canonicalize(part *outboundPart, keys pushKeys) {
 	for i, cla := range res.Endpoints {
 		res.Endpoints[i] = m.loadAssignment(cla, keys)
 	}
-	if m.groupKeys[part.namespace] != keys.structure {
-		m.groupKeys[part.namespace] = keys.structure
-		m.groups[part.namespace] = map[string]types.Resource{}
+	if m.groupKeys[part.key] != keys.structure {
+		m.groupKeys[part.key] = keys.structure
+		m.groups[part.key] = map[string]types.Resource{}
 	}
-	group := m.groups[part.namespace]
+	group := m.groups[part.key]
 	canonicalList(group, resource.ListenerType, res.Listeners, (*listenerv3.Listener).GetName)
 	canonicalList(group, resource.RouteType, res.Routes, (*routev3.RouteConfiguration).GetName)
 	canonicalList(group, resource.ClusterType, res.Clusters, (*clusterv3.Cluster).GetName)
@@ -223,13 +226,13 @@ func canonicalList[T types.Resource](group map[string]types.Resource, typeURL st
 	}
 }
 
-// prune drops what belongs to namespaces without sidecars and to services
-// that are gone or changed.
-func (m *memo) prune(namespaces map[string]bool, keys pushKeys) {
-	for ns := range m.groups {
-		if !namespaces[ns] {
-			delete(m.groups, ns)
-			delete(m.groupKeys, ns)
+// prune drops what belongs to outbound keys without sidecars and to
+// services that are gone or changed.
+func (m *memo) prune(outbound map[string]bool, keys pushKeys) {
+	for k := range m.groups {
+		if !outbound[k] {
+			delete(m.groups, k)
+			delete(m.groupKeys, k)
 		}
 	}
 	for name, e := range m.assignments {

@@ -47,6 +47,7 @@ func (t *translator) newProxy(pod *corev1.Pod) *ir.Proxy {
 	p := t.podProxy(pod, ir.ProxySidecar, ir.SidecarNodeID(pod.Status.PodIP, pod.Name, pod.Namespace))
 	p.Inbound = t.inboundPorts(pod)
 	p.AppProbes = appProbes(pod)
+	p.Scope = t.scope(pod)
 	return p
 }
 

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/capstanmesh/capstan/api/annotations"
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
@@ -21,6 +22,9 @@ type Result struct {
 	Mesh *ir.Mesh `json:"mesh"`
 	// Statuses are sorted by kind, namespace and name.
 	Statuses []ObjectStatus `json:"statuses,omitempty"`
+	// Notices are what was left out because of objects without a status of
+	// their own, sorted by kind, namespace and name.
+	Notices []Notice `json:"notices,omitempty"`
 }
 
 // ObjectStatus is the translation verdict on one API object.
@@ -59,14 +63,17 @@ func Translate(in *Inputs) (*Result, error) {
 	t.translateServices()
 	t.translateEndpoints()
 	t.translatePolicies()
+	t.applyClusterBound()
 	t.translateRoutes()
 	t.translatePeerAuthentications()
+	t.nsDeps, t.routeHostsByNS = t.namespaceDependencies(), t.routeHosts()
 	t.translateProxies()
 	mesh := t.model()
 	if err := mesh.Validate(); err != nil {
 		return nil, fmt.Errorf("translate: produced an invalid mesh model: %w", err)
 	}
-	return &Result{Mesh: mesh, Statuses: t.statuses.list()}, nil
+	sortNotices(t.notices)
+	return &Result{Mesh: mesh, Statuses: t.statuses.list(), Notices: t.notices}, nil
 }
 
 // serviceEntry pairs a Service with its model.
@@ -91,6 +98,14 @@ type translator struct {
 	peerAuth *peerAuthIndex
 	proxies  []*ir.Proxy
 	statuses *statusSet
+	// scoped is Mesh spec.scoping.mode Scoped (the default); maxClusters its bound.
+	scoped      bool
+	maxClusters int
+	// nsDeps are the namespaces' capstan.dev/dependencies; routeHostsByNS
+	// the FQDNs their MeshRoutes name.
+	nsDeps         map[string]annotations.Dependencies
+	routeHostsByNS map[string][]string
+	notices        []Notice
 }
 
 func newTranslator(in *Inputs) *translator {
@@ -101,6 +116,8 @@ func newTranslator(in *Inputs) *translator {
 		byFQDN:      map[string]*serviceEntry{},
 		pods:        map[string]*corev1.Pod{},
 		statuses:    newStatusSet(),
+		scoped:      true,
+		maxClusters: meshv1alpha1.DefaultMaxClustersPerNamespace,
 	}
 	if in.Mesh != nil {
 		t.applyMeshSpec(&in.Mesh.Spec)
@@ -129,6 +146,8 @@ func (t *translator) applyMeshSpec(spec *meshv1alpha1.MeshSpec) {
 		t.meshMode = ir.MTLSStrict
 	}
 	t.streamIdleTimeout = irDuration(spec.Traffic.StreamIdleTimeout)
+	t.scoped = spec.Scoping.Mode != meshv1alpha1.ScopingMeshWide
+	t.maxClusters = maxClustersPerNamespace(spec)
 }
 
 // model assembles the mesh, sorted.
