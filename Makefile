@@ -12,9 +12,19 @@ CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 K8S_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.7.0
+KUSTOMIZE_VERSION ?= v5.8.1
+
+# The release: this version is the one place it is set. It tags the images,
+# names the bundle and the CSV, and is stamped into the manager (-X main.version).
+VERSION ?= 0.1.0
+IMAGE_REGISTRY ?= ghcr.io/capstanmesh
+IMG ?= $(IMAGE_REGISTRY)/capstan-manager:$(VERSION)
+INIT_IMG ?= $(IMAGE_REGISTRY)/capstan-init:$(VERSION)
+GO_LDFLAGS := -X main.version=$(VERSION)
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+KUSTOMIZE := $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
 K8S_DIR := $(BIN)/k8s
 K8S_STAMP := $(K8S_DIR)/.built-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 export KUBEBUILDER_ASSETS := $(K8S_DIR)
@@ -33,8 +43,9 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests, then what is rendered from them (dist/install.yaml).
 	$(CONTROLLER_GEN) rbac:roleName=capstan-manager crd:allowDangerousTypes=true webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(MAKE) --no-print-directory build-installer
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
@@ -98,12 +109,31 @@ bench-scale: ## Run the xDS scale harness (test/bench): N simulated sidecars; wr
 
 .PHONY: build
 build: ## Build the binaries into bin/.
-	go build -o $(BIN)/manager ./cmd/manager
-	go build -o $(BIN)/capstan-init ./cmd/capstan-init
+	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/manager ./cmd/manager
+	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/capstan-init ./cmd/capstan-init
 
 .PHONY: run
 run: envtest-assets build ## Run the operator against $$KUBECONFIG, or a local API server when none is set.
 	hack/run-local.sh
+
+##@ Deployment
+
+.PHONY: set-image
+set-image: $(KUSTOMIZE) ## Point config/manager at $(IMG).
+	cd config/manager && $(KUSTOMIZE) edit set image capstan-manager=$(IMG)
+
+.PHONY: build-installer
+build-installer: set-image ## Render config/default into dist/install.yaml (one `kubectl apply`).
+	@mkdir -p dist
+	$(KUSTOMIZE) build config/default > dist/install.yaml
+
+.PHONY: deploy
+deploy: set-image $(K8S_STAMP) ## Install the operator (config/default) into the cluster of $$KUBECONFIG.
+	$(KUSTOMIZE) build config/default | $(K8S_DIR)/kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(KUSTOMIZE) $(K8S_STAMP) ## Remove the operator and its CRDs (and so every Capstan object) from the cluster of $$KUBECONFIG.
+	$(KUSTOMIZE) build config/default | $(K8S_DIR)/kubectl delete --ignore-not-found --wait=false -f -
 
 ##@ Tools
 
@@ -141,6 +171,10 @@ $(NODE_E2E_STAMP): $(NODE_E2E_DIR)/package.json $(NODE_E2E_DIR)/package-lock.jso
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN)/.tmp-cg go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(BIN)/.tmp-cg/controller-gen $@ && rmdir $(BIN)/.tmp-cg
+
+$(KUSTOMIZE):
+	GOBIN=$(BIN)/.tmp-kz go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(BIN)/.tmp-kz/kustomize $@ && rmdir $(BIN)/.tmp-kz
 
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN)/.tmp-gl go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
