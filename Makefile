@@ -112,6 +112,29 @@ build: ## Build the binaries into bin/.
 	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/manager ./cmd/manager
 	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/capstan-init ./cmd/capstan-init
 
+CONTAINER_TOOL ?= docker
+GO_VERSION ?= 1.26.8
+IMAGE_TOOL := $(BIN)/capstan-image
+IMAGE_DIR := $(BIN)/image/capstan-manager
+
+.PHONY: docker-build
+docker-build: ## Build the manager and capstan-init images with $$(CONTAINER_TOOL) (needs a container engine).
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg GO_VERSION=$(GO_VERSION) --target manager -t $(IMG) .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg GO_VERSION=$(GO_VERSION) --target capstan-init -t $(INIT_IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the images docker-build built.
+	$(CONTAINER_TOOL) push $(IMG)
+	$(CONTAINER_TOOL) push $(INIT_IMG)
+
+.PHONY: image
+image: $(IMAGE_TOOL) ## Assemble the manager image without a container engine: bin/image/capstan-manager (OCI layout) and .tar.
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $(GO_LDFLAGS)" -o $(BIN)/image/manager ./cmd/manager
+	$(IMAGE_TOOL) -binary $(BIN)/image/manager -out $(IMAGE_DIR) -tag $(IMG) -version $(VERSION)
+
+$(IMAGE_TOOL): hack/tools/image/go.mod hack/tools/image/go.sum hack/tools/image/main.go
+	go -C hack/tools/image build -o $@ .
+
 .PHONY: run
 run: envtest-assets build ## Run the operator against $$KUBECONFIG, or a local API server when none is set.
 	hack/run-local.sh

@@ -1,0 +1,177 @@
+package image
+
+import (
+	"encoding/json"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/capstanmesh/capstan/test/envtest"
+)
+
+// finalStages are the images the Dockerfile ships, with the bases they may
+// use: no shell in either.
+var finalStages = map[string][]string{
+	"manager":      {"gcr.io/distroless/static-debian12:nonroot"},
+	"capstan-init": {"scratch"},
+}
+
+func repoFile(t *testing.T, rel string) string {
+	t.Helper()
+	root, err := envtest.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, rel)
+}
+
+func readMakefile(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(repoFile(t, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func parse(t *testing.T) *Dockerfile {
+	t.Helper()
+	d, err := ParseDockerfile(repoFile(t, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+var (
+	makeBuild   = regexp.MustCompile(`(?m)^\tgo build -ldflags "\$\(GO_LDFLAGS\)" -o \$\(BIN\)/(\S+) (\./cmd/\S+)$`)
+	dockerBuild = regexp.MustCompile(`go build .*-ldflags "(.*)" -o /out/(\S+) (\./cmd/\S+)$`)
+	makeVar     = func(name string) *regexp.Regexp { return regexp.MustCompile(`(?m)^` + name + ` \?= (\S+)$`) }
+)
+
+// TestDockerfileBuildsWhatTheMakefileBuilds: the builder stage builds the
+// binaries of `make build` from the same packages, stamped with the version
+// the same way; the final stages copy only those.
+func TestDockerfileBuildsWhatTheMakefileBuilds(t *testing.T) {
+	mk := readMakefile(t)
+	want := map[string]string{}
+	for _, m := range makeBuild.FindAllStringSubmatch(mk, -1) {
+		want[m[1]] = m[2]
+	}
+	if len(want) == 0 {
+		t.Fatal("found no `go build` in the Makefile's build target")
+	}
+	d := parse(t)
+	builder := d.Stage("builder")
+	if builder == nil {
+		t.Fatal("no builder stage")
+	}
+	got := map[string]string{}
+	for _, run := range builder.All("RUN") {
+		if m := dockerBuild.FindStringSubmatch(run); m != nil {
+			got[m[2]] = m[3]
+			if !strings.Contains(m[1], "-X main.version=${VERSION}") {
+				t.Errorf("%s is built with ldflags %q, without -X main.version=${VERSION}", m[2], m[1])
+			}
+		}
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("the Dockerfile builds %v, the Makefile %v", got, want)
+	}
+	for name := range finalStages {
+		s := d.Stage(name)
+		if s == nil {
+			t.Fatalf("no stage %s", name)
+		}
+		for _, c := range s.All("COPY") {
+			if rest, ok := strings.CutPrefix(c, "--from=builder /out/"); ok {
+				if bin := strings.Fields(rest)[0]; want[bin] == "" {
+					t.Errorf("stage %s copies %s, which the Makefile does not build", name, bin)
+				}
+			}
+		}
+	}
+	if !strings.Contains(mk, "--build-arg VERSION=$(VERSION)") {
+		t.Error("make docker-build does not pass VERSION as a build argument")
+	}
+	goVersion := makeVar("GO_VERSION").FindStringSubmatch(mk)
+	if goVersion == nil || !slices.Contains(d.GlobalArgs, "GO_VERSION="+goVersion[1]) {
+		t.Errorf("the Dockerfile's GO_VERSION (%v) is not the Makefile's (%v)", d.GlobalArgs, goVersion)
+	}
+}
+
+// TestDockerfileFinalStages: the shipped images run as a non-root user, on
+// a base without a shell, run no command while building (RUN needs a shell
+// in the image) and start their binary directly.
+func TestDockerfileFinalStages(t *testing.T) {
+	d := parse(t)
+	for name, bases := range finalStages {
+		s := d.Stage(name)
+		if s == nil {
+			t.Fatalf("no stage %s", name)
+		}
+		if !slices.Contains(bases, s.Base) {
+			t.Errorf("stage %s is based on %s, want one of %v (no shell)", name, s.Base, bases)
+		}
+		if runs := s.All("RUN"); len(runs) > 0 {
+			t.Errorf("stage %s runs %v: a final stage has no shell to run them", name, runs)
+		}
+		users := s.All("USER")
+		if len(users) == 0 {
+			t.Errorf("stage %s sets no USER", name)
+		} else if uid, err := strconv.Atoi(strings.Split(users[len(users)-1], ":")[0]); err != nil || uid == 0 {
+			t.Errorf("stage %s runs as %q, want a numeric non-root user", name, users[len(users)-1])
+		}
+		var entry []string
+		eps := s.All("ENTRYPOINT")
+		if len(eps) != 1 || json.Unmarshal([]byte(eps[0]), &entry) != nil || len(entry) == 0 {
+			t.Errorf("stage %s ENTRYPOINT %v, want one in exec form", name, eps)
+		}
+	}
+	// `docker build .` without --target builds the last stage: the manager.
+	if last := d.Stages[len(d.Stages)-1]; last.Name != "manager" {
+		t.Errorf("the last stage is %s, want manager", last.Name)
+	}
+}
+
+// TestDockerfileCopiesTheSources: the builder copies every top-level
+// directory of the module the binaries import, and .dockerignore lets them
+// into the build context.
+func TestDockerfileCopiesTheSources(t *testing.T) {
+	root := repoFile(t, ".")
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.ImportPath}}{{end}}{{end}}", "./cmd/manager", "./cmd/capstan-init")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	need := map[string]bool{}
+	for _, p := range strings.Fields(string(out)) {
+		rel := strings.TrimPrefix(p, "github.com/capstanmesh/capstan/")
+		need[strings.Split(rel, "/")[0]+"/"] = true
+	}
+	copied := map[string]bool{}
+	for _, c := range parse(t).Stage("builder").All("COPY") {
+		if f := strings.Fields(c); len(f) == 2 && !strings.HasPrefix(f[0], "--") {
+			copied[f[0]] = true
+		}
+	}
+	ignore, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range slices.Sorted(maps.Keys(need)) {
+		if !copied[dir] {
+			t.Errorf("the binaries import packages under %s, which the builder does not copy", dir)
+		}
+		if !strings.Contains(string(ignore), "\n!"+dir+"\n") {
+			t.Errorf(".dockerignore keeps %s out of the build context", dir)
+		}
+	}
+}
