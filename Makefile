@@ -13,6 +13,7 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 K8S_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.7.0
 KUSTOMIZE_VERSION ?= v5.8.1
+OPM_VERSION ?= v1.60.0
 
 # The release: this version is the one place it is set. It tags the images,
 # names the bundle and the CSV, and is stamped into the manager (-X main.version).
@@ -20,11 +21,13 @@ VERSION ?= 0.1.0
 IMAGE_REGISTRY ?= ghcr.io/capstanmesh
 IMG ?= $(IMAGE_REGISTRY)/capstan-manager:$(VERSION)
 INIT_IMG ?= $(IMAGE_REGISTRY)/capstan-init:$(VERSION)
+BUNDLE_IMG ?= $(IMAGE_REGISTRY)/capstan-bundle:$(VERSION)
 GO_LDFLAGS := -X main.version=$(VERSION)
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 KUSTOMIZE := $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
+OPM := $(BIN)/opm-$(OPM_VERSION)
 K8S_DIR := $(BIN)/k8s
 K8S_STAMP := $(K8S_DIR)/.built-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 export KUBEBUILDER_ASSETS := $(K8S_DIR)
@@ -45,7 +48,7 @@ all: build
 .PHONY: manifests
 manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests, then what is rendered from them (dist/install.yaml).
 	$(CONTROLLER_GEN) rbac:roleName=capstan-manager crd:allowDangerousTypes=true webhook paths="./..." output:crd:artifacts:config=config/crd/bases
-	$(MAKE) --no-print-directory build-installer
+	$(MAKE) --no-print-directory build-installer bundle catalog-render
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
@@ -67,7 +70,7 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint, and check that th
 	hack/lint-selftest.sh $(GOLANGCI_LINT)
 
 .PHONY: test
-test: envtest-assets envoy dataplane-deps e2e-node-deps ## Run every test, envtest included, with the race detector.
+test: envtest-assets envoy dataplane-deps e2e-node-deps $(OPM) ## Run every test, envtest included, with the race detector.
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) fuzz
 
@@ -157,6 +160,30 @@ deploy: set-image $(K8S_STAMP) ## Install the operator (config/default) into the
 .PHONY: undeploy
 undeploy: $(KUSTOMIZE) $(K8S_STAMP) ## Remove the operator and its CRDs (and so every Capstan object) from the cluster of $$KUBECONFIG.
 	$(KUSTOMIZE) build config/default | $(K8S_DIR)/kubectl delete --ignore-not-found --wait=false -f -
+
+##@ OLM
+
+.PHONY: bundle
+bundle: build-installer ## Render the OLM bundle: bundle/manifests, bundle/metadata, bundle/tests/scorecard, bundle.Dockerfile.
+	go run ./hack/bundle bundle -version $(VERSION) -image $(IMG)
+
+.PHONY: bundle-build
+bundle-build: ## Build the bundle image with $$(CONTAINER_TOOL) (needs a container engine).
+	$(CONTAINER_TOOL) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
+
+.PHONY: catalog-render
+catalog-render: ## Render the file-based catalog catalog/capstan/catalog.yaml from bundle/.
+	go run ./hack/bundle catalog -version $(VERSION) -bundle-image $(BUNDLE_IMG)
+
+.PHONY: catalog
+catalog: bundle catalog-render $(OPM) ## Render the file-based catalog and check it with opm validate.
+	$(OPM) validate catalog
+
+.PHONY: opm
+opm: $(OPM) ## Build opm (operator-registry) from the Go module proxy into bin/.
+
+$(OPM): hack/tools/opm/go.mod hack/tools/opm/go.sum
+	go -C hack/tools/opm build -tags "json1 containers_image_openpgp" -o $@ github.com/operator-framework/operator-registry/cmd/opm
 
 ##@ Tools
 
