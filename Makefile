@@ -179,6 +179,15 @@ catalog-render: ## Render the file-based catalog catalog/capstan/catalog.yaml fr
 catalog: bundle catalog-render $(OPM) ## Render the file-based catalog and check it with opm validate.
 	$(OPM) validate catalog
 
+.PHONY: api-compat
+api-compat: ## Check that the CRDs upgrade safely from the last release's (hack/released; also part of make test).
+	go test -count=1 -run 'TestCRDsUpgradeFromRelease|TestCompareCRDs' ./test/olm
+
+.PHONY: release-baseline
+release-baseline: ## When cutting release $$(VERSION): record its CRDs in hack/released/$$(VERSION), the baseline later versions must upgrade from.
+	mkdir -p hack/released/$(VERSION)
+	cp config/crd/bases/*.yaml hack/released/$(VERSION)/
+
 .PHONY: opm
 opm: $(OPM) ## Build opm (operator-registry) from the Go module proxy into bin/.
 
