@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/controllers/cabundle"
 	"github.com/capstanmesh/capstan/test/install"
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
@@ -219,11 +220,11 @@ func setInstallStrategy(csv *operatorsv1alpha1.ClusterServiceVersion, m install.
 // own kinds keep Fail.
 func webhookDefinitions(m install.Manifest) ([]operatorsv1alpha1.WebhookDescription, error) {
 	var mutating admissionregistrationv1.MutatingWebhookConfiguration
-	if err := m.Into("MutatingWebhookConfiguration", "mutating-webhook-configuration", &mutating); err != nil {
+	if err := m.Into("MutatingWebhookConfiguration", cabundle.DefaultMutatingWebhookConfiguration, &mutating); err != nil {
 		return nil, err
 	}
 	var validating admissionregistrationv1.ValidatingWebhookConfiguration
-	if err := m.Into("ValidatingWebhookConfiguration", "validating-webhook-configuration", &validating); err != nil {
+	if err := m.Into("ValidatingWebhookConfiguration", cabundle.DefaultValidatingWebhookConfiguration, &validating); err != nil {
 		return nil, err
 	}
 	var out []operatorsv1alpha1.WebhookDescription

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/controllers/cabundle"
 	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/webhook/handler"
 )
@@ -211,11 +212,11 @@ func checkServices(ctx context.Context, t *testing.T) {
 // kube-system alone.
 func checkWebhooks(ctx context.Context, t *testing.T) {
 	mutating := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Name: "mutating-webhook-configuration"}, mutating); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: cabundle.DefaultMutatingWebhookConfiguration}, mutating); err != nil {
 		t.Fatal(err)
 	}
 	validating := &admissionregistrationv1.ValidatingWebhookConfiguration{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Name: "validating-webhook-configuration"}, validating); err != nil {
+	if err := env.Client.Get(ctx, client.ObjectKey{Name: cabundle.DefaultValidatingWebhookConfiguration}, validating); err != nil {
 		t.Fatal(err)
 	}
 	served := []string{handler.PathMutatePod, handler.PathValidateMesh, handler.PathValidateMeshRoute,
@@ -388,8 +389,8 @@ func checkCertManager(ctx context.Context, t *testing.T) {
 		t.Errorf("nothing is mounted at %s: %+v", olmWebhookCertDir, c.VolumeMounts)
 	}
 	for _, obj := range []client.Object{
-		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "mutating-webhook-configuration"}},
-		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "validating-webhook-configuration"}},
+		&admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: cabundle.DefaultMutatingWebhookConfiguration}},
+		&admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: cabundle.DefaultValidatingWebhookConfiguration}},
 	} {
 		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 			t.Fatal(err)
