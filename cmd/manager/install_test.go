@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
@@ -37,6 +39,41 @@ import (
 	"github.com/capstanmesh/capstan/webhook/handler"
 )
 
+// olmWebhookCertDir is where OLM mounts the webhook serving certificate
+// (tls.crt, tls.key) into the Deployment of a CSV with webhook definitions.
+const olmWebhookCertDir = "/tmp/k8s-webhook-server/serving-certs"
+
+// bundleDeployment returns the CSV's Deployment as OLM runs it: with the
+// webhook certificate volume OLM adds, mounted at olmWebhookCertDir.
+func bundleDeployment() (install.Manifest, error) {
+	m, err := install.ReadFile(filepath.Join(env.RepoRoot, "bundle", "manifests", "capstan.clusterserviceversion.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	deployments, _, err := unstructured.NestedSlice(m[0].Object, "spec", "install", "spec", "deployments")
+	if err != nil || len(deployments) != 1 {
+		return nil, fmt.Errorf("the CSV's deployments %v: %w", deployments, err)
+	}
+	spec, ok := deployments[0].(map[string]any)["spec"].(map[string]any)
+	if !ok {
+		return nil, errors.New("the CSV's deployment has no spec")
+	}
+	d := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "capstan-manager"}, "spec": spec}}
+	mount := map[string]any{"name": "webhook-cert", "mountPath": olmWebhookCertDir}
+	containers, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	if len(containers) != 1 {
+		return nil, fmt.Errorf("the CSV's deployment has %d containers", len(containers))
+	}
+	c := containers[0].(map[string]any)
+	mounts, _ := c["volumeMounts"].([]any)
+	c["volumeMounts"] = append(mounts, mount)
+	if err := unstructured.SetNestedSlice(d.Object, containers, "spec", "template", "spec", "containers"); err != nil {
+		return nil, err
+	}
+	return install.Manifest{d}, nil
+}
+
 // listenFlags are the flags naming a listen address; the test moves them to
 // free loopback ports (other test processes on the machine may hold the
 // fixed ones) and keeps every other flag exactly as rendered.
@@ -46,8 +83,8 @@ var listenFlags = map[string]bool{
 
 // TestRunFromInstallManifest starts the manager with the exact arguments of
 // the rendered Deployment, dist/install.yaml (webhook certificates from the
-// mesh CA) and config/certmanager (from the directory cert-manager and OLM
-// mount), as the manager's ServiceAccount bound to the generated roles:
+// mesh CA), config/certmanager (from the directory cert-manager mounts) and
+// the bundle's CSV (from the directory OLM mounts), as the manager's ServiceAccount bound to the generated roles:
 // every flag must parse, the mounted paths are faked with files, and the
 // manager serves /readyz, xDS over TLS and the admission webhooks.
 func TestRunFromInstallManifest(t *testing.T) {
@@ -59,6 +96,7 @@ func TestRunFromInstallManifest(t *testing.T) {
 		{"config/certmanager", func() (install.Manifest, error) {
 			return install.Kustomize(env.Kubectl, filepath.Join(env.RepoRoot, "config", "certmanager"))
 		}},
+		{"bundle", bundleDeployment},
 	} {
 		t.Run(strings.ReplaceAll(tc.name, "/", "_"), func(t *testing.T) {
 			m, err := tc.render()
