@@ -175,3 +175,26 @@ func TestDockerfileCopiesTheSources(t *testing.T) {
 		}
 	}
 }
+
+// TestBundleDockerfileContext: what bundle.Dockerfile copies is in the
+// build context .dockerignore leaves (make bundle-build builds from the root).
+func TestBundleDockerfileContext(t *testing.T) {
+	d, err := ParseDockerfile(repoFile(t, "bundle.Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ignore, err := os.ReadFile(repoFile(t, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := d.Stages[len(d.Stages)-1].All("COPY")
+	if len(copies) == 0 {
+		t.Fatal("bundle.Dockerfile copies nothing")
+	}
+	for _, c := range copies {
+		top := strings.Split(strings.Fields(c)[0], "/")[0] + "/"
+		if !strings.Contains(string(ignore), "\n!"+top+"\n") {
+			t.Errorf("bundle.Dockerfile copies %s, which .dockerignore keeps out of the build context", c)
+		}
+	}
+}
