@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/capstanmesh/capstan/test/envtest"
+	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
 // finalStages are the images the Dockerfile ships, with the bases they may
@@ -196,5 +197,24 @@ func TestBundleDockerfileContext(t *testing.T) {
 		if !strings.Contains(string(ignore), "\n!"+top+"\n") {
 			t.Errorf("bundle.Dockerfile copies %s, which .dockerignore keeps out of the build context", c)
 		}
+	}
+}
+
+// TestImageNamesAgree: the capstan-init image make docker-build tags is the
+// one the injector injects (inject.InitImageRepository, tagged with the
+// version the Makefile stamps into the manager).
+func TestImageNamesAgree(t *testing.T) {
+	mk := readMakefile(t)
+	registry := makeVar("IMAGE_REGISTRY").FindStringSubmatch(mk)
+	initImg := makeVar("INIT_IMG").FindStringSubmatch(mk)
+	if registry == nil || initImg == nil {
+		t.Fatal("no IMAGE_REGISTRY or INIT_IMG in the Makefile")
+	}
+	got := strings.NewReplacer("$(IMAGE_REGISTRY)", registry[1]).Replace(initImg[1])
+	if want := inject.InitImageRepository + ":$(VERSION)"; got != want {
+		t.Errorf("make docker-build tags capstan-init %s, the injector injects %s", got, want)
+	}
+	if !strings.Contains(mk, "GO_LDFLAGS := -X main.version=$(VERSION)") {
+		t.Error("the Makefile does not stamp VERSION into the manager (-X main.version)")
 	}
 }
