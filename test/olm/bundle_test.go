@@ -3,6 +3,7 @@
 package olm
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -95,6 +96,13 @@ func TestCSV(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root(t), "bundle", "metadata", "dependencies.yaml")); !os.IsNotExist(err) {
 		t.Errorf("bundle/metadata/dependencies.yaml exists (%v): OLM v1 resolves no dependency", err)
+	}
+	svg, err := os.ReadFile(filepath.Join(root(t), "config", "manifests", "bases", "icon.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(csv.Spec.Icon) != 1 || csv.Spec.Icon[0].Data != base64.StdEncoding.EncodeToString(svg) || csv.Spec.Icon[0].MediaType != "image/svg+xml" {
+		t.Error("the CSV's icon is not config/manifests/bases/icon.svg: base64 -w0 it into the CSV base")
 	}
 	checkOwned(t, b)
 	checkDeployment(t, csv)
