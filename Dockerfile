@@ -5,11 +5,10 @@
 #   docker build --build-arg VERSION=0.1.0 --target manager .
 #   docker build --build-arg VERSION=0.1.0 --target capstan-init .
 #
-# manager: the operator, static, on distroless static (no shell), non-root.
+# manager: the operator and the CLI (/capstanctl, for `kubectl exec`),
+# static, on distroless static (no shell), non-root.
 # capstan-init: the traffic capture init container: capstan-init and
 # iptables with both backends (legacy and nft) on an empty base, no shell.
-# There is no capstanctl command yet; its binary joins the manager image
-# when cmd/capstanctl exists.
 
 ARG GO_VERSION=1.26.8
 ARG DEBIAN_RELEASE=bookworm
@@ -23,15 +22,19 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY api/ api/
+COPY cli/ cli/
 COPY cmd/ cmd/
+COPY config/crd/ config/crd/
 COPY controllers/ controllers/
 COPY internal/ internal/
 COPY pki/ pki/
 COPY webhook/ webhook/
 COPY xds/ xds/
-ENV CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH}
-RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/manager ./cmd/manager
-RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/capstan-init ./cmd/capstan-init
+ENV CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
+    LDFLAGS="-s -w -X main.version=${VERSION} -X github.com/capstanmesh/capstan/cli/commands.Version=${VERSION}"
+RUN go build -trimpath -ldflags "${LDFLAGS}" -o /out/manager ./cmd/manager
+RUN go build -trimpath -ldflags "${LDFLAGS}" -o /out/capstan-init ./cmd/capstan-init
+RUN go build -trimpath -ldflags "${LDFLAGS}" -o /out/capstanctl ./cmd/capstanctl
 
 # iptables (legacy and nft) with its libraries, as a root file system.
 FROM debian:${DEBIAN_RELEASE}-slim AS iptables
@@ -61,5 +64,6 @@ LABEL org.opencontainers.image.title="capstan-manager" \
       org.opencontainers.image.source="https://github.com/capstanmesh/capstan" \
       org.opencontainers.image.version="${VERSION}"
 COPY --from=builder /out/manager /manager
+COPY --from=builder /out/capstanctl /capstanctl
 USER 65532:65532
 ENTRYPOINT ["/manager"]

@@ -22,7 +22,7 @@ IMAGE_REGISTRY ?= ghcr.io/capstanmesh
 IMG ?= $(IMAGE_REGISTRY)/capstan-manager:$(VERSION)
 INIT_IMG ?= $(IMAGE_REGISTRY)/capstan-init:$(VERSION)
 BUNDLE_IMG ?= $(IMAGE_REGISTRY)/capstan-bundle:$(VERSION)
-GO_LDFLAGS := -X main.version=$(VERSION)
+GO_LDFLAGS := -X main.version=$(VERSION) -X github.com/capstanmesh/capstan/cli/commands.Version=$(VERSION)
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
@@ -111,7 +111,7 @@ bench-scale: ## Run the xDS scale harness (test/bench): N simulated sidecars; wr
 ##@ Build
 
 .PHONY: build
-build: ## Build the binaries into bin/.
+build: capstanctl ## Build the binaries into bin/.
 	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/manager ./cmd/manager
 	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/capstan-init ./cmd/capstan-init
 
@@ -133,10 +133,16 @@ docker-push: ## Push the images docker-build built.
 .PHONY: image
 image: $(IMAGE_TOOL) ## Assemble the manager image without a container engine: bin/image/capstan-manager (OCI layout) and .tar.
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $(GO_LDFLAGS)" -o $(BIN)/image/manager ./cmd/manager
-	$(IMAGE_TOOL) -binary $(BIN)/image/manager -out $(IMAGE_DIR) -tag $(IMG) -version $(VERSION)
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $(GO_LDFLAGS)" -o $(BIN)/image/capstanctl ./cmd/capstanctl
+	$(IMAGE_TOOL) -binary $(BIN)/image/manager -cli $(BIN)/image/capstanctl -out $(IMAGE_DIR) -tag $(IMG) -version $(VERSION)
 
 $(IMAGE_TOOL): hack/tools/image/go.mod hack/tools/image/go.sum hack/tools/image/main.go
 	go -C hack/tools/image build -o $@ .
+
+.PHONY: capstanctl
+capstanctl: ## Build the CLI into bin/capstanctl, and bin/kubectl-capstan (the same binary as a kubectl plugin).
+	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/capstanctl ./cmd/capstanctl
+	ln -f $(BIN)/capstanctl $(BIN)/kubectl-capstan
 
 .PHONY: run
 run: envtest-assets build ## Run the operator against $$KUBECONFIG, or a local API server when none is set.

@@ -20,6 +20,8 @@ expected=(
 	"^$fixtures/size/size.go:[0-9:]+ cyclomatic complexity 19 of func \`TooCyclomatic\` is high \(> 18\) \(gocyclo\)$"
 	"^$fixtures/size/size_test.go:[0-9:]+ Function 'TooLongEvenForATest' is too long \(192 > 51\) \(funlen\)$"
 	"^$fixtures/xds/ir/ir.go:[0-9:]+ import 'k8s.io/client-go/rest' is not allowed .*\(depguard\)$"
+	"^$fixtures/cli/analyze/analyze.go:[0-9:]+ import 'k8s.io/client-go/rest' is not allowed .*\(depguard\)$"
+	"^$fixtures/cli/analyze/analyze.go:[0-9:]+ import 'github.com/capstanmesh/capstan/xds/server' is not allowed .*\(depguard\)$"
 )
 
 mapfile -t pkgs < <(find "$fixtures" -name '*.go' -printf './%h\n' | sort -u)

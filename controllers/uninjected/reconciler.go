@@ -399,9 +399,26 @@ func (r *Reconciler) restartNext(ctx context.Context, report Report, workloads m
 // restart patches obj's pod template annotation, with an optimistic lock so
 // a stale copy never restarts a workload twice.
 func (r *Reconciler) restart(ctx context.Context, obj client.Object) error {
+	produced, err := Restart(ctx, r.Client, obj, r.now())
+	if err != nil {
+		return err
+	}
+	r.restarted[obj.GetUID()] = max(produced, obj.GetGeneration())
+	return nil
+}
+
+// Restart restarts a Deployment, StatefulSet or DaemonSet as the
+// Reconciler does: it patches the pod template annotation
+// capstan.dev/restartedAt to at, and capstan.dev/restarted-generation on
+// the workload to the generation the patch produces, with an optimistic
+// lock (a stale obj gets a conflict). It returns that generation. The
+// operator never restarts the workload again at that generation, and waits
+// for the rollout before restarting another; capstanctl restart-uninjected
+// uses it too.
+func Restart(ctx context.Context, c client.Client, obj client.Object, at time.Time) (int64, error) {
 	orig, ok := obj.DeepCopyObject().(client.Object)
 	if !ok {
-		return fmt.Errorf("%T is not a client.Object", obj)
+		return 0, fmt.Errorf("%T is not a client.Object", obj)
 	}
 	var tmpl *corev1.PodTemplateSpec
 	switch o := obj.(type) {
@@ -412,12 +429,12 @@ func (r *Reconciler) restart(ctx context.Context, obj client.Object) error {
 	case *appsv1.DaemonSet:
 		tmpl = &o.Spec.Template
 	default:
-		return fmt.Errorf("cannot restart a %T", obj)
+		return 0, fmt.Errorf("cannot restart a %T", obj)
 	}
 	if tmpl.Annotations == nil {
 		tmpl.Annotations = map[string]string{}
 	}
-	at := r.now().UTC()
+	at = at.UTC()
 	stamp := at.Format(time.RFC3339)
 	if tmpl.Annotations[AnnotationRestartedAt] == stamp {
 		// The same second as the last restart: the template must change for
@@ -432,11 +449,10 @@ func (r *Reconciler) restart(ctx context.Context, obj client.Object) error {
 	}
 	ann[AnnotationRestartedGeneration] = strconv.FormatInt(produced, 10)
 	obj.SetAnnotations(ann)
-	if err := r.Client.Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return err
+	if err := c.Patch(ctx, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return 0, err
 	}
-	r.restarted[obj.GetUID()] = max(produced, obj.GetGeneration())
-	return nil
+	return produced, nil
 }
 
 // restartedGeneration reads capstan.dev/restarted-generation (0 when absent or invalid).

@@ -80,25 +80,27 @@ type descriptor struct {
 	Annotations map[string]string `json:"annotations"`
 }
 
-// TestImageLayout runs the tool `make image` runs (hack/tools/image) on a
-// stand-in binary and reads the OCI layout back with the standard library:
+// TestImageLayout runs the tool `make image` runs (hack/tools/image) on
+// stand-in binaries and reads the OCI layout back with the standard library:
 // the config starts /manager as 65532:65532 with the version label, the one
-// layer holds the binary at /manager, and the same input gives the same
+// layer holds /manager and /capstanctl, and the same input gives the same
 // digest.
 func TestImageLayout(t *testing.T) {
 	tmp := t.TempDir()
 	tool := filepath.Join(tmp, "capstan-image")
 	run(t, repoFile(t, "hack/tools/image"), nil, "go", "build", "-o", tool, ".")
-	binary := filepath.Join(tmp, "manager")
-	content := []byte("#!stand-in for the static manager\n")
-	if err := os.WriteFile(binary, content, 0o755); err != nil {
-		t.Fatal(err)
+	want := map[string][]byte{"manager": []byte("stand-in for the static manager\n"), "capstanctl": []byte("stand-in for the CLI\n")}
+	for name, content := range want {
+		if err := os.WriteFile(filepath.Join(tmp, name), content, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	digests := map[string]bool{}
 	for _, out := range []string{"a", "b"} {
 		layout := filepath.Join(tmp, out)
-		run(t, "", nil, tool, "-binary", binary, "-out", layout, "-tag", "example.test/capstan-manager:1.2.3", "-version", "1.2.3", "-arch", "amd64")
-		digests[checkLayout(t, layout, content)] = true
+		run(t, "", nil, tool, "-binary", filepath.Join(tmp, "manager"), "-cli", filepath.Join(tmp, "capstanctl"),
+			"-out", layout, "-tag", "example.test/capstan-manager:1.2.3", "-version", "1.2.3", "-arch", "amd64")
+		digests[checkLayout(t, layout, want)] = true
 		if _, err := os.Stat(layout + ".tar"); err != nil {
 			t.Errorf("no tarball beside the layout: %v", err)
 		}
@@ -108,7 +110,7 @@ func TestImageLayout(t *testing.T) {
 	}
 }
 
-func checkLayout(t *testing.T, dir string, binary []byte) string {
+func checkLayout(t *testing.T, dir string, files map[string][]byte) string {
 	t.Helper()
 	var index struct{ Manifests []descriptor }
 	readJSON(t, filepath.Join(dir, "index.json"), &index)
@@ -132,11 +134,11 @@ func checkLayout(t *testing.T, dir string, binary []byte) string {
 	if len(manifest.Layers) != 1 {
 		t.Fatalf("%d layers, want 1", len(manifest.Layers))
 	}
-	checkLayer(t, blob(dir, manifest.Layers[0].Digest), binary)
+	checkLayer(t, blob(dir, manifest.Layers[0].Digest), files)
 	return index.Manifests[0].Digest
 }
 
-func checkLayer(t *testing.T, path string, binary []byte) {
+func checkLayer(t *testing.T, path string, files map[string][]byte) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -148,7 +150,7 @@ func checkLayer(t *testing.T, path string, binary []byte) {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(zr)
-	var names []string
+	seen := 0
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -157,17 +159,18 @@ func checkLayer(t *testing.T, path string, binary []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		names = append(names, hdr.Name)
 		data, err := io.ReadAll(tr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if hdr.Name != "manager" || hdr.Mode != 0o755 || hdr.Uid != 0 || !bytes.Equal(data, binary) {
-			t.Errorf("layer entry %s mode %o uid %d (%d bytes): want manager, 0755, root, the binary", hdr.Name, hdr.Mode, hdr.Uid, len(data))
+		want, ok := files[hdr.Name]
+		if !ok || hdr.Mode != 0o755 || hdr.Uid != 0 || !bytes.Equal(data, want) {
+			t.Errorf("layer entry %s mode %o uid %d (%d bytes): want one of %d binaries, 0755, root, its content", hdr.Name, hdr.Mode, hdr.Uid, len(data), len(files))
 		}
+		seen++
 	}
-	if len(names) != 1 {
-		t.Errorf("the layer holds %v, want the binary alone", names)
+	if seen != len(files) {
+		t.Errorf("the layer holds %d entries, want the %d binaries alone", seen, len(files))
 	}
 }
 

@@ -8,6 +8,7 @@ package validationtest
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,4 +239,26 @@ func meshCases() []Case {
 		{Name: "a mesh not named default", SchemaRefuses: true, Object: mesh("prod"), Fields: []string{"metadata.name"}},
 		{Name: "proxy requests above limits", Object: limits, Fields: []string{"spec.proxy.resources.requests[memory]"}},
 	}
+}
+
+// CheckAccepted checks an Accepted condition against the case's verdict:
+// False when the case is refused, with a message that names each of the
+// case's fields in order ("field: ..."), True otherwise. It returns what is
+// wrong, or "" when the condition agrees.
+func (c Case) CheckAccepted(acc *metav1.Condition) string {
+	if acc == nil {
+		return "no Accepted condition"
+	}
+	if refused := acc.Status == metav1.ConditionFalse; refused != c.Refused() {
+		return "Accepted " + string(acc.Status) + " (" + acc.Message + "), want refused = " + strconv.FormatBool(c.Refused())
+	}
+	rest := acc.Message
+	for _, f := range c.Fields {
+		i := strings.Index(rest, f+": ")
+		if i < 0 {
+			return "message " + strconv.Quote(acc.Message) + " does not name " + f + " (in order)"
+		}
+		rest = rest[i+len(f):]
+	}
+	return ""
 }

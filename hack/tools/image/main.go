@@ -1,6 +1,6 @@
 // Command image assembles Capstan's manager image without a container
-// engine: one layer holding the static manager binary at /manager on an
-// empty base, run as the non-root user 65532, written as an OCI image layout
+// engine: one layer holding the static manager binary at /manager (and the
+// CLI at /capstanctl, as the Dockerfile's manager stage) on an empty base, run as the non-root user 65532, written as an OCI image layout
 // (and a tarball `docker load` and `crane push` read). Nothing is pulled: the
 // binary is static (CGO_ENABLED=0) and the manager needs no other file. The
 // layer and config carry fixed timestamps, so the same binary gives the same
@@ -37,12 +37,13 @@ const (
 )
 
 type options struct {
-	binary, out, tag, version, arch string
+	binary, cli, out, tag, version, arch string
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.binary, "binary", "", "the static manager binary")
+	flag.StringVar(&o.cli, "cli", "", "the static capstanctl binary (optional), at /capstanctl")
 	flag.StringVar(&o.out, "out", "", "directory to write the OCI image layout into (replaced); image.tar is written beside it")
 	flag.StringVar(&o.tag, "tag", "", "the image reference, e.g. registry/capstan-manager:0.1.0")
 	flag.StringVar(&o.version, "version", "", "Capstan's version (label org.opencontainers.image.version)")
@@ -91,7 +92,11 @@ func run(o options) error {
 
 // build makes the image: the binary's layer on an empty base, and the config.
 func build(o options) (v1.Image, error) {
-	layer, err := binaryLayer(o.binary)
+	files := []layerFile{{entrypoint, o.binary}}
+	if o.cli != "" {
+		files = append(files, layerFile{"/capstanctl", o.cli})
+	}
+	layer, err := binaryLayer(files)
 	if err != nil {
 		return nil, err
 	}
@@ -124,22 +129,27 @@ func build(o options) (v1.Image, error) {
 	return img, nil
 }
 
-// binaryLayer is a layer holding path at /manager, root-owned, mode 0755,
-// with a fixed modification time.
-func binaryLayer(path string) (v1.Layer, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading the binary: %w", err)
-	}
+// layerFile is a binary of the layer: where it goes and where it is read from.
+type layerFile struct{ dest, src string }
+
+// binaryLayer is a layer holding the files, root-owned, mode 0755, with a
+// fixed modification time.
+func binaryLayer(files []layerFile) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	hdr := &tar.Header{Name: strings.TrimPrefix(entrypoint, "/"), Mode: 0o755, Size: int64(len(data)),
-		ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
-	if err := tw.WriteHeader(hdr); err != nil {
-		return nil, fmt.Errorf("writing the layer: %w", err)
-	}
-	if _, err := tw.Write(data); err != nil {
-		return nil, fmt.Errorf("writing the layer: %w", err)
+	for _, f := range files {
+		data, err := os.ReadFile(f.src)
+		if err != nil {
+			return nil, fmt.Errorf("reading %s: %w", f.src, err)
+		}
+		hdr := &tar.Header{Name: strings.TrimPrefix(f.dest, "/"), Mode: 0o755, Size: int64(len(data)),
+			ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, fmt.Errorf("writing the layer: %w", err)
+		}
+		if _, err := tw.Write(data); err != nil {
+			return nil, fmt.Errorf("writing the layer: %w", err)
+		}
 	}
 	if err := tw.Close(); err != nil {
 		return nil, fmt.Errorf("writing the layer: %w", err)
