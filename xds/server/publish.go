@@ -36,13 +36,13 @@ type proxyConfig struct {
 	current, previous configVersions
 }
 
-func (c *proxyConfig) find(typeURL, version string) map[string]string {
+func (c *proxyConfig) find(typeURL, version string) (typeVersions, bool) {
 	for _, cv := range []configVersions{c.current, c.previous} {
 		if tv, ok := cv[typeURL]; ok && tv.version == version {
-			return tv.resources
+			return tv, true
 		}
 	}
-	return nil
+	return typeVersions{}, false
 }
 
 // SetProxyResources validates and publishes a node's resources, keyed by
@@ -67,7 +67,7 @@ func (s *Server) SetProxyResourcesWith(nodeID string, res map[string][]types.Res
 	for _, o := range opts {
 		o(&cfg)
 	}
-	snap, versions, err := s.buildSnapshot(res, cfg.check)
+	snap, versions, err := s.buildSnapshot(nodeID, res, cfg.check)
 	if err != nil {
 		return false, fmt.Errorf("snapshot for %s: %w", nodeID, err)
 	}
@@ -76,7 +76,9 @@ func (s *Server) SetProxyResourcesWith(nodeID string, res map[string][]types.Res
 
 // buildSnapshot validates and versions the resources (each message once over
 // the server's life, see internTable) and checks the snapshot's references.
-func (s *Server) buildSnapshot(res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
+// Only proxyless gRPC clients are served from the snapshot; for the other
+// nodes it is made for the check, and the resourceCache holds the versions.
+func (s *Server) buildSnapshot(nodeID string, res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
 	versions, err := s.interned.configVersions(res)
 	if err != nil {
 		return nil, nil, err
@@ -88,8 +90,10 @@ func (s *Server) buildSnapshot(res map[string][]types.Resource, check consistenc
 		} else {
 			snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
 		}
-		// Set here, ConstructVersionMap keeps it instead of hashing again.
-		snap.VersionMap[typeURL] = tv.resources
+		if isProxylessID(nodeID) {
+			// Set here, ConstructVersionMap keeps it instead of hashing again.
+			snap.VersionMap[typeURL] = tv.versionMap()
+		}
 	}
 	if err := checkConsistency(snap, check); err != nil {
 		return nil, nil, err
@@ -109,7 +113,12 @@ func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configV
 	// Configs are updated first: the cache answers watches inside
 	// SetSnapshot, and the response callbacks look the versions up.
 	// SetSnapshot stores the snapshot before it can fail.
-	err := s.cacheFor(nodeID).SetSnapshot(context.Background(), nodeID, snap)
+	var err error
+	if isProxylessID(nodeID) {
+		err = s.grpcCache.SetSnapshot(context.Background(), nodeID, snap)
+	} else {
+		s.sidecars.publish(nodeID, versions)
+	}
 	s.tracker.published(nodeID, versions.typeVersionMap())
 	if err != nil {
 		return true, fmt.Errorf("setting snapshot for %s: %w", nodeID, err)
@@ -136,9 +145,10 @@ func (s *Server) swapConfig(nodeID string, versions configVersions) (dropped con
 	return dropped, true
 }
 
-// RemoveProxy clears a node's snapshot. go-control-plane's ClearSnapshot
-// also drops the node's open watches: a stream still open afterwards gets
-// new config only after its next request.
+// RemoveProxy clears a node's config. go-control-plane's ClearSnapshot
+// also drops the node's open state-of-the-world watches: such a stream
+// still open afterwards gets new config only after its next request. Open
+// delta watches stay, and are answered when the node is published again.
 func (s *Server) RemoveProxy(nodeID string) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
@@ -149,7 +159,11 @@ func (s *Server) RemoveProxy(nodeID string) {
 	}
 	delete(s.configs, nodeID)
 	s.mu.Unlock()
-	s.cacheFor(nodeID).ClearSnapshot(nodeID)
+	if isProxylessID(nodeID) {
+		s.grpcCache.ClearSnapshot(nodeID)
+	} else {
+		s.sidecars.publish(nodeID, nil)
+	}
 	s.tracker.published(nodeID, nil)
 }
 
@@ -162,10 +176,13 @@ func isProxylessID(nodeID string) bool {
 // a type at a version, or nil when the server no longer holds them.
 func (s *Server) publishedResources(nodeID, typeURL, version string) map[string]string {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	c := s.configs[nodeID]
+	s.mu.RUnlock()
 	if c == nil {
 		return nil
 	}
-	return c.find(typeURL, version)
+	if tv, ok := c.find(typeURL, version); ok {
+		return tv.versionMap()
+	}
+	return nil
 }

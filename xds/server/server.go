@@ -77,13 +77,14 @@ type Options struct {
 type Server struct {
 	log   logr.Logger
 	opts  Options
-	cache cachev3.SnapshotCache
+	// sidecars is the cache of every node but proxyless gRPC clients.
+	sidecars *resourceCache
 	// grpcCache holds the snapshots of proxyless gRPC clients (grpc~ node
 	// IDs). It is not in ADS mode: a gRPC client asks for the resources of
 	// the names it dials, a subset of its snapshot, and an ADS-mode cache
 	// answers a state-of-the-world request only when it names them all.
 	grpcCache cachev3.SnapshotCache
-	tracker   *tracker
+	tracker *tracker
 	// auth is nil when streams are not authenticated.
 	auth *authCache
 	// logLimit rate-limits the log lines a client can cause.
@@ -139,11 +140,11 @@ func New(opts Options) *Server {
 		log:      log,
 		opts:     opts,
 		interned: &internTable{},
+		sidecars: newResourceCache(),
 		// IDHash: the snapshot key is the full node ID.
-		cache:     cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLog),
 		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLog),
-		tracker:   newTracker(log, opts.OnStatusChange, limit),
-		configs:   map[string]*proxyConfig{},
+		tracker:      newTracker(log, opts.OnStatusChange, limit),
+		configs:      map[string]*proxyConfig{},
 	}
 }
 
@@ -154,12 +155,15 @@ const (
 )
 
 // muxCache serves proxyless gRPC clients from grpcCache and every other node
-// from cache, by node ID. The stream fills in the node of requests that omit it.
+// from sidecars, by node ID. The stream fills in the node of requests that omit it.
 func (s *Server) muxCache() *cachev3.MuxCache {
 	return &cachev3.MuxCache{
 		Classify:      func(r *cachev3.Request) string { return cacheClass(r.GetNode().GetId()) },
 		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return cacheClass(r.GetNode().GetId()) },
-		Caches:        map[string]cachev3.Cache{cacheSidecar: s.cache, cacheGRPC: s.grpcCache},
+		Caches: map[string]cachev3.Cache{
+			cacheSidecar: s.sidecars,
+			cacheGRPC:    s.grpcCache,
+		},
 	}
 }
 
@@ -168,14 +172,6 @@ func cacheClass(nodeID string) string {
 		return cacheGRPC
 	}
 	return cacheSidecar
-}
-
-// cacheFor is the snapshot cache of a node.
-func (s *Server) cacheFor(nodeID string) cachev3.SnapshotCache {
-	if isProxylessID(nodeID) {
-		return s.grpcCache
-	}
-	return s.cache
 }
 
 // Serve serves xDS on lis until ctx is done, then stops gracefully.

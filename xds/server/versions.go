@@ -9,17 +9,21 @@ import (
 	"maps"
 	"slices"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // typeVersions are the versions of one resource type in one proxy's snapshot.
 type typeVersions struct {
 	// version is derived from resources: equal sets give equal versions.
 	version string
-	// resources maps resource name to its content hash. Never mutated after
-	// creation, so it can be shared with the cache and the status tracker.
-	resources map[string]string
+	// resources maps resource name to the resource as delta responses
+	// carry it, marshalled once (internEntry.wire), with its content hash as
+	// version. Never mutated after creation, so it can be shared with the
+	// caches.
+	resources map[string]*discoveryv3.Resource
 	// shared is set when other snapshots may hold the same list (sharedTypes).
 	shared *sharedType
 }
@@ -39,6 +43,20 @@ func resourceVersion(r types.Resource) (string, error) {
 	return cachev3.HashResource(b), nil
 }
 
+// wireResource marshals a resource as delta responses carry it, with its
+// content hash (resourceVersion) as version.
+func wireResource(typeURL, name string, r types.Resource) (*discoveryv3.Resource, error) {
+	b, err := cachev3.MarshalResource(r)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling %q: %w", name, err)
+	}
+	return &discoveryv3.Resource{
+		Name:     name,
+		Version:  cachev3.HashResource(b),
+		Resource: &anypb.Any{TypeUrl: typeURL, Value: b},
+	}, nil
+}
+
 // typeVersions validates and hashes the resources of one type (see
 // validateType) and derives the type version; resources the table knows are
 // neither validated nor hashed again, and a list of the same messages as
@@ -50,9 +68,9 @@ func (t *internTable) typeVersions(typeURL string, items []types.Resource) (type
 	entries := make([]*internEntry, len(items))
 	var errs []error
 	for i, r := range items {
-		name, _, e, err := t.version(typeURL, r)
+		c, e, err := t.version(typeURL, r)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
+			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, c.name, err))
 		}
 		entries[i] = e
 	}
@@ -74,36 +92,50 @@ func (t *internTable) typeVersions(typeURL string, items []types.Resource) (type
 // newTypeVersions maps names to versions (all resources checked already),
 // refusing repeated names, and derives the type version.
 func (t *internTable) newTypeVersions(typeURL string, items []types.Resource) (typeVersions, error) {
-	resources := make(map[string]string, len(items))
+	resources := make(map[string]*discoveryv3.Resource, len(items))
 	var errs []error
 	for i, r := range items {
-		name, v, _, err := t.version(typeURL, r)
-		if _, dup := resources[name]; err == nil && dup {
+		c, _, err := t.version(typeURL, r)
+		if _, dup := resources[c.name]; err == nil && dup {
 			err = errors.New("duplicate resource name")
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
+			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, c.name, err))
 			continue
 		}
-		resources[name] = v
+		resources[c.name] = c.wire
 	}
 	if err := errors.Join(errs...); err != nil {
 		return typeVersions{}, err
 	}
-	return typeVersions{version: deriveTypeVersion(resources), resources: resources}, nil
+	return typeVersions{version: hashVersions(resources, (*discoveryv3.Resource).GetVersion), resources: resources}, nil
 }
 
 // deriveTypeVersion hashes the sorted (name, version) pairs, each
 // length-prefixed so that no two different sets hash the same input.
 func deriveTypeVersion(resources map[string]string) string {
+	return hashVersions(resources, func(v string) string { return v })
+}
+
+// hashVersions is deriveTypeVersion of the names and versions of m.
+func hashVersions[V any](m map[string]V, version func(V) string) string {
 	h := sha256.New()
 	var buf []byte
-	for _, name := range slices.Sorted(maps.Keys(resources)) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		buf = appendLengthPrefixed(buf[:0], name)
-		buf = appendLengthPrefixed(buf, resources[name])
+		buf = appendLengthPrefixed(buf, version(m[name]))
 		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// versionMap returns resource name → version, a new map.
+func (tv typeVersions) versionMap() map[string]string {
+	out := make(map[string]string, len(tv.resources))
+	for name, r := range tv.resources {
+		out[name] = r.GetVersion()
+	}
+	return out
 }
 
 func appendLengthPrefixed(buf []byte, s string) []byte {
@@ -136,7 +168,7 @@ func (t *internTable) configVersions(res map[string][]types.Resource) (configVer
 	}
 	for _, typeURL := range knownTypeURLs() {
 		if _, ok := out[typeURL]; !ok {
-			out[typeURL] = typeVersions{version: deriveTypeVersion(nil), resources: map[string]string{}}
+			out[typeURL] = typeVersions{version: deriveTypeVersion(nil), resources: map[string]*discoveryv3.Resource{}}
 		}
 	}
 	return out, nil
