@@ -75,8 +75,8 @@ type Options struct {
 
 // Server serves xDS from one snapshot per proxy. It is safe for concurrent use.
 type Server struct {
-	log   logr.Logger
-	opts  Options
+	log  logr.Logger
+	opts Options
 	// sidecars is the cache of every node but proxyless gRPC clients.
 	sidecars *resourceCache
 	// grpcCache holds the snapshots of proxyless gRPC clients (grpc~ node
@@ -84,7 +84,7 @@ type Server struct {
 	// the names it dials, a subset of its snapshot, and an ADS-mode cache
 	// answers a state-of-the-world request only when it names them all.
 	grpcCache cachev3.SnapshotCache
-	tracker *tracker
+	tracker   *tracker
 	// auth is nil when streams are not authenticated.
 	auth *authCache
 	// logLimit rate-limits the log lines a client can cause.
@@ -143,8 +143,8 @@ func New(opts Options) *Server {
 		sidecars: newResourceCache(),
 		// IDHash: the snapshot key is the full node ID.
 		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLog),
-		tracker:      newTracker(log, opts.OnStatusChange, limit),
-		configs:      map[string]*proxyConfig{},
+		tracker:   newTracker(log, opts.OnStatusChange, limit),
+		configs:   map[string]*proxyConfig{},
 	}
 }
 

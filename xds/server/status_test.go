@@ -104,7 +104,7 @@ func TestNodeWithoutSnapshotWaitsForConfig(t *testing.T) {
 
 // watches counts the cache's open watches of a node.
 func (s *testServer) watches(node string, delta bool) func() int {
-	return func() int { return s.Server.sidecars.watchCount(node, delta) }
+	return func() int { return s.sidecars.watchCount(node, delta) }
 }
 
 func TestDisconnectUpdatesStreamCount(t *testing.T) {
