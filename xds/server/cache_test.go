@@ -5,6 +5,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -219,5 +220,51 @@ func TestDeltaStreamsShareMarshalledResources(t *testing.T) {
 		if unsafe.StringData(next0[name]) != unsafe.StringData(next1[name]) || next0[name] != r.GetVersion() {
 			t.Errorf("%s: the streams' versions %q and %q are not one shared string", name, next0[name], next1[name])
 		}
+	}
+}
+
+// TestReusedListsStillCheckReferences: a push that hands the same cluster
+// and listener messages again skips looking them up, but a change of the
+// names of load assignments or route configurations is still checked
+// against them.
+func TestReusedListsStillCheckReferences(t *testing.T) {
+	s := New(Options{})
+	mesh := newSharedMesh(t, 2)
+	node := sharingNode(0)
+	if _, err := s.SetProxyResources(node, mesh.resources()); err != nil {
+		t.Fatal(err)
+	}
+	tests := map[string]struct {
+		mutate  func(map[string][]types.Resource)
+		wantErr string
+	}{
+		"endpoints without a cluster": {
+			mutate: func(r map[string][]types.Resource) {
+				r[resourcev3.EndpointType] = append(r[resourcev3.EndpointType], endpoints("orphan", "10.2.0.1"))
+			},
+			wantErr: resourcev3.EndpointType,
+		},
+		"a cluster without endpoints": {
+			mutate:  func(r map[string][]types.Resource) { r[resourcev3.EndpointType] = r[resourcev3.EndpointType][:1] },
+			wantErr: resourcev3.EndpointType,
+		},
+		"another route name": {
+			mutate:  func(r map[string][]types.Resource) { r[resourcev3.RouteType] = []types.Resource{routeConfig("other", "c0")} },
+			wantErr: resourcev3.RouteType,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			res := mesh.resources()
+			tc.mutate(res)
+			if _, err := s.SetProxyResources(node, res); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("SetProxyResources = %v, want an error naming %s", err, tc.wantErr)
+			}
+		})
+	}
+	res := mesh.resources()
+	res[resourcev3.EndpointType] = []types.Resource{endpoints("c0", "10.3.0.1"), mesh.endpoints[1]}
+	if changed, err := s.SetProxyResources(node, res); err != nil || !changed {
+		t.Errorf("moved endpoint: SetProxyResources = %v, %v; want true, nil", changed, err)
 	}
 }

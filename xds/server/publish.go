@@ -34,6 +34,8 @@ func SkipConsistencyCheck() SetOption {
 // set may carry either.
 type proxyConfig struct {
 	current, previous configVersions
+	// check is how current was checked.
+	check consistencyCheck
 }
 
 func (c *proxyConfig) find(typeURL, version string) (typeVersions, bool) {
@@ -71,17 +73,33 @@ func (s *Server) SetProxyResourcesWith(nodeID string, res map[string][]types.Res
 	if err != nil {
 		return false, fmt.Errorf("snapshot for %s: %w", nodeID, err)
 	}
-	return s.publish(nodeID, snap, versions)
+	return s.publish(nodeID, snap, versions, cfg.check)
+}
+
+// current returns the node's current config and how it was checked.
+func (s *Server) current(nodeID string) (configVersions, consistencyCheck) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if c := s.configs[nodeID]; c != nil {
+		return c.current, c.check
+	}
+	return nil, checkNone
 }
 
 // buildSnapshot validates and versions the resources (each message once over
 // the server's life, see internTable) and checks the snapshot's references.
-// Only proxyless gRPC clients are served from the snapshot; for the other
-// nodes it is made for the check, and the resourceCache holds the versions.
+// Only proxyless gRPC clients are served from the snapshot: for the other
+// nodes it is made only for the check (nil when the check is known to pass,
+// see sameReferences), and the resourceCache holds the versions.
 func (s *Server) buildSnapshot(nodeID string, res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
-	versions, err := s.interned.configVersions(res)
+	prev, prevCheck := s.current(nodeID)
+	versions, err := s.interned.configVersions(res, prev)
 	if err != nil {
 		return nil, nil, err
+	}
+	proxyless := isProxylessID(nodeID)
+	if !proxyless && (check == checkNone || (prevCheck == check && sameReferences(prev, versions))) {
+		return nil, versions, nil
 	}
 	snap := &cachev3.Snapshot{VersionMap: make(map[string]map[string]string, len(versions))}
 	for typeURL, tv := range versions {
@@ -90,7 +108,7 @@ func (s *Server) buildSnapshot(nodeID string, res map[string][]types.Resource, c
 		} else {
 			snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
 		}
-		if isProxylessID(nodeID) {
+		if proxyless {
 			// Set here, ConstructVersionMap keeps it instead of hashing again.
 			snap.VersionMap[typeURL] = tv.versionMap()
 		}
@@ -101,10 +119,10 @@ func (s *Server) buildSnapshot(nodeID string, res map[string][]types.Resource, c
 	return snap, versions, nil
 }
 
-func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configVersions) (bool, error) {
+func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configVersions, check consistencyCheck) (bool, error) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	dropped, changed := s.swapConfig(nodeID, versions)
+	dropped, changed := s.swapConfig(nodeID, versions, check)
 	if !changed {
 		return false, nil
 	}
@@ -130,14 +148,14 @@ func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configV
 // swapConfig records versions as the node's current config, unless they
 // equal it; it reports whether they changed, and the configuration no
 // longer held (the one before the previous).
-func (s *Server) swapConfig(nodeID string, versions configVersions) (dropped configVersions, changed bool) {
+func (s *Server) swapConfig(nodeID string, versions configVersions, check consistencyCheck) (dropped configVersions, changed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.configs[nodeID]
 	if old != nil && old.current.equal(versions) {
 		return nil, false
 	}
-	next := &proxyConfig{current: versions}
+	next := &proxyConfig{current: versions, check: check}
 	if old != nil {
 		next.previous, dropped = old.current, old.previous
 	}

@@ -24,6 +24,10 @@ type typeVersions struct {
 	// version. Never mutated after creation, so it can be shared with the
 	// caches.
 	resources map[string]*discoveryv3.Resource
+	// items is the list the versions were made from (the caller's slice,
+	// not modified afterwards): a later list of the same messages gets
+	// these versions without a look-up (configVersions).
+	items []types.Resource
 	// shared is set when other snapshots may hold the same list (sharedTypes).
 	shared *sharedType
 }
@@ -108,7 +112,7 @@ func (t *internTable) newTypeVersions(typeURL string, items []types.Resource) (t
 	if err := errors.Join(errs...); err != nil {
 		return typeVersions{}, err
 	}
-	return typeVersions{version: hashVersions(resources, (*discoveryv3.Resource).GetVersion), resources: resources}, nil
+	return typeVersions{version: hashVersions(resources, (*discoveryv3.Resource).GetVersion), resources: resources, items: items}, nil
 }
 
 // deriveTypeVersion hashes the sorted (name, version) pairs, each
@@ -145,17 +149,24 @@ func appendLengthPrefixed(buf []byte, s string) []byte {
 
 // newConfigVersions is internTable.configVersions without a table.
 func newConfigVersions(res map[string][]types.Resource) (configVersions, error) {
-	return (*internTable)(nil).configVersions(res)
+	return (*internTable)(nil).configVersions(res, nil)
 }
 
 // configVersions validates every resource (all failures joined, sorted by
 // type URL) and computes versions for every type the cache knows; a type
 // without resources gets the version of the empty set, so that a client
-// asking for it is answered (an empty answer) rather than kept waiting.
-func (t *internTable) configVersions(res map[string][]types.Resource) (configVersions, error) {
+// asking for it is answered (an empty answer) rather than kept waiting. A
+// type whose list holds the same messages, in the same order, as prev's
+// (the node's current config) is prev's, at the cost of comparing pointers:
+// a push that changed one load assignment looks up only the changed list.
+func (t *internTable) configVersions(res map[string][]types.Resource, prev configVersions) (configVersions, error) {
 	out := make(configVersions, int(types.UnknownType))
 	var errs []error
 	for _, typeURL := range slices.Sorted(maps.Keys(res)) {
+		if tv, ok := prev[typeURL]; ok && sameItems(tv.items, res[typeURL]) {
+			out[typeURL] = tv
+			continue
+		}
 		tv, err := t.typeVersions(typeURL, res[typeURL])
 		if err != nil {
 			errs = append(errs, err)
@@ -172,6 +183,27 @@ func (t *internTable) configVersions(res map[string][]types.Resource) (configVer
 		}
 	}
 	return out, nil
+}
+
+// sameItems reports whether two lists hold the same messages in the same order.
+func sameItems(a, b []types.Resource) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !sameMessage(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameMessage reports whether two resources are the same message; false for
+// resources of types the intern table does not know (their values may not
+// be comparable).
+func sameMessage(a, b types.Resource) bool {
+	ra, rb := internRef(a), internRef(b)
+	return ra != nil && rb != nil && ra == rb
 }
 
 // typeVersionMap returns type URL → type version.
