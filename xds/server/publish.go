@@ -103,11 +103,7 @@ func (s *Server) buildSnapshot(nodeID string, res map[string][]types.Resource, c
 	}
 	snap := &cachev3.Snapshot{VersionMap: make(map[string]map[string]string, len(versions))}
 	for typeURL, tv := range versions {
-		if tv.shared != nil {
-			snap.Resources[cachev3.GetResponseType(typeURL)] = tv.shared.res
-		} else {
-			snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
-		}
+		snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
 		if proxyless {
 			// Set here, ConstructVersionMap keeps it instead of hashing again.
 			snap.VersionMap[typeURL] = tv.versionMap()

@@ -4,15 +4,12 @@ import (
 	"encoding/binary"
 	"sync"
 	"unsafe"
-
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 )
 
-// sharedTypes holds, for each list of messages that published snapshots
-// hold for one type, its versions and the go-control-plane Resources made of
-// it: proxies that share config (the runner gives them the same messages)
-// then share these maps too, instead of each building and hashing its own.
+// sharedTypes holds, for each list of messages that published configs hold
+// for one type, its versions: proxies that share config (the runner gives
+// them the same messages) then share the name → resource map too, instead
+// of each building and hashing its own.
 // A list is known by its interned entries in order; an entry lives while
 // any list or message refers to it, so its address identifies it.
 //
@@ -28,7 +25,6 @@ type sharedTypes struct {
 type sharedType struct {
 	key string
 	tv  typeVersions
-	res cachev3.Resources
 	// entries keep the interned entries, and so the key's addresses, alive.
 	entries []*internEntry
 	refs    int
@@ -48,8 +44,8 @@ func sharedKey(typeURL string, entries []*internEntry) (string, bool) {
 	return string(key), true
 }
 
-func newSharedType(key string, tv typeVersions, items []types.Resource, entries []*internEntry) *sharedType {
-	return &sharedType{key: key, tv: tv, res: cachev3.NewResources(tv.version, items), entries: entries}
+func newSharedType(key string, tv typeVersions, entries []*internEntry) *sharedType {
+	return &sharedType{key: key, tv: tv, entries: entries}
 }
 
 // sharedType returns the published list with that key, or nil.

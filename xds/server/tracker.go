@@ -43,7 +43,9 @@ type sentResponse struct {
 // ackedResources is the node's resource set once it ACKs s, given the set it
 // had ACKed before.
 func (s sentResponse) ackedResources(prev map[string]string) map[string]string {
-	if !s.delta {
+	if !s.delta || (len(prev) == 0 && len(s.removed) == 0) {
+		// The response's own map: the tracker drops it from the stream
+		// once answered and never writes to it.
 		return s.resources
 	}
 	out := make(map[string]string, len(prev)+len(s.resources))
@@ -265,6 +267,11 @@ func (t *tracker) answer(st *streamState, r reply) bool {
 		return false
 	}
 	p.Types[r.typeURL] = ts
+	if latest && sent.delta {
+		// Answered: its resources are in AckedResources now (or were
+		// refused); another answer to it changes nothing more.
+		st.sent[r.typeURL] = sentResponse{nonce: sent.nonce, version: sent.version, delta: true}
+	}
 	return true
 }
 

@@ -87,7 +87,7 @@ func (t *internTable) typeVersions(typeURL string, items []types.Resource) (type
 	}
 	tv, err := t.newTypeVersions(typeURL, items)
 	if err == nil && shareable && t != nil {
-		tv.shared = newSharedType(key, tv, items, entries)
+		tv.shared = newSharedType(key, tv, entries)
 		tv.shared.tv.shared = tv.shared
 	}
 	return tv, err
