@@ -3,15 +3,18 @@ package server
 import (
 	"encoding/binary"
 	"sync"
-	"unsafe"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 )
 
 // sharedTypes holds, for each list of messages that published configs hold
 // for one type, its versions: proxies that share config (the runner gives
 // them the same messages) then share the name → resource map too, instead
 // of each building and hashing its own.
-// A list is known by its interned entries in order; an entry lives while
-// any list or message refers to it, so its address identifies it.
+// A list is known by the type URL and its messages' addresses in order: the
+// shared list holds its messages (typeVersions.items), so while it is in
+// the table no other message can have one of those addresses, and a hit
+// needs neither a look-up nor a check of any message.
 //
 // Entries are reference-counted by the configurations that hold them (the
 // current and previous configuration of each node): publish acquires,
@@ -23,29 +26,24 @@ type sharedTypes struct {
 }
 
 type sharedType struct {
-	key string
-	tv  typeVersions
-	// entries keep the interned entries, and so the key's addresses, alive.
-	entries []*internEntry
-	refs    int
+	key  string
+	tv   typeVersions
+	refs int
 }
 
-// sharedKey is the type URL and the addresses of the list's entries; false
-// when a message is not interned.
-func sharedKey(typeURL string, entries []*internEntry) (string, bool) {
-	key := make([]byte, 0, len(typeURL)+1+8*len(entries))
+// sharedKey is the type URL and the addresses of the list's messages; false
+// when a message is of a type the intern table does not know.
+func sharedKey(typeURL string, items []types.Resource) (string, bool) {
+	key := make([]byte, 0, len(typeURL)+1+8*len(items))
 	key = append(append(key, typeURL...), 0)
-	for _, e := range entries {
-		if e == nil {
+	for _, r := range items {
+		ref := internRef(r)
+		if ref == nil {
 			return "", false
 		}
-		key = binary.LittleEndian.AppendUint64(key, uint64(uintptr(unsafe.Pointer(e))))
+		key = binary.LittleEndian.AppendUint64(key, uint64(ref.addr()))
 	}
 	return string(key), true
-}
-
-func newSharedType(key string, tv typeVersions, entries []*internEntry) *sharedType {
-	return &sharedType{key: key, tv: tv, entries: entries}
 }
 
 // sharedType returns the published list with that key, or nil.

@@ -69,25 +69,13 @@ func (t *internTable) typeVersions(typeURL string, items []types.Resource) (type
 	if cachev3.GetResponseType(typeURL) == types.UnknownType {
 		return typeVersions{}, fmt.Errorf("unknown resource type %q", typeURL)
 	}
-	entries := make([]*internEntry, len(items))
-	var errs []error
-	for i, r := range items {
-		c, e, err := t.version(typeURL, r)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, c.name, err))
-		}
-		entries[i] = e
-	}
-	if err := errors.Join(errs...); err != nil {
-		return typeVersions{}, err
-	}
-	key, shareable := sharedKey(typeURL, entries)
+	key, shareable := sharedKey(typeURL, items)
 	if st := t.sharedType(key, shareable); st != nil {
 		return st.tv, nil
 	}
 	tv, err := t.newTypeVersions(typeURL, items)
 	if err == nil && shareable && t != nil {
-		tv.shared = newSharedType(key, tv, entries)
+		tv.shared = &sharedType{key: key, tv: tv}
 		tv.shared.tv.shared = tv.shared
 	}
 	return tv, err
