@@ -249,7 +249,9 @@ func TestReusedListsStillCheckReferences(t *testing.T) {
 			wantErr: resourcev3.EndpointType,
 		},
 		"another route name": {
-			mutate:  func(r map[string][]types.Resource) { r[resourcev3.RouteType] = []types.Resource{routeConfig("other", "c0")} },
+			mutate: func(r map[string][]types.Resource) {
+				r[resourcev3.RouteType] = []types.Resource{routeConfig("other", "c0")}
+			},
 			wantErr: resourcev3.RouteType,
 		},
 	}

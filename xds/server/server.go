@@ -260,6 +260,12 @@ func (s *Server) InSyncProxies() int {
 	return s.tracker.count(ProxyStatus.InSync)
 }
 
+// OpenStreams returns the number of open xDS streams of a node; unlike
+// ProxyStatus it copies nothing.
+func (s *Server) OpenStreams(nodeID string) int {
+	return s.tracker.openStreams(nodeID)
+}
+
 // ProxyStatus returns the status of one node.
 func (s *Server) ProxyStatus(nodeID string) (ProxyStatus, bool) {
 	return s.tracker.status(nodeID)

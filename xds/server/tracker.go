@@ -208,6 +208,15 @@ func (t *tracker) status(node string) (ProxyStatus, bool) {
 	return p.deepCopy(), true
 }
 
+func (t *tracker) openStreams(node string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.proxies[node]; p != nil {
+		return p.Streams
+	}
+	return 0
+}
+
 // stream returns the state of a stream, creating it if needed. t.mu is held.
 func (t *tracker) stream(key streamKey) *streamState {
 	st, ok := t.streams[key]
