@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -113,6 +114,19 @@ func TestDeltaProxiesSharingConfigGetTheSameVersions(t *testing.T) {
 		if diff := cmp.Diff(first, got); diff != "" {
 			t.Errorf("%s: versions differ from %s's (-first +got):\n%s", sharingNode(i), sharingNode(0), diff)
 		}
+	}
+	// What the tracker keeps of the ACKed load assignments is one map for all.
+	acked := map[unsafe.Pointer]bool{}
+	for i := range proxies {
+		s.waitStatus(t, sharingNode(i), "endpoints ACKed", func(st ProxyStatus, ok bool) bool {
+			return ok && len(st.Types[resourcev3.EndpointType].AckedResources) == len(mesh.endpoints)
+		})
+		s.tracker.mu.Lock()
+		acked[reflect.ValueOf(s.tracker.proxies[sharingNode(i)].Types[resourcev3.EndpointType].AckedResources).UnsafePointer()] = true
+		s.tracker.mu.Unlock()
+	}
+	if len(acked) != 1 {
+		t.Errorf("the ACKed endpoints of %d proxies sharing config are %d maps, want 1", proxies, len(acked))
 	}
 	if hashed := s.ResourcesHashed(); hashed != uint64(2+2*len(mesh.clusters)) {
 		t.Errorf("resources hashed = %d, want %d: each shared resource once", hashed, 2+2*len(mesh.clusters))

@@ -196,7 +196,26 @@ func (s *Server) publishedResources(nodeID, typeURL, version string) map[string]
 		return nil
 	}
 	if tv, ok := c.find(typeURL, version); ok {
+		if tv.shared != nil {
+			return tv.shared.versions()
+		}
 		return tv.versionMap()
+	}
+	return nil
+}
+
+// sharedVersions returns the name → version map of a list published to a
+// node for a type at a version when other nodes may share it, else nil.
+// The map is shared: it must not be modified.
+func (s *Server) sharedVersions(nodeID, typeURL, version string) map[string]string {
+	s.mu.RLock()
+	c := s.configs[nodeID]
+	s.mu.RUnlock()
+	if c == nil {
+		return nil
+	}
+	if tv, ok := c.find(typeURL, version); ok && tv.shared != nil {
+		return tv.shared.versions()
 	}
 	return nil
 }

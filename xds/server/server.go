@@ -133,7 +133,7 @@ func New(opts Options) *Server {
 	}
 	limit := newLogLimiter()
 	cpLog := cpLogger{log: log, limit: limit}
-	return &Server{
+	s := &Server{
 		auth:     auth,
 		logLimit: limit,
 		clock:    opts.Clock,
@@ -146,6 +146,8 @@ func New(opts Options) *Server {
 		tracker:   newTracker(log, opts.OnStatusChange, limit),
 		configs:   map[string]*proxyConfig{},
 	}
+	s.tracker.shared = s.sharedVersions
+	return s
 }
 
 // Cache classes of muxCache.

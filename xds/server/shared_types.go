@@ -29,6 +29,16 @@ type sharedType struct {
 	key  string
 	tv   typeVersions
 	refs int
+	// versions is tv's name → version map, made once when first asked
+	// for: the ACKed resources of every node that runs the list share it.
+	versions func() map[string]string
+}
+
+func newSharedType(key string, tv typeVersions) *sharedType {
+	st := &sharedType{key: key, tv: tv}
+	st.tv.shared = st
+	st.versions = sync.OnceValue(st.tv.versionMap)
+	return st
 }
 
 // sharedKey is the type URL and the addresses of the list's messages; false

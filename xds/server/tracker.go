@@ -79,6 +79,11 @@ type tracker struct {
 	// logLimit bounds the NACK lines one node can cause.
 	logLimit *logLimiter
 
+	// shared returns the name → version map of a published list that
+	// nodes may share (Server.sharedVersions), or nil; an ACKed set equal to
+	// it is kept as it, not as a copy per node. Nil in tests of the tracker.
+	shared func(node, typeURL, version string) map[string]string
+
 	mu      sync.Mutex
 	proxies map[string]*ProxyStatus
 	streams map[streamKey]*streamState
@@ -217,6 +222,19 @@ func (t *tracker) openStreams(node string) int {
 	return 0
 }
 
+// canonical returns the published shared map when acked equals it, else
+// acked. Only delta ACKs are looked at: a state-of-the-world response's
+// resources are that map already when it is shared (Server.publishedResources).
+func (t *tracker) canonical(node, typeURL string, sent sentResponse, acked map[string]string) map[string]string {
+	if t.shared == nil || !sent.delta {
+		return acked
+	}
+	if all := t.shared(node, typeURL, sent.version); all != nil && maps.Equal(all, acked) {
+		return all
+	}
+	return acked
+}
+
 // stream returns the state of a stream, creating it if needed. t.mu is held.
 func (t *tracker) stream(key streamKey) *streamState {
 	st, ok := t.streams[key]
@@ -272,6 +290,7 @@ func (t *tracker) answer(st *streamState, r reply) bool {
 		ts = t.nack(st.node, ts, sent, latest, r)
 	case latest:
 		ts = ack(ts, sent, r)
+		ts.AckedResources = t.canonical(st.node, r.typeURL, sent, ts.AckedResources)
 	default:
 		return false
 	}

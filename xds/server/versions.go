@@ -75,8 +75,7 @@ func (t *internTable) typeVersions(typeURL string, items []types.Resource) (type
 	}
 	tv, err := t.newTypeVersions(typeURL, items)
 	if err == nil && shareable && t != nil {
-		tv.shared = &sharedType{key: key, tv: tv}
-		tv.shared.tv.shared = tv.shared
+		tv.shared = newSharedType(key, tv)
 	}
 	return tv, err
 }
