@@ -59,6 +59,11 @@ type deltaWatch struct {
 	req *discoveryv3.DeltaDiscoveryRequest
 	sub cachev3.Subscription
 	out chan cachev3.DeltaResponse
+	// seen is the list the watch was last found up to date with: the
+	// stream holds seen's versions of every name it subscribed (of all, for
+	// a wildcard), so a later list differs for it only in the names that
+	// changed between the two (changedNames). Nil before any list.
+	seen *typeVersions
 }
 
 func newResourceCache() *resourceCache {
@@ -106,8 +111,11 @@ func (c *resourceCache) CreateDeltaWatch(req *discoveryv3.DeltaDiscoveryRequest,
 	w := &deltaWatch{req: req, sub: sub, out: out}
 	n := c.lock(nodeID)
 	defer c.unlock(nodeID, n)
-	if tv, ok := n.config[req.GetTypeUrl()]; ok && w.respond(tv) {
-		return nil, nil
+	if tv, ok := n.config[req.GetTypeUrl()]; ok {
+		if w.respond(tv) {
+			return nil, nil
+		}
+		w.seen = &tv
 	}
 	return c.open(nodeID, n, w), nil
 }
@@ -201,7 +209,52 @@ func (c *resourceCache) watchCount(nodeID string, delta bool) int {
 
 func (w *deltaWatch) typeURL() string { return w.req.GetTypeUrl() }
 
-func (w *deltaWatch) publish(tv typeVersions) bool { return w.respond(tv) }
+func (w *deltaWatch) publish(tv typeVersions) bool {
+	if w.seen == nil {
+		if w.respond(tv) {
+			return true
+		}
+		w.seen = &tv
+		return false
+	}
+	resp := w.changes(*w.seen, tv)
+	if resp == nil {
+		w.seen = &tv
+		return false
+	}
+	w.out <- resp
+	return true
+}
+
+// changes is the answer to a watch up to date with seen from tv, nil when
+// none of the names that changed between them concerns it: O(changed
+// names), where response is O(subscribed names).
+func (w *deltaWatch) changes(seen, tv typeVersions) *cachev3.DeltaPassthroughResponse {
+	returned, subscribed := w.sub.ReturnedResources(), w.sub.SubscribedResources()
+	var updated []*discoveryv3.Resource
+	var removed []string
+	for _, name := range changedNames(seen, tv) {
+		if _, ok := subscribed[name]; !ok && !w.sub.IsWildcard() {
+			continue
+		}
+		if r, ok := tv.resources[name]; ok {
+			updated = append(updated, r)
+		} else if _, had := returned[name]; had {
+			removed = append(removed, name)
+		}
+	}
+	if len(updated) == 0 && len(removed) == 0 {
+		return nil
+	}
+	next := maps.Clone(returned)
+	for _, r := range updated {
+		next[r.GetName()] = r.GetVersion()
+	}
+	for _, name := range removed {
+		delete(next, name)
+	}
+	return w.passthrough(tv, updated, removed, next)
+}
 
 // respond sends the watch what tv has that the stream does not, and reports
 // whether it did. Like go-control-plane's snapshot cache it answers a
@@ -229,6 +282,10 @@ func (w *deltaWatch) response(tv typeVersions) *cachev3.DeltaPassthroughResponse
 	if len(updated) == 0 && len(removed) == 0 && (!w.sub.IsWildcard() || w.req.GetResponseNonce() != "") {
 		return nil
 	}
+	return w.passthrough(tv, updated, removed, next)
+}
+
+func (w *deltaWatch) passthrough(tv typeVersions, updated []*discoveryv3.Resource, removed []string, next map[string]string) *cachev3.DeltaPassthroughResponse {
 	return &cachev3.DeltaPassthroughResponse{
 		DeltaRequest:   w.req,
 		NextVersionMap: next,

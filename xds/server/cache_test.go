@@ -284,3 +284,45 @@ func TestReusedListsStillCheckReferences(t *testing.T) {
 		t.Errorf("moved endpoint: SetProxyResources = %v, %v; want true, nil", changed, err)
 	}
 }
+
+// TestDeltaSubscribedNameAppearsAndGoes: a stream subscribed to a load
+// assignment that does not exist yet gets it when it is published, and its
+// removal when it goes; the other subscribed names are not resent.
+func TestDeltaSubscribedNameAppearsAndGoes(t *testing.T) {
+	s := startServer(t)
+	mesh := newSharedMesh(t, 1)
+	node := sharingNode(0)
+	s.set(t, node, mesh.resources())
+	d, _, _ := s.subscribe(t, node, []string{"c0", "c1"})
+	eventually(t, "open watches for clusters and endpoints", func() bool { return s.sidecars.watchCount(node, true) == 2 })
+
+	added := edsCluster("c1", time.Second)
+	mesh.clusters = append(mesh.clusters, added)
+	mesh.endpoints = append(mesh.endpoints, endpoints("c1", "10.1.0.9"))
+	s.set(t, node, mesh.resources())
+	got := recvTypes(t, d, 2)
+	checkDelta(t, got[resourcev3.ClusterType], map[string]string{"c1": mustVersion(t, added)})
+	checkDelta(t, got[resourcev3.EndpointType], map[string]string{"c1": mustVersion(t, mesh.endpoints[1])})
+	eventually(t, "open watches again", func() bool { return s.sidecars.watchCount(node, true) == 2 })
+
+	mesh.clusters, mesh.endpoints = mesh.clusters[:1], mesh.endpoints[:1]
+	s.set(t, node, mesh.resources())
+	got = recvTypes(t, d, 2)
+	checkDelta(t, got[resourcev3.ClusterType], nil, "c1")
+	checkDelta(t, got[resourcev3.EndpointType], nil, "c1")
+}
+
+// recvTypes receives and ACKs n responses, one per type.
+func recvTypes(t *testing.T, d *deltaClient, n int) map[string]*discoveryv3.DeltaDiscoveryResponse {
+	t.Helper()
+	got := map[string]*discoveryv3.DeltaDiscoveryResponse{}
+	for range n {
+		resp := d.recv()
+		if got[resp.GetTypeUrl()] != nil {
+			t.Fatalf("two %s responses", resp.GetTypeUrl())
+		}
+		got[resp.GetTypeUrl()] = resp
+		d.send(deltaAckOf(resp))
+	}
+	return got
+}

@@ -32,6 +32,49 @@ type sharedType struct {
 	// versions is tv's name → version map, made once when first asked
 	// for: the ACKed resources of every node that runs the list share it.
 	versions func() map[string]string
+
+	// changed memoises changedNames from other lists, by their version:
+	// the nodes that share this list and the one before ask the same.
+	changedMu sync.Mutex
+	changed   map[string][]string
+}
+
+// maxChangedMemo bounds a shared list's changedNames memo.
+const maxChangedMemo = 8
+
+// changedNames lists the names whose version differs between two lists of
+// one type, removed names included; memoised on to's shared list.
+func changedNames(from, to typeVersions) []string {
+	st := to.shared
+	if st == nil {
+		return diffNames(from, to)
+	}
+	st.changedMu.Lock()
+	defer st.changedMu.Unlock()
+	if names, ok := st.changed[from.version]; ok {
+		return names
+	}
+	names := diffNames(from, to)
+	if st.changed == nil || len(st.changed) >= maxChangedMemo {
+		st.changed = map[string][]string{}
+	}
+	st.changed[from.version] = names
+	return names
+}
+
+func diffNames(from, to typeVersions) []string {
+	var names []string
+	for name, r := range to.resources {
+		if old, ok := from.resources[name]; !ok || old.GetVersion() != r.GetVersion() {
+			names = append(names, name)
+		}
+	}
+	for name := range from.resources {
+		if _, ok := to.resources[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 func newSharedType(key string, tv typeVersions) *sharedType {
