@@ -118,8 +118,8 @@ type builder struct {
 	// podTLSMetadata are the metadata of endpoints marked for mTLS, by
 	// endpoint (endpointMetadataOf).
 	podTLSMetadata map[*ir.Endpoint]*corev3.Metadata
-	out         *Resources
-	errs        errorList
+	out            *Resources
+	errs           errorList
 	// fatal is the first failure that is no object's fault (a bug); it voids the output.
 	fatal error
 }
