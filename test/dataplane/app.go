@@ -73,6 +73,8 @@ type AppConfig struct {
 	// Hold makes the HTTP server hold requests until Hold are in flight
 	// at once (once; later requests are answered at once).
 	Hold int `json:"hold,omitempty"`
+	// Server variants and the TCP modes: see app_proto.go.
+	ServerOptions
 }
 
 // Report is what the HTTP server answers: who it is and what it got.
@@ -87,6 +89,8 @@ type Report struct {
 	// InFlight is how many requests the server had in flight when this
 	// one came in, itself included.
 	InFlight int `json:"inFlight"`
+	// Proto is the request's protocol as the app got it (HTTP/1.1, HTTP/2.0).
+	Proto string `json:"proto,omitempty"`
 }
 
 // CallResult is one call a client made.
@@ -101,6 +105,9 @@ type CallResult struct {
 	// Pod and XFCC are the gRPC server's answer.
 	Pod  string `json:"pod,omitempty"`
 	XFCC string `json:"xfcc,omitempty"`
+	// ServerCert is the common name of the certificate an HTTPS server
+	// presented.
+	ServerCert string `json:"serverCert,omitempty"`
 }
 
 // AppCommand is the command that runs cfg inside the namespace.
@@ -160,6 +167,10 @@ func RunApp(raw string) int {
 		err = loadHTTP(ctx, cfg)
 	case HTTPStream:
 		err = streamHTTP(ctx, cfg)
+	case TCPServer:
+		err = serveTCP(ctx, cfg)
+	case TCPClient:
+		err = callTCP(ctx, cfg)
 	default:
 		err = fmt.Errorf("unknown app mode %q", cfg.Mode)
 	}
@@ -176,12 +187,13 @@ func serveHTTP(ctx context.Context, cfg AppConfig) error {
 		return err
 	}
 	h := newHolder(cfg.Hold)
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: cfg.wrap(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		defer h.leave()
 		rep := Report{
 			Pod: cfg.Name, Method: r.Method, Host: r.Host, Path: r.URL.Path, RemoteAddr: r.RemoteAddr,
 			Headers: r.Header, XFCC: r.Header.Get("X-Forwarded-Client-Cert"), InFlight: h.enter(r.Context(), r.URL.Path),
+			Proto: r.Proto,
 		}
 		if answerSpecial(w, r, rep) {
 			return
@@ -193,6 +205,9 @@ func serveHTTP(ctx context.Context, cfg AppConfig) error {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
+	if lis, err = cfg.configure(srv, lis, cfg.Name); err != nil {
+		return err
+	}
 	fmt.Println("serving HTTP on", lis.Addr())
 	if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -254,7 +269,7 @@ func loop(ctx context.Context, cfg AppConfig, call func(n int) CallResult) error
 }
 
 func callHTTP(ctx context.Context, cfg AppConfig) error {
-	tr := &http.Transport{DisableKeepAlives: cfg.NewConnections, Proxy: nil}
+	tr := &http.Transport{DisableKeepAlives: cfg.NewConnections, Proxy: nil, TLSClientConfig: appClientTLS()}
 	c := &http.Client{Transport: tr, Timeout: cfg.Timeout}
 	return loop(ctx, cfg, func(int) CallResult {
 		req, err := newRequest(ctx, cfg)
@@ -270,7 +285,7 @@ func callHTTP(ctx context.Context, cfg AppConfig) error {
 		if err != nil {
 			return CallResult{Status: resp.StatusCode, Error: err.Error()}
 		}
-		r := CallResult{Status: resp.StatusCode, OK: resp.StatusCode == http.StatusOK}
+		r := CallResult{Status: resp.StatusCode, OK: resp.StatusCode == http.StatusOK, ServerCert: serverCert(resp)}
 		var rep Report
 		if json.Unmarshal(body, &rep) == nil && rep.Pod != "" {
 			r.Report = &rep
