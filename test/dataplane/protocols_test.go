@@ -134,10 +134,7 @@ func inboundStat(t *testing.T, p *pod, name string) float64 {
 func TestIdleCloseRace(t *testing.T) {
 	needRoot(t)
 	t.Run("retries", func(t *testing.T) {
-		ns := meshNamespace(t)
-		server, svc := echoServer(t, ns, podSpec{app: &AppConfig{ServerOptions: ServerOptions{IdleClose: 200 * time.Millisecond}}})
-		client := startPod(t, podSpec{name: "client", namespace: ns})
-		waitCall(t, client, serviceURL(svc, "/ready"))
+		server, svc, client := idleClosingServer(t, 200*time.Millisecond)
 		const n = 8
 		res := calls(t, client.netns, AppConfig{Mode: HTTPClient, URL: serviceURL(svc, "/get"), Count: n, Interval: 400 * time.Millisecond})
 		allOK(t, "GETs", res, n, "server")
@@ -163,10 +160,7 @@ func TestIdleCloseRace(t *testing.T) {
 		t.Logf("%d GETs: %v retried by the server's sidecar; %d POSTs: %d lost to the race", n, retried, n, lost)
 	})
 	t.Run("idle-timeout", func(t *testing.T) {
-		ns := meshNamespace(t)
-		server, svc := echoServer(t, ns, podSpec{app: &AppConfig{ServerOptions: ServerOptions{IdleClose: 5 * time.Second}}})
-		client := startPod(t, podSpec{name: "client", namespace: ns})
-		waitCall(t, client, serviceURL(svc, "/ready"))
+		server, svc, client := idleClosingServer(t, 5*time.Second)
 		const n = 3
 		res := calls(t, client.netns, AppConfig{Mode: HTTPClient, URL: serviceURL(svc, "/get"), Count: n, Interval: 4500 * time.Millisecond, Method: http.MethodPost})
 		allOK(t, "POSTs 4.5s apart", res, n, "server")
@@ -177,4 +171,15 @@ func TestIdleCloseRace(t *testing.T) {
 			t.Errorf("the server's sidecar retried %v requests, want none", got)
 		}
 	})
+}
+
+// idleClosingServer starts, in a new namespace, the HTTP app with IdleClose
+// behind the Service server and a meshed client that reaches it.
+func idleClosingServer(t *testing.T, idleClose time.Duration) (*pod, *corev1.Service, *pod) {
+	t.Helper()
+	ns := meshNamespace(t)
+	server, svc := echoServer(t, ns, podSpec{app: &AppConfig{ServerOptions: ServerOptions{IdleClose: idleClose}}})
+	client := startPod(t, podSpec{name: "client", namespace: ns})
+	waitCall(t, client, serviceURL(svc, "/ready"))
+	return server, svc, client
 }
