@@ -68,6 +68,8 @@ type AppConfig struct {
 	NewConnections bool `json:"newConnections,omitempty"`
 	// Method of HTTP calls; GET by default.
 	Method string `json:"method,omitempty"`
+	// Headers are added to every HTTP call (Host sets the authority).
+	Headers map[string]string `json:"headers,omitempty"`
 	// Concurrency is how many requests an HTTPLoad client sends at once.
 	Concurrency int `json:"concurrency,omitempty"`
 	// Hold makes the HTTP server hold requests until Hold are in flight
@@ -108,6 +110,8 @@ type CallResult struct {
 	// ServerCert is the common name of the certificate an HTTPS server
 	// presented.
 	ServerCert string `json:"serverCert,omitempty"`
+	// RespHeaders are the HTTP answer's headers; Location its redirect.
+	RespHeaders http.Header `json:"respHeaders,omitempty"`
 }
 
 // AppCommand is the command that runs cfg inside the namespace.
@@ -195,6 +199,7 @@ func serveHTTP(ctx context.Context, cfg AppConfig) error {
 			Headers: r.Header, XFCC: r.Header.Get("X-Forwarded-Client-Cert"), InFlight: h.enter(r.Context(), r.URL.Path),
 			Proto: r.Proto,
 		}
+		w.Header().Set(AppPodHeader, cfg.Name)
 		if answerSpecial(w, r, rep) {
 			return
 		}
@@ -270,7 +275,9 @@ func loop(ctx context.Context, cfg AppConfig, call func(n int) CallResult) error
 
 func callHTTP(ctx context.Context, cfg AppConfig) error {
 	tr := &http.Transport{DisableKeepAlives: cfg.NewConnections, Proxy: nil, TLSClientConfig: appClientTLS()}
-	c := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	c := &http.Client{Transport: tr, Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
 	return loop(ctx, cfg, func(int) CallResult {
 		req, err := newRequest(ctx, cfg)
 		if err != nil {
@@ -285,7 +292,7 @@ func callHTTP(ctx context.Context, cfg AppConfig) error {
 		if err != nil {
 			return CallResult{Status: resp.StatusCode, Error: err.Error()}
 		}
-		r := CallResult{Status: resp.StatusCode, OK: resp.StatusCode == http.StatusOK, ServerCert: serverCert(resp)}
+		r := CallResult{Status: resp.StatusCode, OK: resp.StatusCode == http.StatusOK, ServerCert: serverCert(resp), RespHeaders: resp.Header}
 		var rep Report
 		if json.Unmarshal(body, &rep) == nil && rep.Pod != "" {
 			r.Report = &rep
