@@ -395,3 +395,87 @@ func (f *routeFixture) testHeaders(t *testing.T) {
 		t.Errorf("the client saw response headers %v, want x-resp-set and x-resp-add, no %s", got, AppPodHeader)
 	}
 }
+
+// TestRouteRewriteRedirectMirror: rewrite (prefix, full URI, authority),
+// redirect (code, URI, authority) and mirror (100% and 50%) through real
+// sidecars, as the apps and the client saw them.
+func TestRouteRewriteRedirectMirror(t *testing.T) {
+	needRoot(t)
+	f := newRouteFixture(t)
+	t.Run("rewrite", f.testRewrite)
+	t.Run("redirect", f.testRedirect)
+	t.Run("mirror", f.testMirror)
+}
+
+// testRewrite: /old/x reaches the app as /new/x (prefix), any path as
+// /full (URI), and with the authority rewritten.
+func (f *routeFixture) testRewrite(t *testing.T) {
+	prefix := caseRule("rewrite-prefix", meshv1alpha1.HTTPRule{Rewrite: &meshv1alpha1.Rewrite{Prefix: "/new"}})
+	prefix.Match[0].Path = &meshv1alpha1.PathMatch{Type: meshv1alpha1.MatchPrefix, Value: "/old"}
+	f.setRules(t, "rewrite", prefix,
+		caseRule("rewrite-uri", meshv1alpha1.HTTPRule{Rewrite: &meshv1alpha1.Rewrite{URI: "/full", Authority: "rewritten.example"}}))
+	for _, c := range []struct{ name, path, wantPath, wantHost string }{
+		{"rewrite-prefix", "/old/x", "/new/x", f.svc.Name + "." + f.ns + ":80"},
+		{"rewrite-uri", "/any/path", "/full", "rewritten.example"},
+	} {
+		res := f.caseCall(t, c.name, c.path, 1, AppConfig{})
+		if len(res) != 1 || res[0].Report == nil || res[0].Report.Path != c.wantPath || res[0].Report.Host != c.wantHost {
+			t.Errorf("%s %s: %+v, want the app to see %s%s", c.name, c.path, res, c.wantHost, c.wantPath)
+		}
+	}
+}
+
+// testRedirect: the client gets the redirect (307 to other.example/moved,
+// and the default 301 for a URI alone); the app gets nothing.
+func (f *routeFixture) testRedirect(t *testing.T) {
+	f.setRules(t, "redirect",
+		caseRule("redirect-307", meshv1alpha1.HTTPRule{Redirect: &meshv1alpha1.Redirect{URI: "/moved", Authority: "other.example", Code: http.StatusTemporaryRedirect}}),
+		caseRule("redirect-default", meshv1alpha1.HTTPRule{Redirect: &meshv1alpha1.Redirect{URI: "/moved"}}))
+	before := inboundRequests(t, f.v1) + inboundRequests(t, f.v2)
+	for _, c := range []struct {
+		name, location string
+		code           int
+	}{
+		{"redirect-307", "http://other.example/moved", http.StatusTemporaryRedirect},
+		{"redirect-default", "http://" + f.svc.Name + "." + f.ns + ":80/moved", http.StatusMovedPermanently},
+	} {
+		res := f.caseCall(t, c.name, "/here", 1, AppConfig{})
+		if len(res) != 1 || res[0].Status != c.code || res[0].RespHeaders.Get("Location") != c.location {
+			t.Errorf("%s: %+v, want %d to %s", c.name, res, c.code, c.location)
+		}
+	}
+	if got := inboundRequests(t, f.v1) + inboundRequests(t, f.v2) - before; got != 0 {
+		t.Errorf("redirected calls reached the apps %v times", got)
+	}
+}
+
+// testMirror: with a mirror to v2 at 100%, every call is answered by v1
+// alone and v2 gets a copy of each; at 50%, v2
+// gets copies of about half.
+func (f *routeFixture) testMirror(t *testing.T) {
+	mirror := func(pct int32) meshv1alpha1.HTTPRule {
+		return meshv1alpha1.HTTPRule{Mirror: &meshv1alpha1.Mirror{Host: "server", Subset: "v2", Percent: pct}}
+	}
+	f.setRules(t, "mirror", caseRule("mirror-all", mirror(100)), caseRule("mirror-half", mirror(50)))
+	for _, c := range []struct {
+		name string
+		n    int
+	}{{"mirror-all", 20}, {"mirror-half", 200}} {
+		before := inboundRequests(t, f.v2)
+		for _, r := range f.caseCall(t, c.name, "/mirror", c.n, AppConfig{}) {
+			if r.Report == nil || r.Report.Pod != "server-v1" {
+				t.Errorf("%s call %d: %+v, want v1's answer", c.name, r.N, r)
+			}
+		}
+		envtest.Eventually(t, wait, func() error {
+			got := int(inboundRequests(t, f.v2) - before)
+			if c.name == "mirror-all" && got != c.n {
+				return fmt.Errorf("%s: v2 got %d copies of %d calls", c.name, got, c.n)
+			}
+			if sd := math.Sqrt(float64(c.n) / 4); c.name == "mirror-half" && math.Abs(float64(got)-float64(c.n)/2) > 3.5*sd {
+				return fmt.Errorf("%s: v2 got %d copies of %d calls, want about half", c.name, got, c.n)
+			}
+			return nil
+		})
+	}
+}
