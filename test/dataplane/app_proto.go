@@ -42,13 +42,22 @@ type ServerOptions struct {
 	// connection without answering, as a server whose keep-alive timeout
 	// expired just as the request was sent.
 	IdleClose time.Duration `json:"idleClose,omitempty"`
+	// FailStatus, when set, answers every request with that status (and
+	// the report): a failing endpoint.
+	FailStatus int `json:"failStatus,omitempty"`
 }
 
 // AppCertName is the common name of the certificate of a TLS app.
 func AppCertName(pod string) string { return "app-" + pod }
 
-// wrap adds the IdleClose behaviour to the server's handler.
+// wrap adds the FailStatus or IdleClose behaviour to the server's handler.
 func (o ServerOptions) wrap(h http.HandlerFunc) http.Handler {
+	if o.FailStatus != 0 {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.URL.Path = StatusPathPrefix + strconv.Itoa(o.FailStatus)
+			h(w, r)
+		})
+	}
 	if o.IdleClose == 0 {
 		return h
 	}
