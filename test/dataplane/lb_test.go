@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -167,13 +168,7 @@ func TestOutlierDetection(t *testing.T) {
 		Consecutive5xxErrors: ptr.To[int32](2), BaseEjectionTime: &metav1.Duration{Duration: 5 * time.Minute},
 		Interval: &metav1.Duration{Duration: time.Second},
 	}})
-	envtest.Eventually(t, wait, func() error {
-		dump := f.client.admin(t, "/config_dump?resource=dynamic_active_clusters&mask=cluster.name,cluster.outlier_detection").Body
-		if !strings.Contains(dump, `"consecutive_5xx": 2`) {
-			return fmt.Errorf("no outlier detection in the client's clusters yet: %s", dump)
-		}
-		return nil
-	})
+	f.waitOutlier(t, 2)
 	got, res := f.byPod(t, 60, nil)
 	if got[""] > 6 {
 		t.Errorf("60 calls: %v, want at most a few failures before the ejection", got)
@@ -187,4 +182,100 @@ func TestOutlierDetection(t *testing.T) {
 		t.Errorf("the client's cluster enforced %v consecutive-5xx ejections, want ≥ 1", ej)
 	}
 	t.Logf("60 calls with one of three pods failing: %v", got)
+}
+
+// TestOutlierEjectionLimits: three of four pods answer every request with
+// 500, consecutive5xxErrors 1 (seed failure 4, with Envoy's own
+// algorithm).
+//   - maxEjectionPercent 50: exactly two pods are ejected (the
+//     ejections_active gauge), so the calls after them reach exactly two
+//     pods, the healthy one and a failing one;
+//   - maxEjectionPercent 100 with minHealthPercent 50: all three failing
+//     pods are ejected, one healthy pod of four is below the panic
+//     threshold, and the sidecar sends to every pod again (lb_healthy_panic):
+//     no call gets Envoy's "no healthy upstream", every one reaches an app.
+func TestOutlierEjectionLimits(t *testing.T) {
+	needRoot(t)
+	failing := map[int]bool{0: true, 1: true, 2: true}
+	od := func(maxEject, minHealth int32) *meshv1alpha1.TrafficPolicy {
+		return &meshv1alpha1.TrafficPolicy{OutlierDetection: &meshv1alpha1.OutlierDetection{
+			Consecutive5xxErrors: ptr.To[int32](1), BaseEjectionTime: &metav1.Duration{Duration: 5 * time.Minute},
+			MaxEjectionPercent: ptr.To(maxEject), MinHealthPercent: ptr.To(minHealth),
+		}}
+	}
+	t.Run("max-ejection", func(t *testing.T) {
+		f := newPoolFixture(t, 4, failing)
+		f.setPolicy(t, od(50, 50))
+		f.waitOutlier(t, 1)
+		f.responders(t, 40)
+		got := f.responders(t, 60)
+		if len(got) != 2 || got["server-3"] == 0 {
+			t.Errorf("after the ejections: answers by pod %v, want the healthy server-3 and one failing pod", got)
+		}
+		if active := clusterStat(f.client.stats(t), f.ns, "server", "outlier_detection_ejections_active"); active != 2 {
+			t.Errorf("%v endpoints ejected, want 2 (50%% of 4)", active)
+		}
+	})
+	t.Run("panic", func(t *testing.T) {
+		f := newPoolFixture(t, 4, failing)
+		f.setPolicy(t, od(100, 50))
+		f.waitOutlier(t, 1)
+		f.responders(t, 40)
+		got := f.responders(t, 60)
+		if got[""] != 0 || len(got) < 3 {
+			t.Errorf("in panic: answers by pod %v, want every call answered by an app, by several pods", got)
+		}
+		stats := f.client.stats(t)
+		if active := clusterStat(stats, f.ns, "server", "outlier_detection_ejections_active"); active != 3 {
+			t.Errorf("%v endpoints ejected, want the 3 failing", active)
+		}
+		if p := clusterStat(stats, f.ns, "server", "lb_healthy_panic"); p < 1 {
+			t.Errorf("lb_healthy_panic %v, want the panic threshold to apply", p)
+		}
+	})
+}
+
+// waitOutlier polls the client's config until its cluster to the
+// fixture's server has outlier detection with consecutive_5xx n (other
+// tests' namespaces have clusters of the same shape).
+func (f *poolFixture) waitOutlier(t *testing.T, n int) {
+	t.Helper()
+	cluster := "outbound|80||server." + f.ns + ".svc.cluster.local"
+	envtest.Eventually(t, wait, func() error {
+		dump := f.client.admin(t, "/config_dump?resource=dynamic_active_clusters&mask=cluster.name,cluster.outlier_detection").Body
+		var parsed struct {
+			Configs []struct {
+				Cluster struct {
+					Name             string `json:"name"`
+					OutlierDetection struct {
+						Consecutive5xx int `json:"consecutive_5xx"`
+					} `json:"outlier_detection"`
+				} `json:"cluster"`
+			} `json:"configs"`
+		}
+		if err := json.Unmarshal([]byte(dump), &parsed); err != nil {
+			return err
+		}
+		for _, c := range parsed.Configs {
+			if c.Cluster.Name == cluster && c.Cluster.OutlierDetection.Consecutive5xx == n {
+				return nil
+			}
+		}
+		return fmt.Errorf("cluster %s without consecutive_5xx %d yet: %s", cluster, n, dump)
+	})
+}
+
+// responders makes n calls and counts the answers by the pod whose app
+// answered (failing or not); calls no app answered count under "".
+func (f *poolFixture) responders(t *testing.T, n int) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, r := range calls(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: serviceURL(f.svc, "/od"), Count: n}) {
+		if r.Report != nil {
+			out[r.Report.Pod]++
+		} else {
+			out[""]++
+		}
+	}
+	return out
 }
