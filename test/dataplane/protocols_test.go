@@ -130,7 +130,9 @@ func inboundStat(t *testing.T, p *pod, name string) float64 {
 // as retries of its inbound cluster). A POST is not retried: the race
 // surfaces as a 503 from the server's sidecar and the retry count stays.
 // And with an app keeping idle connections for 5s (Node.js's default), the
-// server's sidecar closes them first, after its 4s idle timeout.
+// server's sidecar closes them first, after its 4s idle timeout. An app
+// without a sidecar behind the Service: the client's sidecar retries the
+// dropped GETs itself.
 func TestIdleCloseRace(t *testing.T) {
 	needRoot(t)
 	t.Run("retries", func(t *testing.T) {
@@ -158,6 +160,24 @@ func TestIdleCloseRace(t *testing.T) {
 			t.Errorf("the server's sidecar retried %v POSTs, want none", got-retried)
 		}
 		t.Logf("%d GETs: %v retried by the server's sidecar; %d POSTs: %d lost to the race", n, retried, n, lost)
+	})
+	t.Run("uninjected", func(t *testing.T) {
+		ns := meshNamespace(t)
+		svc := createService(t, ns, "server", "server", httpPort(80, appPort))
+		server := startPod(t, podSpec{
+			name: "server", namespace: ns, noInject: true, ports: []corev1.ContainerPort{{Name: "http", ContainerPort: appPort}},
+			app: &AppConfig{Mode: HTTPServer, Port: appPort, ServerOptions: ServerOptions{IdleClose: 200 * time.Millisecond}},
+		})
+		setEndpoints(t, svc, server)
+		client := startPod(t, podSpec{name: "client", namespace: ns})
+		waitCall(t, client, serviceURL(svc, "/ready"))
+		const n = 8
+		before := clusterStat(client.stats(t), ns, svc.Name, "upstream_rq_retry")
+		res := calls(t, client.netns, AppConfig{Mode: HTTPClient, URL: serviceURL(svc, "/get"), Count: n, Interval: 400 * time.Millisecond})
+		allOK(t, "GETs to an app without a sidecar", res, n, "server")
+		if got := clusterStat(client.stats(t), ns, svc.Name, "upstream_rq_retry") - before; got < 1 {
+			t.Errorf("the client's sidecar retried %v requests, want the dropped GETs retried", got)
+		}
 	})
 	t.Run("idle-timeout", func(t *testing.T) {
 		server, svc, client := idleClosingServer(t, 5*time.Second)

@@ -3,6 +3,7 @@ package generate
 import (
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -27,7 +28,10 @@ import (
 //     the request went out, when its method is idempotent (RFC 9110: GET,
 //     HEAD, OPTIONS, TRACE, PUT, DELETE): on a new connection to the same
 //     application, up to defaultRetries times. Other methods keep the
-//     retries that cannot repeat a side effect (defaultRetryOn).
+//     retries that cannot repeat a side effect (defaultRetryOn). The
+//     default route of a service with endpoints without a sidecar gets
+//     the same split (idempotentDefaultRoute), as the client's sidecar
+//     talks to those applications itself.
 const defaultAppIdleTimeout = 4 * time.Second
 
 // idempotentMethods is the full-match RE2 of the idempotent methods.
@@ -59,6 +63,12 @@ var (
 	sharedInboundIdempotentRetries = mustValid(&routev3.RetryPolicy{
 		RetryOn: inboundIdempotentRetryOn, NumRetries: wrapperspb.UInt32(defaultRetries),
 	})
+	// sharedIdempotentDefaultRetries are the default retries plus reset.
+	sharedIdempotentDefaultRetries = func() *routev3.RetryPolicy {
+		p := proto.Clone(sharedDefaultRetryPolicy).(*routev3.RetryPolicy)
+		p.RetryOn = inboundIdempotentRetryOn
+		return mustValid(p)
+	}()
 	sharedInboundRetries = mustValid(&routev3.RetryPolicy{
 		RetryOn: defaultRetryOn, NumRetries: wrapperspb.UInt32(defaultRetries),
 	})
@@ -101,4 +111,18 @@ func inboundRoutes(cluster string) []*routev3.Route {
 	other := clusterRoute("default", matchAll(), cluster)
 	other.GetRoute().RetryPolicy = sharedInboundRetries
 	return []*routev3.Route{idempotent, other}
+}
+
+// idempotentDefaultRoute is the route before a service's default route
+// that retries resets of idempotent requests, for services whose clusters
+// reach applications without a sidecar; nil for others.
+func (b *builder) idempotentDefaultRoute(s *service, port uint32) *routev3.Route {
+	t := b.target(s.FQDN, port, "")
+	if t == nil || !reachesApplications(s) {
+		return nil
+	}
+	rt := clusterRoute("default-idempotent", sharedIdempotentMatch, t.name)
+	rt.GetRoute().HashPolicy = hashPolicy([]*target{t})
+	rt.GetRoute().RetryPolicy = sharedIdempotentDefaultRetries
+	return rt
 }
