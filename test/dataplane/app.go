@@ -174,7 +174,9 @@ func RunApp(raw string) int {
 	case TCPServer:
 		err = serveTCP(ctx, cfg)
 	case TCPClient:
-		err = callTCP(ctx, cfg)
+		err = callTCP(ctx, cfg, nil)
+	case WSClient:
+		err = callTCP(ctx, cfg, upgradeHandshake(cfg.URL))
 	default:
 		err = fmt.Errorf("unknown app mode %q", cfg.Mode)
 	}

@@ -28,6 +28,14 @@ const (
 	// connection, or one each with NewConnections) and prints one
 	// CallResult per line, Body the answer.
 	TCPClient = "tcp-client"
+	// WSClient is TCPClient over a WebSocket upgrade: on each connection
+	// to Target it first asks for an upgrade of URL's path and waits for
+	// 101 Switching Protocols. (The lines are not framed: the sidecars pass
+	// an upgraded connection's bytes as they are.)
+	WSClient = "ws-client"
+	// WebSocketPath on the HTTP server answers an upgrade with 101 and
+	// then serves the line protocol of TCPServer on the connection.
+	WebSocketPath = "/ws"
 )
 
 // ServerOptions vary the HTTP server.
@@ -180,7 +188,51 @@ func answerLines(conn net.Conn, name string) {
 	}
 }
 
-func callTCP(ctx context.Context, cfg AppConfig) error {
+// upgradeToLines answers a WebSocket upgrade with 101 and serves lines.
+func upgradeToLines(w http.ResponseWriter, r *http.Request, name string) {
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		http.Error(w, "upgrade required", http.StatusUpgradeRequired)
+		return
+	}
+	conn, rw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	_, _ = rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	if rw.Flush() != nil {
+		_ = conn.Close()
+		return
+	}
+	answerLines(conn, name)
+}
+
+// upgradeHandshake asks for a WebSocket upgrade of rawURL's path on a
+// new connection and reads the 101 answer.
+func upgradeHandshake(rawURL string) func(net.Conn, *bufio.Reader) error {
+	return func(conn net.Conn, rd *bufio.Reader) error {
+		req, err := http.NewRequest(http.MethodGet, rawURL, nil)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		if err := req.Write(conn); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(rd, req)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusSwitchingProtocols {
+			return fmt.Errorf("upgrade answered %s", resp.Status)
+		}
+		return nil
+	}
+}
+
+func callTCP(ctx context.Context, cfg AppConfig, handshake func(net.Conn, *bufio.Reader) error) error {
 	var conn net.Conn
 	defer func() {
 		if conn != nil {
@@ -199,6 +251,13 @@ func callTCP(ctx context.Context, cfg AppConfig) error {
 				return CallResult{Error: err.Error()}
 			}
 			rd = bufio.NewReader(conn)
+			if handshake != nil {
+				if err := handshake(conn, rd); err != nil {
+					_ = conn.Close()
+					conn = nil
+					return CallResult{Error: err.Error()}
+				}
+			}
 		}
 		_ = conn.SetDeadline(time.Now().Add(cfg.Timeout))
 		line, err := lineCall(conn, rd, n)

@@ -95,6 +95,9 @@ func (h *holder) leave() { h.inFlight.Add(-1) }
 // answerSpecial serves StreamPath and StatusPathPrefix; false for other paths.
 func answerSpecial(w http.ResponseWriter, r *http.Request, rep Report) bool {
 	switch {
+	case r.URL.Path == WebSocketPath:
+		upgradeToLines(w, r, rep.Pod)
+		return true
 	case r.URL.Path == StreamPath:
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)

@@ -203,3 +203,29 @@ func idleClosingServer(t *testing.T, idleClose time.Duration) (*pod, *corev1.Ser
 	waitCall(t, client, serviceURL(svc, "/ready"))
 	return server, svc, client
 }
+
+// TestWebSocket: under STRICT, a WebSocket upgrade through both sidecars
+// gets the app's 101, and the upgraded connection then carries the app's
+// line protocol both ways, on one connection and on new ones.
+func TestWebSocket(t *testing.T) {
+	needRoot(t)
+	ns := meshNamespace(t)
+	peerAuth(t, ns, "default", meshv1alpha1.PeerMTLSStrict, nil)
+	_, svc := echoServer(t, ns, podSpec{})
+	client := startPod(t, podSpec{name: "client", namespace: ns})
+	waitCall(t, client, serviceURL(svc, "/ready"))
+	cfg := AppConfig{Mode: WSClient, URL: serviceURL(svc, WebSocketPath), Target: svc.Name + "." + ns + ":80", Timeout: 3 * time.Second}
+	const n = 5
+	for _, fresh := range []bool{false, true} {
+		cfg.Count, cfg.NewConnections = n, fresh
+		res := calls(t, client.netns, cfg)
+		if err := firstFailure(res, n); err != nil {
+			t.Errorf("websocket lines (new connections %v): %v", fresh, err)
+		}
+		for _, r := range res {
+			if want := "server hello " + strconv.Itoa(r.N); r.Body != want {
+				t.Errorf("line %d answered %q, want %q", r.N, r.Body, want)
+			}
+		}
+	}
+}
