@@ -83,8 +83,11 @@ func inboundPortNumber(in *ir.InboundPort) any {
 }
 
 // inboundChains are a port's chains by mTLS mode: STRICT requires mTLS on
-// every connection; PERMISSIVE has an mTLS chain for TLS connections and a
-// plaintext one for the rest; DISABLE is plaintext only. The chains of a
+// every connection; PERMISSIVE has an mTLS chain for TLS that offers the
+// mesh's ALPN (ALPNMesh, which client sidecars offer), a plaintext one, and
+// one passing any other TLS through to the application untouched (an
+// application that speaks TLS itself, called by a client outside the
+// mesh); DISABLE is plaintext only. The mTLS and plaintext chains of a
 // port share its network filter.
 func inboundChains(in *ir.InboundPort, idle *durationpb.Duration) ([]*listenerv3.FilterChain, error) {
 	f, err := inboundFilter(in, idle)
@@ -95,17 +98,22 @@ func inboundChains(in *ir.InboundPort, idle *durationpb.Duration) ([]*listenerv3
 	case ir.MTLSStrict:
 		return []*listenerv3.FilterChain{inboundChain(in, f, "", true)}, nil
 	case ir.MTLSPermissive:
-		return []*listenerv3.FilterChain{inboundChain(in, f, transportTLS, true), inboundChain(in, f, transportPlaintext, false)}, nil
+		tls, err := appTLSChain(in, f)
+		if err != nil {
+			return nil, err
+		}
+		return []*listenerv3.FilterChain{inboundChain(in, f, transportTLS, true), inboundChain(in, f, transportPlaintext, false), tls}, nil
 	default:
 		return []*listenerv3.FilterChain{inboundChain(in, f, "", false)}, nil
 	}
 }
 
 // inboundChain matches the port (and the transport protocol when set) and
-// terminates mTLS when asked.
+// terminates mTLS when asked; a PERMISSIVE mTLS chain also matches the
+// mesh's ALPN.
 func inboundChain(in *ir.InboundPort, f *listenerv3.Filter, transport string, mtls bool) *listenerv3.FilterChain {
 	chain := &listenerv3.FilterChain{
-		Name: "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|plaintext",
+		Name: inboundChainName(in, "plaintext"),
 		FilterChainMatch: &listenerv3.FilterChainMatch{
 			DestinationPort:   wrapperspb.UInt32(in.Port),
 			TransportProtocol: transport,
@@ -113,10 +121,37 @@ func inboundChain(in *ir.InboundPort, f *listenerv3.Filter, transport string, mt
 		Filters: []*listenerv3.Filter{f},
 	}
 	if mtls {
-		chain.Name = "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|mtls"
+		chain.Name = inboundChainName(in, "mtls")
 		chain.TransportSocket = downstreamTLS(in.Protocol.IsHTTP(), in.MTLS == ir.MTLSStrict)
+		if transport != "" {
+			chain.FilterChainMatch.ApplicationProtocols = meshALPN
+		}
 	}
 	return chain
+}
+
+func inboundChainName(in *ir.InboundPort, kind string) string {
+	return "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|" + kind
+}
+
+// appTLSChain passes TLS that is not the mesh's to the application as is:
+// a TCP proxy to the port's inbound cluster (the port's own filter when it
+// is one already).
+func appTLSChain(in *ir.InboundPort, f *listenerv3.Filter) (*listenerv3.FilterChain, error) {
+	if in.Protocol.IsHTTP() {
+		var err error
+		if f, err = tcpProxyFilter("inbound_"+strconv.FormatUint(uint64(in.Port), 10)+"_tls", InboundClusterName(in.Port)); err != nil {
+			return nil, err
+		}
+	}
+	return &listenerv3.FilterChain{
+		Name: inboundChainName(in, "tls"),
+		FilterChainMatch: &listenerv3.FilterChainMatch{
+			DestinationPort:   wrapperspb.UInt32(in.Port),
+			TransportProtocol: transportTLS,
+		},
+		Filters: []*listenerv3.Filter{f},
+	}, nil
 }
 
 // inboundFilter proxies HTTP through a connection manager (which tells the
@@ -132,7 +167,7 @@ func inboundFilter(in *ir.InboundPort, idle *durationpb.Duration) (*listenerv3.F
 		VirtualHosts: []*routev3.VirtualHost{{
 			Name:    "inbound|http|" + strconv.FormatUint(uint64(in.Port), 10),
 			Domains: []string{"*"},
-			Routes:  []*routev3.Route{clusterRoute("default", matchAll(), cluster)},
+			Routes:  inboundRoutes(cluster),
 		}},
 	}
 	m := allowWebsocket(inlineHCM(statPrefix, rc))
