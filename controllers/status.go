@@ -46,6 +46,7 @@ func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec 
 		return ctrl.Result{}, nil
 	}
 	before := meta.FindStatusCondition(*current, meshv1alpha1.ConditionAccepted)
+	beforeProg := meta.FindStatusCondition(*current, meshv1alpha1.ConditionProgrammed)
 	*current = next
 	if err := c.Status().Update(ctx, obj); err != nil {
 		if apierrors.IsConflict(err) {
@@ -58,7 +59,21 @@ func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec 
 	}
 	log.FromContext(ctx).V(1).Info("status updated", "generation", obj.GetGeneration())
 	recordAcceptedChange(rec, obj, before, meta.FindStatusCondition(next, meshv1alpha1.ConditionAccepted))
+	recordRejection(rec, obj, beforeProg, meta.FindStatusCondition(next, meshv1alpha1.ConditionProgrammed))
 	return ctrl.Result{}, nil
+}
+
+// recordRejection emits a Warning Event when a proxy rejects (NACKs) the
+// object's config: when Programmed turns to reason Rejected or its message
+// (the proxy and Envoy's words) changes.
+func recordRejection(rec recorder.EventRecorder, obj client.Object, before, after *metav1.Condition) {
+	if rec == nil || after == nil || after.Reason != meshv1alpha1.ReasonRejected {
+		return
+	}
+	if before != nil && before.Reason == after.Reason && before.Message == after.Message {
+		return
+	}
+	rec.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Program", "%s", after.Message)
 }
 
 // nextConditions returns a copy of current with every desired condition set

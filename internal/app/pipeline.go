@@ -67,7 +67,7 @@ func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error)
 		RecheckInterval: opts.RecheckInterval,
 	})
 	r = runner.New(runner.Options{
-		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
+		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv, Acks: serverAcks{srv},
 		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
 		Secrets: opts.Secrets, Connections: srv,
 	})
@@ -99,4 +99,17 @@ func serveXDS(ctx context.Context, srv *server.Server, opts PipelineOptions) err
 		return fmt.Errorf("serving xDS: %w", err)
 	}
 	return nil
+}
+
+// serverAcks gives the runner the server's ACK states.
+type serverAcks struct{ srv *server.Server }
+
+// ProxyAcks implements runner.AckSource.
+func (a serverAcks) ProxyAcks() map[string]runner.ProxyAck {
+	states := a.srv.AckStates()
+	out := make(map[string]runner.ProxyAck, len(states))
+	for id, st := range states {
+		out[id] = runner.ProxyAck{InSync: st.InSync, NackType: st.NackType, NackMessage: st.Nack.Message}
+	}
+	return out
 }

@@ -262,6 +262,12 @@ func (s *Server) InSyncProxies() int {
 	return s.tracker.count(ProxyStatus.InSync)
 }
 
+// AckStates returns the ACK summary of every known node, by node ID, under
+// one lock and without copying the nodes' per-resource maps.
+func (s *Server) AckStates() map[string]AckState {
+	return s.tracker.ackStates()
+}
+
 // OpenStreams returns the number of open xDS streams of a node; unlike
 // ProxyStatus it copies nothing.
 func (s *Server) OpenStreams(nodeID string) int {

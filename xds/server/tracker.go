@@ -203,6 +203,16 @@ func (t *tracker) count(pred func(ProxyStatus) bool) int {
 	return n
 }
 
+func (t *tracker) ackStates() map[string]AckState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]AckState, len(t.proxies))
+	for id, p := range t.proxies {
+		out[id] = p.ackState()
+	}
+	return out
+}
+
 func (t *tracker) status(node string) (ProxyStatus, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
