@@ -110,4 +110,3 @@ func statusWritesUntil(t *testing.T, w watch.Interface, last string) int {
 	t.Fatal("the watch ended before the final status was seen")
 	return 0
 }
-
