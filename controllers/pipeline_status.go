@@ -72,6 +72,11 @@ func (r *PipelineStatusReconciler[T]) desired(obj T) ([]metav1.Condition, *meshv
 		meta.SetStatusCondition(&out, metav1.Condition{Type: meshv1alpha1.ConditionProgrammed, Status: metav1.ConditionFalse,
 			Reason: acc.Reason, Message: "not programmed: the object is not accepted"})
 	}
+	for _, typ := range transientConditions {
+		if c := meta.FindStatusCondition(local, typ); c != nil {
+			meta.SetStatusCondition(&out, *c)
+		}
+	}
 	return out, proxies
 }
 
