@@ -46,6 +46,15 @@ type PipelineOptions struct {
 	// MeshStatus is the Mesh's status writer, shared with the certificate
 	// manager (controllers.NewMeshStatusWriter when nil).
 	MeshStatus *meshstatus.Writer
+	// MeshStatusInterval is how often the Mesh's run-time status (connected
+	// proxies, earliest certificate expiry) is refreshed
+	// (controllers.DefaultMeshRuntimeInterval when zero).
+	MeshStatusInterval time.Duration
+}
+
+// expiryReporter is implemented by the certificate manager.
+type expiryReporter interface {
+	EarliestWorkloadExpiry() (time.Time, bool)
 }
 
 // AddPipeline wires the pipeline into mgr: the inputs controller feeds the
@@ -74,8 +83,14 @@ func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error)
 	if err := (&inputs.Reconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the inputs controller: %w", err)
 	}
+	if opts.MeshStatus == nil {
+		opts.MeshStatus = controllers.NewMeshStatusWriter(mgr)
+	}
 	if err := controllers.SetupWithStatusStore(mgr, store, opts.MeshStatus); err != nil {
 		return nil, err
+	}
+	if err := mgr.Add(meshRuntimeReporter(srv, opts)); err != nil {
+		return nil, fmt.Errorf("adding the Mesh run-time status reporter: %w", err)
 	}
 	if err := mgr.Add(r); err != nil {
 		return nil, fmt.Errorf("adding the runner: %w", err)
@@ -112,4 +127,14 @@ func (a serverAcks) ProxyAcks() map[string]runner.ProxyAck {
 		out[id] = runner.ProxyAck{InSync: st.InSync, NackType: st.NackType, NackMessage: st.Nack.Message}
 	}
 	return out
+}
+
+// meshRuntimeReporter reports the server's connected proxies and, when the
+// certificate manager issues them, the earliest workload certificate expiry.
+func meshRuntimeReporter(srv *server.Server, opts PipelineOptions) *controllers.MeshRuntimeReporter {
+	rt := controllers.MeshRuntime{Connected: srv.ConnectedByKind}
+	if e, ok := opts.Secrets.(expiryReporter); ok {
+		rt.EarliestExpiry = e.EarliestWorkloadExpiry
+	}
+	return &controllers.MeshRuntimeReporter{Status: opts.MeshStatus, Runtime: rt, Interval: opts.MeshStatusInterval}
 }

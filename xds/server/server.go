@@ -268,6 +268,12 @@ func (s *Server) AckStates() map[string]AckState {
 	return s.tracker.ackStates()
 }
 
+// ConnectedByKind counts the nodes with an open stream by the kind their
+// node ID starts with ("sidecar", "grpc", …).
+func (s *Server) ConnectedByKind() map[string]int {
+	return s.tracker.connectedByKind()
+}
+
 // OpenStreams returns the number of open xDS streams of a node; unlike
 // ProxyStatus it copies nothing.
 func (s *Server) OpenStreams(nodeID string) int {

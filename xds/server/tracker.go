@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -209,6 +210,19 @@ func (t *tracker) ackStates() map[string]AckState {
 	out := make(map[string]AckState, len(t.proxies))
 	for id, p := range t.proxies {
 		out[id] = p.ackState()
+	}
+	return out
+}
+
+func (t *tracker) connectedByKind() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{}
+	for id, p := range t.proxies {
+		if p.Streams > 0 {
+			kind, _, _ := strings.Cut(id, "~")
+			out[kind]++
+		}
 	}
 	return out
 }
