@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -151,6 +152,32 @@ func wantRejectedEvent(t *testing.T, ns, name string) {
 		out := kubectl(t, "get", "events", "-n", ns, "--field-selector", "involvedObject.name="+name+",reason="+meshv1alpha1.ReasonRejected, "-o", "name")
 		if strings.TrimSpace(out) == "" {
 			return fmt.Errorf("no %s Event on MeshRoute %s/%s", meshv1alpha1.ReasonRejected, ns, name)
+		}
+		return nil
+	})
+}
+
+// TestMeshStatusReportsRuntime: with real sidecars connected, the Mesh's
+// status counts them and says when the first workload certificate expires
+// (within the default 24h lifetime).
+func TestMeshStatusReportsRuntime(t *testing.T) {
+	needRoot(t)
+	setMesh(t, meshv1alpha1.MeshSpec{})
+	ns := meshNamespace(t)
+	startPod(t, podSpec{name: "one", namespace: ns})
+	startPod(t, podSpec{name: "two", namespace: ns})
+	envtest.Eventually(t, wait, func() error {
+		mesh := &meshv1alpha1.Mesh{}
+		if err := env.Client.Get(context.Background(), client.ObjectKey{Name: meshv1alpha1.MeshName}, mesh); err != nil {
+			return err
+		}
+		st := mesh.Status
+		if st.ConnectedProxies == nil || st.ConnectedProxies.Sidecars < 2 {
+			return fmt.Errorf("status.connectedProxies %+v, want at least 2 sidecars", st.ConnectedProxies)
+		}
+		now := time.Now()
+		if e := st.EarliestCertificateExpiry; e == nil || !e.After(now) || e.After(now.Add(25*time.Hour)) {
+			return fmt.Errorf("status.earliestCertificateExpiry %v, want within the next 24h", e)
 		}
 		return nil
 	})
