@@ -26,8 +26,8 @@ type pipelineKind[T client.Object] struct {
 	conditions func(T) *[]metav1.Condition
 	// local are the conditions the object's own checks give (Accepted).
 	local func(T) []metav1.Condition
-	// proxies points at the object's proxy count, or is nil when the kind has none.
-	proxies func(T) *int32
+	// proxies points at the object's proxy counts.
+	proxies func(T) **meshv1alpha1.ProxyCounts
 }
 
 // PipelineStatusReconciler writes the status of one mesh kind from the
@@ -43,7 +43,7 @@ type PipelineStatusReconciler[T client.Object] struct {
 
 // Reconcile implements reconcile.Reconciler.
 func (r *PipelineStatusReconciler[T]) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	var proxies int32
+	var proxies *meshv1alpha1.ProxyCounts
 	return reconcileStatus(ctx, r.Client, r.Recorder, req, statusKind[T]{
 		newObject:  r.kind.newObject,
 		conditions: r.kind.conditions,
@@ -58,12 +58,12 @@ func (r *PipelineStatusReconciler[T]) Reconcile(ctx context.Context, req ctrl.Re
 
 // desired merges the pipeline's verdict with the object's own checks: a
 // local refusal wins over the pipeline's acceptance.
-func (r *PipelineStatusReconciler[T]) desired(obj T) ([]metav1.Condition, int32) {
+func (r *PipelineStatusReconciler[T]) desired(obj T) ([]metav1.Condition, *meshv1alpha1.ProxyCounts) {
 	local := r.kind.local(obj)
 	ref := ir.ObjectRef{Kind: r.kind.kind, Namespace: obj.GetNamespace(), Name: obj.GetName()}
 	conds, proxies, ok := r.Store.Lookup(ref, obj.GetGeneration())
 	if !ok {
-		return local, 0
+		return local, nil
 	}
 	out := make([]metav1.Condition, len(conds))
 	copy(out, conds)
@@ -72,21 +72,22 @@ func (r *PipelineStatusReconciler[T]) desired(obj T) ([]metav1.Condition, int32)
 		meta.SetStatusCondition(&out, metav1.Condition{Type: meshv1alpha1.ConditionProgrammed, Status: metav1.ConditionFalse,
 			Reason: acc.Reason, Message: "not programmed: the object is not accepted"})
 	}
-	if prog := meta.FindStatusCondition(out, meshv1alpha1.ConditionProgrammed); prog == nil || prog.Status != metav1.ConditionTrue {
-		proxies = 0
+	for _, typ := range transientConditions {
+		if c := meta.FindStatusCondition(local, typ); c != nil {
+			meta.SetStatusCondition(&out, *c)
+		}
 	}
 	return out, proxies
 }
 
-func (r *PipelineStatusReconciler[T]) setProxies(obj T, proxies int32) bool {
-	if r.kind.proxies == nil {
-		return false
-	}
+// setProxies sets the object's proxy counts; nil (the pipeline has none
+// for this generation yet) leaves the written ones.
+func (r *PipelineStatusReconciler[T]) setProxies(obj T, proxies *meshv1alpha1.ProxyCounts) bool {
 	p := r.kind.proxies(obj)
-	if *p == proxies {
+	if proxies == nil || (*p != nil && **p == *proxies) {
 		return false
 	}
-	*p = proxies
+	*p = proxies.DeepCopy()
 	return true
 }
 
@@ -129,7 +130,7 @@ var meshRouteKind = pipelineKind[*meshv1alpha1.MeshRoute]{
 	newObject:  func() *meshv1alpha1.MeshRoute { return &meshv1alpha1.MeshRoute{} },
 	conditions: func(o *meshv1alpha1.MeshRoute) *[]metav1.Condition { return &o.Status.Conditions },
 	local:      MeshRouteConditions,
-	proxies:    func(o *meshv1alpha1.MeshRoute) *int32 { return &o.Status.Proxies },
+	proxies:    func(o *meshv1alpha1.MeshRoute) **meshv1alpha1.ProxyCounts { return &o.Status.Proxies },
 }
 
 var destinationPolicyKind = pipelineKind[*meshv1alpha1.DestinationPolicy]{
@@ -137,6 +138,7 @@ var destinationPolicyKind = pipelineKind[*meshv1alpha1.DestinationPolicy]{
 	newObject:  func() *meshv1alpha1.DestinationPolicy { return &meshv1alpha1.DestinationPolicy{} },
 	conditions: func(o *meshv1alpha1.DestinationPolicy) *[]metav1.Condition { return &o.Status.Conditions },
 	local:      DestinationPolicyConditions,
+	proxies:    func(o *meshv1alpha1.DestinationPolicy) **meshv1alpha1.ProxyCounts { return &o.Status.Proxies },
 }
 
 var peerAuthenticationKind = pipelineKind[*meshv1alpha1.PeerAuthentication]{
@@ -144,4 +146,5 @@ var peerAuthenticationKind = pipelineKind[*meshv1alpha1.PeerAuthentication]{
 	newObject:  func() *meshv1alpha1.PeerAuthentication { return &meshv1alpha1.PeerAuthentication{} },
 	conditions: func(o *meshv1alpha1.PeerAuthentication) *[]metav1.Condition { return &o.Status.Conditions },
 	local:      PeerAuthenticationConditions,
+	proxies:    func(o *meshv1alpha1.PeerAuthentication) **meshv1alpha1.ProxyCounts { return &o.Status.Proxies },
 }

@@ -4,6 +4,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/api/validation"
 )
 
 // The conditions each kind's own spec decides (SpecStatusReconciler).
@@ -43,7 +44,32 @@ func MeshRouteConditions(o *meshv1alpha1.MeshRoute) []metav1.Condition {
 
 // DestinationPolicyConditions returns the conditions a DestinationPolicy should carry.
 func DestinationPolicyConditions(o *meshv1alpha1.DestinationPolicy) []metav1.Condition {
-	return []metav1.Condition{accepted(ValidateDestinationPolicy(o), meshv1alpha1.ReasonInvalid)}
+	conds := []metav1.Condition{accepted(ValidateDestinationPolicy(o), meshv1alpha1.ReasonInvalid)}
+	if c := aggressiveEjection(o); c != nil {
+		conds = append(conds, *c)
+	}
+	return conds
+}
+
+// aggressiveEjection is the SafetyOverride condition of a policy whose
+// outlier detection can eject the whole pool and that is admitted only
+// because it carries capstan.dev/allow-aggressive-ejection: "true" (the one
+// rule, api/validation); nil when the policy keeps the rule.
+func aggressiveEjection(o *meshv1alpha1.DestinationPolicy) *metav1.Condition {
+	if !validation.AllowsAggressiveEjection(o) {
+		return nil
+	}
+	problems := validation.WholePoolEjections(o)
+	if len(problems) == 0 {
+		return nil
+	}
+	return &metav1.Condition{
+		Type:   meshv1alpha1.ConditionSafetyOverride,
+		Status: metav1.ConditionTrue,
+		Reason: meshv1alpha1.ReasonAggressiveEjectionAllowed,
+		Message: "admitted through " + meshv1alpha1.AnnotationAllowAggressiveEjection + ": outlier detection can eject every endpoint: " +
+			ConditionMessage(problems),
+	}
 }
 
 // PeerAuthenticationConditions returns the conditions a PeerAuthentication should carry.

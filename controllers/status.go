@@ -40,12 +40,16 @@ func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec 
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	current := kind.conditions(obj)
-	next := nextConditions(*current, kind.desired(obj), obj.GetGeneration())
+	desired := kind.desired(obj)
+	next := nextConditions(*current, desired, obj.GetGeneration())
+	removeUndesired(&next, desired)
 	fieldsChanged := kind.setFields != nil && kind.setFields(obj)
 	if conditionsEqual(*current, next) && !fieldsChanged {
 		return ctrl.Result{}, nil
 	}
 	before := meta.FindStatusCondition(*current, meshv1alpha1.ConditionAccepted)
+	beforeProg := meta.FindStatusCondition(*current, meshv1alpha1.ConditionProgrammed)
+	beforeOverride := meta.FindStatusCondition(*current, meshv1alpha1.ConditionSafetyOverride)
 	*current = next
 	if err := c.Status().Update(ctx, obj); err != nil {
 		if apierrors.IsConflict(err) {
@@ -58,7 +62,43 @@ func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec 
 	}
 	log.FromContext(ctx).V(1).Info("status updated", "generation", obj.GetGeneration())
 	recordAcceptedChange(rec, obj, before, meta.FindStatusCondition(next, meshv1alpha1.ConditionAccepted))
+	recordRejection(rec, obj, beforeProg, meta.FindStatusCondition(next, meshv1alpha1.ConditionProgrammed))
+	recordOverride(rec, obj, beforeOverride, meta.FindStatusCondition(next, meshv1alpha1.ConditionSafetyOverride))
 	return ctrl.Result{}, nil
+}
+
+// transientConditions are the condition types an object carries only while
+// they hold: the reconcilers remove them when no longer desired.
+var transientConditions = []string{meshv1alpha1.ConditionSafetyOverride}
+
+func removeUndesired(next *[]metav1.Condition, desired []metav1.Condition) {
+	for _, typ := range transientConditions {
+		if meta.FindStatusCondition(desired, typ) == nil {
+			meta.RemoveStatusCondition(next, typ)
+		}
+	}
+}
+
+// recordOverride emits a Warning Event when an object starts to rely on an
+// override of a safety rule (or the fields involved change).
+func recordOverride(rec recorder.EventRecorder, obj client.Object, before, after *metav1.Condition) {
+	if rec == nil || after == nil || (before != nil && before.Message == after.Message) {
+		return
+	}
+	rec.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Validate", "%s", after.Message)
+}
+
+// recordRejection emits a Warning Event when a proxy rejects (NACKs) the
+// object's config: when Programmed turns to reason Rejected or its message
+// (the proxy and Envoy's words) changes.
+func recordRejection(rec recorder.EventRecorder, obj client.Object, before, after *metav1.Condition) {
+	if rec == nil || after == nil || after.Reason != meshv1alpha1.ReasonRejected {
+		return
+	}
+	if before != nil && before.Reason == after.Reason && before.Message == after.Message {
+		return
+	}
+	rec.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Program", "%s", after.Message)
 }
 
 // nextConditions returns a copy of current with every desired condition set

@@ -34,8 +34,9 @@ func NewStatusStore() *StatusStore {
 	return &StatusStore{byRef: map[ir.ObjectRef]translate.ObjectStatus{}, events: events}
 }
 
-// WriteStatuses records the statuses of one push and the number of proxies in
-// sync, and queues a reconcile for every object whose verdict changed.
+// WriteStatuses records the statuses of one push (with their per-object
+// proxy counts; proxies, the number of proxies in sync, is kept for
+// reference), and queues a reconcile for every object whose verdict changed.
 func (s *StatusStore) WriteStatuses(ctx context.Context, statuses []translate.ObjectStatus, proxies int32) error {
 	changed := s.replace(statuses, proxies)
 	for _, ref := range changed {
@@ -61,7 +62,7 @@ func (s *StatusStore) replace(statuses []translate.ObjectStatus, proxies int32) 
 	for _, st := range statuses {
 		next[st.Ref] = st
 		old, ok := s.byRef[st.Ref]
-		if !ok || proxies != s.proxies || !equality.Semantic.DeepEqual(old, st) {
+		if !ok || !equality.Semantic.DeepEqual(old, st) {
 			changed = append(changed, st.Ref)
 		}
 	}
@@ -70,18 +71,18 @@ func (s *StatusStore) replace(statuses []translate.ObjectStatus, proxies int32) 
 }
 
 // Lookup returns the pipeline's conditions for an object at the given
-// generation, and the number of proxies in sync.
-func (s *StatusStore) Lookup(ref ir.ObjectRef, generation int64) ([]metav1.Condition, int32, bool) {
+// generation, and its proxy counts (nil when the pipeline has none).
+func (s *StatusStore) Lookup(ref ir.ObjectRef, generation int64) ([]metav1.Condition, *meshv1alpha1.ProxyCounts, bool) {
 	if s == nil {
-		return nil, 0, false
+		return nil, nil, false
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st, ok := s.byRef[ref]
 	if !ok || st.Generation != generation {
-		return nil, 0, false
+		return nil, nil, false
 	}
-	return st.Conditions, s.proxies, true
+	return st.Conditions, st.Proxies, true
 }
 
 // Events is the channel of objects of one kind whose verdict changed, for a source.Channel watch.

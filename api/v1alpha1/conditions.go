@@ -17,6 +17,10 @@ const (
 	// spec.injection.restartUninjected is true: whether the operator may
 	// restart workloads (reasons RestartPermitted, RestartForbidden).
 	ConditionRestartUninjected = "RestartUninjected"
+	// ConditionSafetyOverride is on an object, with status True, for as long
+	// as it was admitted only through an override of a safety rule (reason
+	// AggressiveEjectionAllowed); it is removed once the object keeps the rule.
+	ConditionSafetyOverride = "SafetyOverride"
 )
 
 // Condition reasons.
@@ -67,4 +71,8 @@ const (
 	// ReasonRestartForbidden: the operator's ServiceAccount lacks the ClusterRole
 	// capstan-restarter; uninjected pods are reported but not restarted.
 	ReasonRestartForbidden = "RestartForbidden"
+	// ReasonAggressiveEjectionAllowed: the DestinationPolicy's outlier
+	// detection can eject the whole pool, admitted because of
+	// capstan.dev/allow-aggressive-ejection: "true"; the message names the fields.
+	ReasonAggressiveEjectionAllowed = "AggressiveEjectionAllowed"
 )

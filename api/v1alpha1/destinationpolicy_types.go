@@ -251,6 +251,11 @@ type DestinationPolicyStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Proxies counts the proxies whose config carries this object and those
+	// of them that acknowledged its current generation.
+	// +optional
+	Proxies *ProxyCounts `json:"proxies,omitempty"`
 }
 
 // DestinationPolicy configures traffic to a host after routing.
@@ -260,6 +265,8 @@ type DestinationPolicyStatus struct {
 // +kubebuilder:printcolumn:name="Host",type=string,JSONPath=`.spec.host`
 // +kubebuilder:printcolumn:name="Subsets",type=string,JSONPath=`.spec.subsets[*].name`
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
+// +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].status`
+// +kubebuilder:printcolumn:name="Proxies",type=string,JSONPath=`.status.proxies.summary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type DestinationPolicy struct {
 	metav1.TypeMeta   `json:",inline"`

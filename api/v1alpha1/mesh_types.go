@@ -313,6 +313,25 @@ type MeshStatus struct {
 	// +listType=atomic
 	// +optional
 	OptedOutSample []string `json:"optedOutSample,omitempty"`
+
+	// ConnectedProxies counts the proxies with an open xDS stream, by kind.
+	// +optional
+	ConnectedProxies *ConnectedProxies `json:"connectedProxies,omitempty"`
+
+	// EarliestCertificateExpiry is when the first of the workload
+	// certificates the operator currently serves expires (they are renewed
+	// well before; a date in the past means renewal is failing, see the
+	// IssuerReady condition, which also says whether the CA is ready).
+	// +optional
+	EarliestCertificateExpiry *metav1.Time `json:"earliestCertificateExpiry,omitempty"`
+}
+
+// ConnectedProxies counts connected proxies by kind.
+type ConnectedProxies struct {
+	// Sidecars are Envoy sidecars.
+	Sidecars int32 `json:"sidecars"`
+	// GRPC are proxyless gRPC clients.
+	GRPC int32 `json:"grpc"`
 }
 
 // Mesh is the mesh-wide configuration. Only one, named "default", is accepted.

@@ -386,9 +386,10 @@ type MeshRouteStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// Proxies is the number of proxies that acknowledged the config of this route.
+	// Proxies counts the proxies whose config carries this route and those
+	// of them that acknowledged its current generation.
 	// +optional
-	Proxies int32 `json:"proxies"`
+	Proxies *ProxyCounts `json:"proxies,omitempty"`
 }
 
 // MeshRoute routes HTTP traffic to one or more hosts.
@@ -398,7 +399,7 @@ type MeshRouteStatus struct {
 // +kubebuilder:printcolumn:name="Hosts",type=string,JSONPath=`.spec.hosts`
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].status`
-// +kubebuilder:printcolumn:name="Proxies",type=integer,JSONPath=`.status.proxies`
+// +kubebuilder:printcolumn:name="Proxies",type=string,JSONPath=`.status.proxies.summary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type MeshRoute struct {
 	metav1.TypeMeta   `json:",inline"`

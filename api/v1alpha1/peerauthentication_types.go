@@ -58,6 +58,11 @@ type PeerAuthenticationStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Proxies counts the proxies whose config carries this object and those
+	// of them that acknowledged its current generation.
+	// +optional
+	Proxies *ProxyCounts `json:"proxies,omitempty"`
 }
 
 // PeerAuthentication sets the mTLS mode of a namespace or of selected workloads.
@@ -66,6 +71,8 @@ type PeerAuthenticationStatus struct {
 // +kubebuilder:resource:shortName=pa,categories=capstan
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mtls.mode`
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
+// +kubebuilder:printcolumn:name="Programmed",type=string,JSONPath=`.status.conditions[?(@.type=="Programmed")].status`
+// +kubebuilder:printcolumn:name="Proxies",type=string,JSONPath=`.status.proxies.summary`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type PeerAuthentication struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -107,3 +107,19 @@ func (m *Manager) writeIssuerCondition(ctx context.Context) error {
 	})
 	return err
 }
+
+// EarliestWorkloadExpiry returns when the first of the workload
+// certificates held expires; ok is false when none is held.
+func (m *Manager) EarliestWorkloadExpiry() (earliest time.Time, ok bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range m.workloads {
+		if st.cred == nil || st.cred.Cert == nil {
+			continue
+		}
+		if na := st.cred.Cert.NotAfter; !ok || na.Before(earliest) {
+			earliest, ok = na, true
+		}
+	}
+	return earliest, ok
+}

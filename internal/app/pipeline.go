@@ -46,6 +46,15 @@ type PipelineOptions struct {
 	// MeshStatus is the Mesh's status writer, shared with the certificate
 	// manager (controllers.NewMeshStatusWriter when nil).
 	MeshStatus *meshstatus.Writer
+	// MeshStatusInterval is how often the Mesh's run-time status (connected
+	// proxies, earliest certificate expiry) is refreshed
+	// (controllers.DefaultMeshRuntimeInterval when zero).
+	MeshStatusInterval time.Duration
+}
+
+// expiryReporter is implemented by the certificate manager.
+type expiryReporter interface {
+	EarliestWorkloadExpiry() (time.Time, bool)
 }
 
 // AddPipeline wires the pipeline into mgr: the inputs controller feeds the
@@ -67,15 +76,21 @@ func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error)
 		RecheckInterval: opts.RecheckInterval,
 	})
 	r = runner.New(runner.Options{
-		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv,
+		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv, Acks: serverAcks{srv},
 		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
 		Secrets: opts.Secrets, Connections: srv,
 	})
 	if err := (&inputs.Reconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the inputs controller: %w", err)
 	}
+	if opts.MeshStatus == nil {
+		opts.MeshStatus = controllers.NewMeshStatusWriter(mgr)
+	}
 	if err := controllers.SetupWithStatusStore(mgr, store, opts.MeshStatus); err != nil {
 		return nil, err
+	}
+	if err := mgr.Add(meshRuntimeReporter(srv, opts)); err != nil {
+		return nil, fmt.Errorf("adding the Mesh run-time status reporter: %w", err)
 	}
 	if err := mgr.Add(r); err != nil {
 		return nil, fmt.Errorf("adding the runner: %w", err)
@@ -99,4 +114,27 @@ func serveXDS(ctx context.Context, srv *server.Server, opts PipelineOptions) err
 		return fmt.Errorf("serving xDS: %w", err)
 	}
 	return nil
+}
+
+// serverAcks gives the runner the server's ACK states.
+type serverAcks struct{ srv *server.Server }
+
+// ProxyAcks implements runner.AckSource.
+func (a serverAcks) ProxyAcks() map[string]runner.ProxyAck {
+	states := a.srv.AckStates()
+	out := make(map[string]runner.ProxyAck, len(states))
+	for id, st := range states {
+		out[id] = runner.ProxyAck{InSync: st.InSync, NackType: st.NackType, NackMessage: st.Nack.Message}
+	}
+	return out
+}
+
+// meshRuntimeReporter reports the server's connected proxies and, when the
+// certificate manager issues them, the earliest workload certificate expiry.
+func meshRuntimeReporter(srv *server.Server, opts PipelineOptions) *controllers.MeshRuntimeReporter {
+	rt := controllers.MeshRuntime{Connected: srv.ConnectedByKind}
+	if e, ok := opts.Secrets.(expiryReporter); ok {
+		rt.EarliestExpiry = e.EarliestWorkloadExpiry
+	}
+	return &controllers.MeshRuntimeReporter{Status: opts.MeshStatus, Runtime: rt, Interval: opts.MeshStatusInterval}
 }

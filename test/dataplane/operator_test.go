@@ -111,6 +111,8 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 		Debounce:       20 * time.Millisecond,
 		MaxDelay:       200 * time.Millisecond,
 		MeshStatus:     meshStatus,
+		// The Mesh's connected proxies and earliest certificate expiry.
+		MeshStatusInterval: 200 * time.Millisecond,
 	})
 	if err != nil {
 		_ = lis.Close()

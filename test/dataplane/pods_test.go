@@ -60,6 +60,9 @@ type podSpec struct {
 	tokenOf *pod
 	// noWait returns without waiting for the sidecar to be ready.
 	noWait bool
+	// bootstrap, when set, changes the sidecar's injected bootstrap (the
+	// JSON of its --config-yaml argument) before Envoy starts.
+	bootstrap func(map[string]any)
 }
 
 // pod is a running pod: the API object as the webhook injected it (with
@@ -102,7 +105,7 @@ func startPod(t *testing.T, spec podSpec) *pod {
 	if spec.noInject {
 		return p
 	}
-	p.startSidecar(t, spec.tokenOf)
+	p.startSidecar(t, spec.tokenOf, spec.bootstrap)
 	if !spec.noWait {
 		p.waitReady(t)
 	}
@@ -151,7 +154,7 @@ func setPodIP(t *testing.T, obj *corev1.Pod, ip string) {
 // startSidecar does the kubelet's part for the injected containers: it
 // writes the volumes (a TokenRequest token, the root CA ConfigMap), runs
 // capstan-init in the namespace, and starts Envoy as its user.
-func (p *pod) startSidecar(t *testing.T, tokenOf *pod) {
+func (p *pod) startSidecar(t *testing.T, tokenOf *pod, bootstrap func(map[string]any)) {
 	t.Helper()
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", Prefix+"-pod-")
@@ -183,6 +186,9 @@ func (p *pod) startSidecar(t *testing.T, tokenOf *pod) {
 	_, argv, err := EnvoyCommand(ctx, p.obj, p.netns, tools.envoy, filepath.Join(dir, "proxy"), vols, extra...)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if bootstrap != nil {
+		changeBootstrap(t, argv, bootstrap)
 	}
 	c, _ := PrepareContainer(ctx, p.obj, meshv1alpha1.ProxyContainerName, filepath.Join(dir, "proxy"), vols)
 	cmd := p.netns.Command(context.Background(), argv[0], argv[1:]...)

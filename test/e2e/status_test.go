@@ -20,8 +20,8 @@ func TestRouteStatusCountsACKs(t *testing.T) {
 	m := startCanary(t, 90, 10)
 	mr := &meshv1alpha1.MeshRoute{ObjectMeta: metav1.ObjectMeta{Name: service, Namespace: m.ns}}
 	routeProgrammed(t, mr)
-	if mr.Status.Proxies != 0 {
-		t.Fatalf("before any client connected: status.proxies = %d, want 0", mr.Status.Proxies)
+	if n := programmedProxies(mr); n != 0 {
+		t.Fatalf("before any client connected: status.proxies.programmed = %d, want 0", n)
 	}
 
 	c := m.dial(t)
@@ -30,8 +30,8 @@ func TestRouteStatusCountsACKs(t *testing.T) {
 	}
 	envtestEventually(t, func() error {
 		routeProgrammed(t, mr)
-		if mr.Status.Proxies != 1 {
-			return errorf("status.proxies = %d, want 1 (the gRPC client)", mr.Status.Proxies)
+		if p := mr.Status.Proxies; p == nil || p.Programmed != 1 || p.Summary != fmt.Sprintf("1/%d", p.Total) {
+			return errorf("status.proxies = %+v, want 1 programmed (the gRPC client)", p)
 		}
 		return nil
 	})
@@ -39,4 +39,11 @@ func TestRouteStatusCountsACKs(t *testing.T) {
 	if !ok || !st.InSync() {
 		t.Errorf("server's status of %s: %+v, want in sync", m.nodeID(), st)
 	}
+}
+
+func programmedProxies(mr *meshv1alpha1.MeshRoute) int32 {
+	if mr.Status.Proxies == nil {
+		return 0
+	}
+	return mr.Status.Proxies.Programmed
 }

@@ -107,13 +107,13 @@ func TestKubectlColumns(t *testing.T) {
 		row    []string
 	}{
 		{[]string{"NAMESPACE", "NAME", "HOSTS", "ACCEPTED", "PROGRAMMED", "PROXIES", "AGE"},
-			[]string{ns, "meshroute.mesh.capstan.dev/reviews", `["reviews","reviews.example.com"]`, "True", "", "0"}},
+			[]string{ns, "meshroute.mesh.capstan.dev/reviews", `["reviews","reviews.example.com"]`, "True", "", ""}},
 		// The API server prints only the first value a printer column's
 		// JSONPath finds, so SUBSETS shows the first subset's name.
-		{[]string{"NAMESPACE", "NAME", "HOST", "SUBSETS", "ACCEPTED", "AGE"},
-			[]string{ns, "destinationpolicy.mesh.capstan.dev/reviews", "reviews", "v1", "True"}},
-		{[]string{"NAMESPACE", "NAME", "MODE", "ACCEPTED", "AGE"},
-			[]string{ns, "peerauthentication.mesh.capstan.dev/default", "STRICT", "True"}},
+		{[]string{"NAMESPACE", "NAME", "HOST", "SUBSETS", "ACCEPTED", "PROGRAMMED", "PROXIES", "AGE"},
+			[]string{ns, "destinationpolicy.mesh.capstan.dev/reviews", "reviews", "v1", "True", "", ""}},
+		{[]string{"NAMESPACE", "NAME", "MODE", "ACCEPTED", "PROGRAMMED", "PROXIES", "AGE"},
+			[]string{ns, "peerauthentication.mesh.capstan.dev/default", "STRICT", "True", "", ""}},
 	}
 	envtest.Eventually(t, settle, func() error {
 		out, err := kubectl("get", "meshroutes,destinationpolicies,peerauthentications", "-A")

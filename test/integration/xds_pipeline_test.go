@@ -41,6 +41,12 @@ type pipeline struct {
 // server in a manager watching a fresh namespace.
 func startPipeline(t *testing.T) *pipeline {
 	t.Helper()
+	return startPipelineWith(t, func(*app.PipelineOptions) {})
+}
+
+// startPipelineWith is startPipeline with options changed by set.
+func startPipelineWith(t *testing.T, set func(*app.PipelineOptions)) *pipeline {
+	t.Helper()
 	ns := env.NewNamespace(t)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -48,7 +54,9 @@ func startPipeline(t *testing.T) *pipeline {
 	}
 	p := &pipeline{ns: ns, addr: lis.Addr().String()}
 	env.StartManager(t, func(mgr ctrl.Manager) error {
-		srv, err := app.AddPipeline(mgr, app.PipelineOptions{Listener: lis, Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond})
+		opts := app.PipelineOptions{Listener: lis, Debounce: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond}
+		set(&opts)
+		srv, err := app.AddPipeline(mgr, opts)
 		p.server = srv
 		return err
 	}, ns)
@@ -235,8 +243,8 @@ func TestPipelineServesSotWClient(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if mr.Status.Proxies < 1 {
-			return fmt.Errorf("status.proxies %d, want at least 1", mr.Status.Proxies)
+		if mr.Status.Proxies == nil || mr.Status.Proxies.Programmed < 1 {
+			return fmt.Errorf("status.proxies %+v, want at least 1 programmed", mr.Status.Proxies)
 		}
 		return wantCondition(mr.Status.Conditions, meshv1alpha1.ConditionProgrammed, metav1.ConditionTrue, mr.Generation)
 	})

@@ -37,6 +37,8 @@ type Options struct {
 	Publisher Publisher
 	Statuses  StatusSink
 	Sync      SyncCounter
+	// Acks, when set, gives per-object proxy counts and NACKs in statuses.
+	Acks AckSource
 	// Debounce is the quiet period before a push; MaxDelay bounds the wait.
 	Debounce time.Duration
 	MaxDelay time.Duration
@@ -55,6 +57,7 @@ type Runner struct {
 	acks     *Coalescer[struct{}]
 	proxies  *proxyTable
 	statuses *statusTable
+	acked    *ackTable
 	// publisher is Options.Publisher, behind secrets when that is set.
 	publisher Publisher
 	secrets   *secretPublisher
@@ -81,6 +84,7 @@ func New(opts Options) *Runner {
 		acks:      NewCoalescer[struct{}](opts.Debounce, opts.MaxDelay),
 		proxies:   newProxyTable(),
 		statuses:  &statusTable{},
+		acked:     newAckTable(),
 		publisher: opts.Publisher,
 	}
 	if opts.Secrets != nil {
@@ -126,6 +130,7 @@ func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
 	}
 	r.logNotices(res.Notices)
 	genErrs := r.proxies.update(res.Mesh, r.publisher, r.log)
+	r.acked.setCarried(res)
 	r.statuses.set(withProgrammed(res.Statuses, genErrs))
 	r.writeStatuses(ctx)
 }
@@ -152,6 +157,9 @@ func (r *Runner) writeStatuses(ctx context.Context) {
 	var proxies int32
 	if r.opts.Sync != nil {
 		proxies = int32(r.opts.Sync.InSyncProxies())
+	}
+	if r.opts.Acks != nil {
+		statuses = withProxyCounts(statuses, r.acked.count(r.opts.Acks.ProxyAcks()))
 	}
 	if err := r.opts.Statuses.WriteStatuses(ctx, statuses, proxies); err != nil && ctx.Err() == nil {
 		r.log.Error(err, "writing statuses failed; retrying on the next change")

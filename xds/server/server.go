@@ -262,6 +262,18 @@ func (s *Server) InSyncProxies() int {
 	return s.tracker.count(ProxyStatus.InSync)
 }
 
+// AckStates returns the ACK summary of every known node, by node ID, under
+// one lock and without copying the nodes' per-resource maps.
+func (s *Server) AckStates() map[string]AckState {
+	return s.tracker.ackStates()
+}
+
+// ConnectedByKind counts the nodes with an open stream by the kind their
+// node ID starts with ("sidecar", "grpc", …).
+func (s *Server) ConnectedByKind() map[string]int {
+	return s.tracker.connectedByKind()
+}
+
 // OpenStreams returns the number of open xDS streams of a node; unlike
 // ProxyStatus it copies nothing.
 func (s *Server) OpenStreams(nodeID string) int {

@@ -91,3 +91,25 @@ func (t TypeStatus) deepCopy() TypeStatus {
 	}
 	return out
 }
+
+// AckState is the ACK summary of one node: whether it is in sync and, when
+// its latest answer for a type was a NACK, that type and the NACK.
+type AckState struct {
+	InSync bool
+	// NackType is the type URL of a type whose latest answer was a NACK
+	// (the smallest such URL), or empty.
+	NackType string
+	Nack     Nack
+}
+
+// ackState summarises p without copying its maps.
+func (p ProxyStatus) ackState() AckState {
+	st := AckState{InSync: p.InSync()}
+	for typeURL, ts := range p.Types {
+		if !ts.Nacked || ts.LastNack == nil || (st.NackType != "" && st.NackType < typeURL) {
+			continue
+		}
+		st.NackType, st.Nack = typeURL, *ts.LastNack
+	}
+	return st
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,6 +202,29 @@ func (t *tracker) count(pred func(ProxyStatus) bool) int {
 		}
 	}
 	return n
+}
+
+func (t *tracker) ackStates() map[string]AckState {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make(map[string]AckState, len(t.proxies))
+	for id, p := range t.proxies {
+		out[id] = p.ackState()
+	}
+	return out
+}
+
+func (t *tracker) connectedByKind() map[string]int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := map[string]int{}
+	for id, p := range t.proxies {
+		if p.Streams > 0 {
+			kind, _, _ := strings.Cut(id, "~")
+			out[kind]++
+		}
+	}
+	return out
 }
 
 func (t *tracker) status(node string) (ProxyStatus, bool) {

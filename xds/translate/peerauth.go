@@ -30,6 +30,7 @@ type nsPeerAuth struct {
 }
 
 type workloadPeerAuth struct {
+	ref      ir.ObjectRef
 	selector map[string]string
 	mode     ir.MTLSMode
 	ports    map[uint32]ir.MTLSMode
@@ -68,6 +69,7 @@ func (idx *peerAuthIndex) add(pa *meshv1alpha1.PeerAuthentication, st *objectSta
 		return
 	}
 	idx.workloads[pa.Namespace] = append(idx.workloads[pa.Namespace], &workloadPeerAuth{
+		ref:      st.ref,
 		selector: pa.Spec.Selector.MatchLabels,
 		mode:     mode,
 		ports:    portModes(pa.Spec.PortLevelMTLS, st),
@@ -158,4 +160,21 @@ func selects(selector, labels map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// PeerAuthenticationsOf returns the PeerAuthentications whose mode the
+// sidecar's inbound config carries: the workload policy that selects its pod
+// and the namespace-wide policy, when they exist (each at most once).
+func (r *Result) PeerAuthenticationsOf(p *ir.Proxy) []ir.ObjectRef {
+	if r.peerAuth == nil || p.Kind != ir.ProxySidecar {
+		return nil
+	}
+	var out []ir.ObjectRef
+	if w := r.peerAuth.workloadFor(p.Namespace, p.Labels); w != nil {
+		out = append(out, w.ref)
+	}
+	if n := r.peerAuth.namespaces[p.Namespace]; n != nil {
+		out = append(out, n.ref)
+	}
+	return out
 }

@@ -92,3 +92,35 @@ func TestPeerAuthPrecedence(t *testing.T) {
 		t.Errorf("effective mode (-want +got):\n%s", diff)
 	}
 }
+
+// PeerAuthenticationsOf names the policies a sidecar's inbound config
+// carries: the oldest workload policy selecting its pod and the namespace-wide one.
+func TestPeerAuthenticationsOf(t *testing.T) {
+	app := map[string]string{"app": "web"}
+	tr := newTranslator(&Inputs{PeerAuthentications: []meshv1alpha1.PeerAuthentication{
+		pa("ns", "ns-wide", 0, meshv1alpha1.PeerMTLSStrict, nil, nil),
+		pa("ns", "web-old", 1, meshv1alpha1.PeerMTLSPermissive, app, nil),
+		pa("ns", "web-new", 2, meshv1alpha1.PeerMTLSDisable, app, nil),
+		pa("other", "other-wide", 0, meshv1alpha1.PeerMTLSStrict, nil, nil),
+	}})
+	tr.translatePeerAuthentications()
+	res := &Result{peerAuth: tr.peerAuth}
+	ref := func(name string) ir.ObjectRef {
+		return ir.ObjectRef{Kind: KindPeerAuthentication, Namespace: "ns", Name: name}
+	}
+	tests := []struct {
+		name  string
+		proxy *ir.Proxy
+		want  []ir.ObjectRef
+	}{
+		{"selected sidecar", &ir.Proxy{Kind: ir.ProxySidecar, Namespace: "ns", Labels: app}, []ir.ObjectRef{ref("web-old"), ref("ns-wide")}},
+		{"other sidecar of the namespace", &ir.Proxy{Kind: ir.ProxySidecar, Namespace: "ns", Labels: map[string]string{"app": "db"}}, []ir.ObjectRef{ref("ns-wide")}},
+		{"sidecar of a namespace without policy", &ir.Proxy{Kind: ir.ProxySidecar, Namespace: "bare", Labels: app}, nil},
+		{"proxyless gRPC client", &ir.Proxy{Kind: ir.ProxyGRPC, Namespace: "ns", Labels: app}, nil},
+	}
+	for _, tt := range tests {
+		if diff := cmp.Diff(tt.want, res.PeerAuthenticationsOf(tt.proxy)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", tt.name, diff)
+		}
+	}
+}

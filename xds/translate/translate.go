@@ -25,6 +25,8 @@ type Result struct {
 	// Notices are what was left out because of objects without a status of
 	// their own, sorted by kind, namespace and name.
 	Notices []Notice `json:"notices,omitempty"`
+	// peerAuth answers which PeerAuthentications govern a proxy.
+	peerAuth *peerAuthIndex
 }
 
 // ObjectStatus is the translation verdict on one API object.
@@ -38,6 +40,9 @@ type ObjectStatus struct {
 	Ref        ir.ObjectRef       `json:"ref"`
 	Generation int64              `json:"generation"`
 	Conditions []metav1.Condition `json:"conditions"`
+	// Proxies is set by the runner (how many proxies carry the object and
+	// ACKed its generation); translation leaves it nil.
+	Proxies *meshv1alpha1.ProxyCounts `json:"proxies,omitempty"`
 }
 
 // Status returns the status of the object ref names, or nil.
@@ -73,7 +78,7 @@ func Translate(in *Inputs) (*Result, error) {
 		return nil, fmt.Errorf("translate: produced an invalid mesh model: %w", err)
 	}
 	sortNotices(t.notices)
-	return &Result{Mesh: mesh, Statuses: t.statuses.list(), Notices: t.notices}, nil
+	return &Result{Mesh: mesh, Statuses: t.statuses.list(), Notices: t.notices, peerAuth: t.peerAuth}, nil
 }
 
 // serviceEntry pairs a Service with its model.
