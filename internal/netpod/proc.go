@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -43,8 +44,17 @@ func (s *syncBuffer) String() string {
 // gets SIGKILL if the test binary dies first (when it keeps its
 // credentials; processes that change user are found by the sweep).
 func StartProc(name string, cmd *exec.Cmd) (*Proc, error) {
+	return StartProcTo(name, cmd, nil)
+}
+
+// StartProcTo is StartProc with the output written to w instead (a log
+// file of a long-running process); Output is then empty. A nil w keeps it.
+func StartProcTo(name string, cmd *exec.Cmd, w io.Writer) (*Proc, error) {
 	p := &Proc{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if w != nil {
+		cmd.Stdout, cmd.Stderr = w, w
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
