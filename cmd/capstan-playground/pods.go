@@ -44,9 +44,9 @@ type kubelet struct {
 // podSpec is one pod of the demo.
 type podSpec struct {
 	name, namespace, app string
-	labels              map[string]string
-	noInject            bool
-	cfg                 netpod.AppConfig
+	labels               map[string]string
+	noInject             bool
+	cfg                  netpod.AppConfig
 }
 
 // runningPod is a started pod: its object, namespace and processes.
