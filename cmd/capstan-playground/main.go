@@ -58,6 +58,9 @@ func main() {
 		os.Exit(netpod.RunApp(cfg))
 	}
 	opts := parseFlags(flag.CommandLine, os.Args[1:])
+	// A closed output (| head, a terminal gone) ends the view with an
+	// error, and everything is still stopped, instead of killing the process.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, opts, os.Stdout); err != nil {
@@ -107,7 +110,7 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 	if err := os.MkdirAll(opts.logDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", opts.logDir, err)
 	}
-	say := func(format string, args ...any) { fmt.Fprintf(out, format+"\n", args...) }
+	say := func(format string, args ...any) { _, _ = fmt.Fprintf(out, format+"\n", args...) }
 	pg, err := start(ctx, opts, say)
 	if err != nil {
 		return err
@@ -159,8 +162,8 @@ func isTerminal(w io.Writer) bool {
 var samples = []struct{ file, shows string }{
 	{"canary-50.yaml", "half of frontend's calls go to v2"},
 	{"canary-100.yaml", "all of them go to v2"},
-	{"fault.yaml", "v2 answers 503 to half of its calls: success drops"},
-	{"retry.yaml", "the same fault, retried: success comes back"},
+	{"fault.yaml", "frontend's sidecar answers 503 to 20% of calls: all's success drops"},
+	{"retry.yaml", "the 50/50 split with a timeout and retries"},
 	{"outlier.yaml", "outlier detection on reviews' subsets"},
 	{"strict-mtls.yaml", "only mTLS: the legacy caller is refused"},
 }
@@ -200,7 +203,9 @@ func (pg *playground) watch(ctx context.Context, out io.Writer, tty bool, footer
 		}
 		cur, err := pg.read(ctx)
 		if err != nil {
-			fmt.Fprintf(out, "reading the sidecars' stats: %v\n", err)
+			if _, err := fmt.Fprintf(out, "reading the sidecars' stats: %v\n", err); err != nil {
+				return err
+			}
 			continue
 		}
 		for len(history) > 1 && cur.at.Sub(history[0].at) > latencyWindow {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -103,7 +104,8 @@ func (pg *playground) startOperator(ctx context.Context) error {
 	hooks := pg.env.Webhooks
 	cmd := exec.Command(pg.opts.manager, "--kubeconfig="+pg.env.Kubeconfig, "--namespace="+operatorNamespace,
 		"--xds-address="+xds, "--metrics-bind-address=0", "--health-probe-bind-address=0",
-		"--webhook-cert-dir="+hooks.LocalServingCertDir, "--webhook-port="+strconv.Itoa(hooks.LocalServingPort))
+		"--webhook-cert-dir="+hooks.LocalServingCertDir, "--webhook-host="+hooks.LocalServingHost,
+		"--webhook-port="+strconv.Itoa(hooks.LocalServingPort))
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}
 	if err := pg.env.Client.Create(ctx, ns); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", operatorNamespace, err)
@@ -112,6 +114,7 @@ func (pg *playground) startOperator(ctx context.Context) error {
 	if pg.mgrLog, err = os.Create(filepath.Join(pg.opts.logDir, "operator.log")); err != nil {
 		return fmt.Errorf("creating the operator's log: %w", err)
 	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches the playground only
 	if pg.manager, err = netpod.StartProcTo("operator", cmd, pg.mgrLog); err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	authnv1 "k8s.io/api/authentication/v1"
@@ -163,6 +164,9 @@ func (k *kubelet) start(p *runningPod, name string, cmd *exec.Cmd) error {
 		return fmt.Errorf("creating the log of %s: %w", name, err)
 	}
 	p.logs = append(p.logs, f)
+	// Its own process group: Ctrl-C reaches the playground only, which
+	// then stops the pods in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	proc, err := netpod.StartProcTo(name, cmd, f)
 	if err != nil {
 		return err
