@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/internal/netpod"
@@ -39,10 +42,33 @@ func (pg *playground) installMesh(ctx context.Context) error {
 		reviewsRoute(),
 	}
 	for _, o := range objs {
+		if err := markApplied(o, pg.env.Scheme); err != nil {
+			return err
+		}
 		if err := pg.env.Client.Create(ctx, o); err != nil {
 			return fmt.Errorf("creating %T %s: %w", o, o.GetName(), err)
 		}
 	}
+	return nil
+}
+
+// markApplied records obj as `kubectl apply` would have
+// (kubectl.kubernetes.io/last-applied-configuration), so that applying a
+// sample over it merges as expected, without kubectl's warning.
+func markApplied(obj client.Object, scheme *runtime.Scheme) error {
+	if _, ok := obj.(*corev1.Namespace); ok {
+		return nil
+	}
+	gvk, err := apiutil.GVKForObject(obj, scheme)
+	if err != nil {
+		return fmt.Errorf("the kind of %T: %w", obj, err)
+	}
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", obj.GetName(), err)
+	}
+	obj.SetAnnotations(map[string]string{corev1.LastAppliedConfigAnnotation: string(raw)})
 	return nil
 }
 

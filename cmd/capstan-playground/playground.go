@@ -69,6 +69,9 @@ func start(ctx context.Context, opts options, say func(string, ...any)) (*playgr
 }
 
 func (pg *playground) startNetwork(ctx context.Context) error {
+	if err := killOrphanedControlPlane(pg.opts.logDir); err != nil {
+		return err
+	}
 	n, err := netpod.NewNetwork(ctx)
 	pg.net = n
 	return err
@@ -80,6 +83,9 @@ func (pg *playground) startAPIServer(context.Context) error {
 		return err
 	}
 	if pg.env, err = envtest.StartWith(envtest.Options{Webhooks: &hooks, ServiceCIDR: pg.net.ServiceCIDR.String()}); err != nil {
+		return err
+	}
+	if err := recordControlPlane(pg.opts.logDir); err != nil {
 		return err
 	}
 	cs, err := kubernetes.NewForConfig(pg.env.Config)
@@ -192,6 +198,9 @@ func (pg *playground) stop() error {
 	}
 	if pg.env != nil {
 		errs = append(errs, pg.env.Stop())
+		if err := os.Remove(filepath.Join(pg.opts.logDir, pidsFile)); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
 	}
 	if pg.net != nil {
 		errs = append(errs, pg.net.Close())

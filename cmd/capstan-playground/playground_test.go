@@ -195,8 +195,12 @@ func (l *live) kubectl(t *testing.T, args ...string) {
 	}
 	cmd := exec.Command(filepath.Join(root, "bin", "k8s", "kubectl"), append([]string{"--kubeconfig", l.opts.kubeconfig}, args...)...)
 	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	if strings.Contains(string(out), "Warning") {
+		t.Errorf("kubectl %s warned:\n%s", strings.Join(args, " "), out)
 	}
 }
 
