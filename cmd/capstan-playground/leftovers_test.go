@@ -39,7 +39,7 @@ func TestKillOrphanedControlPlane(t *testing.T) {
 	t.Cleanup(func() { _ = exec.Command("kill", "-9", strconv.Itoa(orphan)).Run() })
 	envtest.Eventually(t, 10*time.Second, func() error {
 		if _, ppid, err := procStat(orphan); err != nil || ppid == os.Getpid() {
-			return fmt.Errorf("sleep %d not yet reparented (%v)", orphan, err)
+			return fmt.Errorf("sleep %d not yet reparented (%w)", orphan, err)
 		}
 		return nil
 	})
