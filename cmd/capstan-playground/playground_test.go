@@ -209,7 +209,8 @@ func share(s Snapshot, subset int) float64 { return s.Subsets[subset].Share }
 // TestPlayground runs `make run`'s playground for real: the view first
 // shows every call of frontend on v1 over mTLS and the legacy caller
 // accepted; every sample the footer names is accepted by the API server
-// (and its webhooks); canary-100 moves the measured split to v2; the
+// (and its webhooks); canary-50 moves the measured split to about half on
+// v2, canary-100 to all of it; the
 // STRICT sample gets the legacy caller refused while frontend's calls go
 // on. At the end nothing is left behind.
 func TestPlayground(t *testing.T) {
@@ -226,6 +227,14 @@ func TestPlayground(t *testing.T) {
 	for _, s := range samples {
 		l.kubectl(t, "apply", "--dry-run=server", "-f", filepath.Join("config", "samples", s.file))
 	}
+
+	l.kubectl(t, "apply", "-f", "config/samples/canary-50.yaml")
+	l.waitView(t, time.Minute, func(s Snapshot) error {
+		if s.Subsets[1].RPS < 3 || share(s, 1) < 0.2 || share(s, 1) > 0.8 {
+			return fmt.Errorf("%+v", s.Subsets)
+		}
+		return nil
+	})
 
 	l.kubectl(t, "apply", "-f", "config/samples/canary-100.yaml")
 	l.waitView(t, time.Minute, func(s Snapshot) error {
