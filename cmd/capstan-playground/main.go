@@ -25,6 +25,8 @@ import (
 	"syscall"
 	"time"
 
+	// The proxyless fallback's client resolves xds:/// targets.
+	_ "google.golang.org/grpc/xds"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -46,6 +48,8 @@ type options struct {
 	refreshes int
 	// plain writes one line per refresh even on a terminal.
 	plain bool
+	// proxyless runs the fallback even where network namespaces work.
+	proxyless bool
 	// onStarted and onSnapshot, when set, get the started playground and
 	// every snapshot shown (tests).
 	onStarted  func(*playground)
@@ -83,6 +87,8 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.DurationVar(&o.refresh, "refresh", time.Second, "how often the view is refreshed")
 	fs.IntVar(&o.refreshes, "refreshes", 0, "stop after this many refreshes (0: at Ctrl-C)")
 	fs.BoolVar(&o.plain, "plain", false, "one line per refresh, even on a terminal")
+	fs.BoolVar(&o.proxyless, "proxyless", false,
+		"the fallback without network namespaces: proxyless gRPC client and servers, no Envoy (automatic when not root or not Linux)")
 	_ = fs.Parse(args) // flag.ExitOnError
 	return o
 }
@@ -101,9 +107,6 @@ func netnsUnavailable() string {
 // run starts the playground, shows the live view until ctx ends (or
 // opts.refreshes), and stops everything it started.
 func run(ctx context.Context, opts options, out io.Writer) (err error) {
-	if why := netnsUnavailable(); why != "" {
-		return errors.New(why + "; the proxyless-gRPC fallback on loopback is not built yet")
-	}
 	if err := absPaths(&opts); err != nil {
 		return err
 	}
@@ -111,6 +114,13 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 		return fmt.Errorf("creating %s: %w", opts.logDir, err)
 	}
 	say := func(format string, args ...any) { _, _ = fmt.Fprintf(out, format+"\n", args...) }
+	if why := netnsUnavailable(); why != "" || opts.proxyless {
+		if why == "" {
+			why = "-proxyless"
+		}
+		say("playground: %s: falling back to a proxyless gRPC client and servers on this machine, without Envoy sidecars", why)
+		return runProxyless(ctx, opts, out, say)
+	}
 	pg, err := start(ctx, opts, say)
 	if err != nil {
 		return err
@@ -123,7 +133,7 @@ func run(ctx context.Context, opts options, out io.Writer) (err error) {
 		opts.onStarted(pg)
 	}
 	tty := !opts.plain && isTerminal(out)
-	footer := tryThis(opts)
+	footer := tryThis(opts, false)
 	if !tty {
 		say("%s", footer)
 	}
@@ -140,7 +150,11 @@ func absPaths(o *options) error {
 		}
 		*p = abs
 	}
-	for _, bin := range []string{o.manager, o.capstanInit, o.envoy} {
+	bins := []string{o.manager}
+	if netnsUnavailable() == "" && !o.proxyless {
+		bins = append(bins, o.capstanInit, o.envoy)
+	}
+	for _, bin := range bins {
 		if _, err := os.Stat(bin); err != nil {
 			return fmt.Errorf("%w (make run builds it)", err)
 		}
@@ -168,11 +182,15 @@ var samples = []struct{ file, shows string }{
 	{"strict-mtls.yaml", "only mTLS: the legacy caller is refused"},
 }
 
-// tryThis is the commands to try while the playground runs.
-func tryThis(o options) string {
+// tryThis is the commands to try while the playground runs; without
+// sidecars, the STRICT sample has no one to enforce it.
+func tryThis(o options, proxyless bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Try, in another terminal:\n  export KUBECONFIG=%s\n", o.kubeconfig)
 	for _, s := range samples {
+		if proxyless && s.file == "strict-mtls.yaml" {
+			continue
+		}
 		fmt.Fprintf(&b, "  bin/k8s/kubectl apply -f config/samples/%-17s # %s\n", s.file, s.shows)
 	}
 	b.WriteString("  bin/k8s/kubectl get meshroutes -n demo\n  bin/capstanctl analyze -n demo\n")
@@ -183,6 +201,51 @@ func tryThis(o options) string {
 // latencyWindow is how far back p50 and p99 look: two of Envoy's stats
 // flushes (5s each), so that one has always happened.
 const latencyWindow = 11 * time.Second
+
+// runProxyless is run's fallback: the same view, from the client's counts.
+func runProxyless(ctx context.Context, opts options, out io.Writer, say func(string, ...any)) (err error) {
+	px, err := startProxyless(ctx, opts, say)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		say("playground: stopping")
+		err = errors.Join(err, px.stop())
+	}()
+	tty := !opts.plain && isTerminal(out)
+	footer := tryThis(opts, true)
+	if !tty {
+		say("%s", footer)
+	}
+	prev := px.read()
+	tick := time.NewTicker(opts.refresh)
+	defer tick.Stop()
+	for n := 0; opts.refreshes == 0 || n < opts.refreshes; n++ {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		cur := px.read()
+		snap := proxylessSnapshot(prev, cur)
+		prev = cur
+		snap.Routes = routesOf(ctx, px.env.Client)
+		if err := render(out, snap, tty, footer); err != nil {
+			return err
+		}
+		if opts.onSnapshot != nil {
+			opts.onSnapshot(snap)
+		}
+	}
+	return nil
+}
+
+func render(out io.Writer, snap Snapshot, tty bool, footer string) error {
+	if tty {
+		return renderTTY(out, snap, footer)
+	}
+	return renderPlain(out, snap)
+}
 
 // watch refreshes the view every opts.refresh until ctx ends or
 // opts.refreshes have been shown.
@@ -214,13 +277,8 @@ func (pg *playground) watch(ctx context.Context, out io.Writer, tty bool, footer
 		snap := diff(prev, cur, history[0])
 		prev = cur
 		history = append(history, cur)
-		snap.Routes = pg.routes(ctx)
-		if tty {
-			err = renderTTY(out, snap, footer)
-		} else {
-			err = renderPlain(out, snap)
-		}
-		if err != nil {
+		snap.Routes = routesOf(ctx, pg.env.Client)
+		if err := render(out, snap, tty, footer); err != nil {
 			return err
 		}
 		if pg.opts.onSnapshot != nil {
@@ -270,10 +328,10 @@ func (pg *playground) scrape(ctx context.Context, pod string) (string, error) {
 	return string(body), nil
 }
 
-// routes reads the demo's MeshRoutes' status columns.
-func (pg *playground) routes(ctx context.Context) []RouteStatus {
+// routesOf reads the demo's MeshRoutes' status columns.
+func routesOf(ctx context.Context, c client.Client) []RouteStatus {
 	var list meshv1alpha1.MeshRouteList
-	if err := pg.env.Client.List(ctx, &list, client.InNamespace(demoNamespace)); err != nil {
+	if err := c.List(ctx, &list, client.InNamespace(demoNamespace)); err != nil {
 		return []RouteStatus{{Name: "(" + err.Error() + ")"}}
 	}
 	out := make([]RouteStatus, 0, len(list.Items))

@@ -87,10 +87,21 @@ type live struct {
 // startPlayground runs the playground as `make run` does (in-process) until
 // t ends, and checks then that it stopped cleanly and left nothing behind.
 func startPlayground(t *testing.T) *live {
+	return startPlaygroundWith(t, false)
+}
+
+// startPlaygroundWith is startPlayground, in the proxyless fallback when
+// proxyless is set.
+func startPlaygroundWith(t *testing.T, proxyless bool) *live {
 	t.Helper()
 	l := &live{opts: playgroundOptions(t), snaps: make(chan Snapshot, 1000), out: &syncBuffer{}}
+	l.opts.proxyless = proxyless
 	started := make(chan *playground, 1)
 	l.opts.onStarted = func(pg *playground) { started <- pg }
+	if proxyless {
+		l.opts.onStarted = nil
+		close(started)
+	}
 	l.opts.onSnapshot = func(s Snapshot) {
 		select {
 		case l.snaps <- s:
@@ -112,12 +123,17 @@ func startPlayground(t *testing.T) *live {
 		}
 		if l.pg != nil {
 			checkNothingLeft(t, l.pg, l.opts)
+		} else if _, err := os.Stat(l.opts.kubeconfig); !os.IsNotExist(err) {
+			t.Errorf("the kubeconfig %s is left (%v)", l.opts.kubeconfig, err)
 		}
 		if t.Failed() {
 			t.Logf("playground output:\n%s", l.out.String())
 			logFile(t, filepath.Join(l.opts.logDir, "operator.log"))
 		}
 	})
+	if proxyless {
+		return l
+	}
 	select {
 	case l.pg = <-started:
 	case err := <-done:
@@ -248,6 +264,30 @@ func TestPlayground(t *testing.T) {
 	l.waitView(t, time.Minute, func(s Snapshot) error {
 		if s.Legacy.Accepted != 0 || s.Legacy.Refused <= 0 || s.Subsets[1].RPS < 5 || s.Subsets[1].Success != 1 {
 			return fmt.Errorf("legacy %+v, frontend %+v", s.Legacy, s.Subsets[1])
+		}
+		return nil
+	})
+}
+
+// TestPlaygroundProxyless runs the fallback for machines without network
+// namespaces (forced here with -proxyless): a proxyless gRPC client gets
+// the demo's routes from the operator; the view says so, shows all calls
+// on v1, then all on v2 after canary-100.
+func TestPlaygroundProxyless(t *testing.T) {
+	l := startPlaygroundWith(t, true)
+	l.waitView(t, 2*time.Minute, func(s Snapshot) error {
+		if !s.Proxyless || s.Subsets[0].RPS < 5 || share(s, 0) < 0.99 || s.All.Success != 1 {
+			return fmt.Errorf("%+v", s)
+		}
+		return nil
+	})
+	if out := l.out.String(); !strings.Contains(out, "falling back to a proxyless gRPC client") {
+		t.Errorf("the playground does not say it fell back:\n%s", out)
+	}
+	l.kubectl(t, "apply", "-f", "config/samples/canary-100.yaml")
+	l.waitView(t, time.Minute, func(s Snapshot) error {
+		if share(s, 1) < 0.99 || s.Subsets[1].RPS < 5 || s.All.Success != 1 {
+			return fmt.Errorf("%+v", s.Subsets)
 		}
 		return nil
 	})

@@ -197,11 +197,13 @@ type RouteStatus struct {
 
 // Snapshot is what one refresh of the view shows.
 type Snapshot struct {
-	At      time.Time
-	Subsets []Row
-	All     Row
-	Legacy  Legacy
-	Routes  []RouteStatus
+	At time.Time
+	// Proxyless is set in the fallback: the numbers are the client's.
+	Proxyless bool
+	Subsets   []Row
+	All       Row
+	Legacy    Legacy
+	Routes    []RouteStatus
 }
 
 // diff turns two readings into the rates of the interval between them;

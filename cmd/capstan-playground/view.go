@@ -16,16 +16,23 @@ const barWidth = 20
 func renderTTY(w io.Writer, s Snapshot, footer string) error {
 	var b strings.Builder
 	b.WriteString("\x1b[H\x1b[2J")
-	fmt.Fprintf(&b, "Capstan playground  %s   (Envoy stats of the sidecars, every second)\n\n", s.At.UTC().Format("15:04:05"))
-	b.WriteString("frontend -> reviews, as frontend's sidecar measures it\n")
+	if s.Proxyless {
+		fmt.Fprintf(&b, "Capstan playground  %s   (proxyless gRPC fallback: the client's counts, every second)\n\n", s.At.UTC().Format("15:04:05"))
+		b.WriteString("frontend (proxyless gRPC) -> reviews, by the server that answered\n")
+	} else {
+		fmt.Fprintf(&b, "Capstan playground  %s   (Envoy stats of the sidecars, every second)\n\n", s.At.UTC().Format("15:04:05"))
+		b.WriteString("frontend -> reviews, as frontend's sidecar measures it\n")
+	}
 	fmt.Fprintf(&b, "  %-15s %7s %8s %9s %9s  %-*s %5s  %s\n", "DESTINATION", "RPS", "SUCCESS", "P50", "P99", barWidth, "SPLIT", "", "mTLS")
 	for _, r := range s.Subsets {
 		fmt.Fprintf(&b, "  %-15s %7.1f %8s %9s %9s  %s %4.0f%%  %s\n", r.Name, r.RPS, percent(r.Success),
 			millis(r.P50), millis(r.P99), bar(r.Share), r.Share*100, r.MTLS)
 	}
 	fmt.Fprintf(&b, "  %-15s %7.1f %8s\n\n", s.All.Name, s.All.RPS, percent(s.All.Success))
-	b.WriteString("legacy (no sidecar) -> reviews-v1, as reviews' sidecars see it\n")
-	fmt.Fprintf(&b, "  plaintext accepted %5.1f/s   refused %5.1f/s\n\n", s.Legacy.Accepted, s.Legacy.Refused)
+	if !s.Proxyless {
+		b.WriteString("legacy (no sidecar) -> reviews-v1, as reviews' sidecars see it\n")
+		fmt.Fprintf(&b, "  plaintext accepted %5.1f/s   refused %5.1f/s\n\n", s.Legacy.Accepted, s.Legacy.Refused)
+	}
 	fmt.Fprintf(&b, "  %-15s %-9s %-11s %s\n", "MESHROUTE", "ACCEPTED", "PROGRAMMED", "PROXIES")
 	for _, r := range s.Routes {
 		fmt.Fprintf(&b, "  %-15s %-9s %-11s %d\n", r.Name, r.Accepted, r.Programmed, r.Proxies)
@@ -48,7 +55,9 @@ func renderPlain(w io.Writer, s Snapshot) error {
 			fmt.Fprintf(&b, " p50=%s p99=%s split=%.0f%% mtls=%s", millis(r.P50), millis(r.P99), r.Share*100, r.MTLS)
 		}
 	}
-	fmt.Fprintf(&b, " | legacy accepted=%.1f/s refused=%.1f/s", s.Legacy.Accepted, s.Legacy.Refused)
+	if !s.Proxyless {
+		fmt.Fprintf(&b, " | legacy accepted=%.1f/s refused=%.1f/s", s.Legacy.Accepted, s.Legacy.Refused)
+	}
 	for _, r := range s.Routes {
 		fmt.Fprintf(&b, " | meshroute/%s accepted=%s programmed=%s proxies=%d", r.Name, r.Accepted, r.Programmed, r.Proxies)
 	}

@@ -72,7 +72,9 @@ func viewCases() map[string]Snapshot {
 	idle := readingOf(t0, frontendStats(0, 0, 0, false))
 	quiet := diff(idle, readingOf(t0.Add(time.Second), frontendStats(0, 0, 0, false)), idle)
 	quiet.Routes = []RouteStatus{{Name: "reviews", Accepted: "True", Programmed: "False", Proxies: 0}}
-	return map[string]Snapshot{"canary": canary, "quiet": quiet}
+	px := proxylessSnapshot(prev, cur)
+	px.Routes = canary.Routes
+	return map[string]Snapshot{"canary": canary, "quiet": quiet, "proxyless": px}
 }
 
 func TestViewGolden(t *testing.T) {

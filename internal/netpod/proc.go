@@ -70,6 +70,24 @@ func StartProcTo(name string, cmd *exec.Cmd, w io.Writer) (*Proc, error) {
 	return p, nil
 }
 
+// StartProcPiped is StartProc for a cmd whose stdout the caller has
+// piped (cmd.StdoutPipe) and whose stderr it has set: neither is touched.
+func StartProcPiped(name string, cmd *exec.Cmd) (*Proc, error) {
+	p := &Proc{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
 // Pid is the process's ID.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
