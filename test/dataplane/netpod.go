@@ -17,10 +17,11 @@ type (
 
 // Apps.
 type (
-	AppConfig  = netpod.AppConfig
-	Report     = netpod.Report
-	CallResult = netpod.CallResult
-	LoadResult = netpod.LoadResult
+	AppConfig     = netpod.AppConfig
+	Report        = netpod.Report
+	CallResult    = netpod.CallResult
+	LoadResult    = netpod.LoadResult
+	ServerOptions = netpod.ServerOptions
 )
 
 // Names, app modes and special paths.
@@ -38,6 +39,12 @@ const (
 	StreamPath        = netpod.StreamPath
 	StatusPathPrefix  = netpod.StatusPathPrefix
 	HoldPath          = netpod.HoldPath
+	SleepPathPrefix   = netpod.SleepPathPrefix
+	AppPodHeader      = netpod.AppPodHeader
+	TCPServer         = netpod.TCPServer
+	TCPClient         = netpod.TCPClient
+	WSClient          = netpod.WSClient
+	WebSocketPath     = netpod.WebSocketPath
 )
 
 // Functions.
@@ -52,4 +59,5 @@ var (
 	AppCommand       = netpod.AppCommand
 	ParseCalls       = netpod.ParseCalls
 	RunApp           = netpod.RunApp
+	AppCertName      = netpod.AppCertName
 )
