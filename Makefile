@@ -114,6 +114,7 @@ bench-scale: ## Run the xDS scale harness (test/bench): N simulated sidecars; wr
 build: capstanctl ## Build the binaries into bin/.
 	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/manager ./cmd/manager
 	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/capstan-init ./cmd/capstan-init
+	go build -o $(BIN)/capstan-playground ./cmd/capstan-playground
 
 CONTAINER_TOOL ?= docker
 GO_VERSION ?= 1.26.8
@@ -145,7 +146,7 @@ capstanctl: ## Build the CLI into bin/capstanctl, and bin/kubectl-capstan (the s
 	ln -f $(BIN)/capstanctl $(BIN)/kubectl-capstan
 
 .PHONY: run
-run: envtest-assets build ## Run the operator against $$KUBECONFIG, or a local API server when none is set.
+run: envtest-assets envoy dataplane-deps build ## Without $$KUBECONFIG: a live mesh on this machine (docs/run.md). With it: the operator against that cluster.
 	hack/run-local.sh
 
 ##@ Deployment

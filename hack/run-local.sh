@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs the Capstan operator in the foreground (used by `make run`).
+# `make run`.
 #
-# With $KUBECONFIG set or ~/.kube/config present, it runs against that
-# cluster: it applies the CRDs (and the samples only when APPLY_SAMPLES=true).
-# Otherwise it starts a local etcd and kube-apiserver from bin/k8s, applies
-# the CRDs and config/samples, and writes bin/local/kubeconfig.
-# Ctrl-C stops the operator and anything this script started.
+# With $KUBECONFIG set or ~/.kube/config present, it runs the operator in
+# the foreground against that cluster: it applies the CRDs (and the samples
+# only when APPLY_SAMPLES=true).
+# Otherwise it runs the playground (bin/capstan-playground, docs/run.md): a
+# local API server, the operator, demo pods with real Envoy sidecars, and a
+# live view of their traffic; it writes bin/local/kubeconfig.
+# Ctrl-C stops everything it started.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +35,13 @@ for bin in "$kubectl_bin" "$root/bin/manager"; do
   [[ -x "$bin" ]] || { echo "run-local: $bin is missing: run make envtest-assets build" >&2; exit 1; }
 done
 
+if [[ -z "${KUBECONFIG:-}" && ! -f "$HOME/.kube/config" && "${PLAYGROUND:-true}" == true ]]; then
+  exec "$root/bin/capstan-playground" -kubeconfig-out "$root/bin/local/kubeconfig" -log-dir "$root/bin/playground" \
+    -manager "$root/bin/manager" -capstan-init "$root/bin/capstan-init" -envoy "${CAPSTAN_ENVOY:-$root/bin/envoy-1.40.0}"
+fi
+
 if [[ -z "${KUBECONFIG:-}" && ! -f "$HOME/.kube/config" ]]; then
+  # PLAYGROUND=false: only a local API server and the operator.
   kubeconfig="$root/bin/local/kubeconfig"
   rm -f "$kubeconfig"
   echo "run-local: no cluster configured; starting a local API server (bin/k8s)"

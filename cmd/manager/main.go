@@ -61,8 +61,10 @@ type options struct {
 	// WebhookMeshCerts serves the admission webhooks with a certificate from
 	// the mesh CA and keeps the webhook configurations' caBundle in sync.
 	WebhookMeshCerts bool
-	// WebhookPort is where the admission webhooks are served.
+	// WebhookPort is where the admission webhooks are served, on
+	// WebhookHost (every address when empty).
 	WebhookPort int
+	WebhookHost string
 	// MutatingWebhookConfiguration and ValidatingWebhookConfiguration name
 	// the configurations whose caBundle WebhookMeshCerts keeps.
 	MutatingWebhookConfiguration, ValidatingWebhookConfiguration string
@@ -110,6 +112,7 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "",
 		"directory with tls.crt and tls.key for the admission webhooks (--webhook-port) (with neither this nor --webhook-mesh-certs: webhooks off)")
 	fs.IntVar(&opts.WebhookPort, "webhook-port", meshv1alpha1.PortWebhook, "port of the admission webhooks")
+	fs.StringVar(&opts.WebhookHost, "webhook-host", "", "address the admission webhooks listen on (default: every address)")
 	fs.BoolVar(&opts.WebhookMeshCerts, "webhook-mesh-certs", false,
 		"serve the admission webhooks (--webhook-port) with a certificate from the mesh CA for the "+webhookServiceName+
 			" Service, and keep the webhook configurations' caBundle equal to the mesh root")
@@ -192,7 +195,7 @@ func runWithConfig(ctx context.Context, cfg *rest.Config, opts options) error {
 	// The certificate manager is made once the manager exists; the webhook
 	// server asks it for its certificate only when it serves.
 	var certs *certificates.Manager
-	webhookOpts := webhook.Options{Port: opts.WebhookPort, CertDir: opts.WebhookCertDir}
+	webhookOpts := webhook.Options{Host: opts.WebhookHost, Port: opts.WebhookPort, CertDir: opts.WebhookCertDir}
 	if opts.WebhookMeshCerts {
 		webhookOpts.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
 			c.GetCertificate = func(h *tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.GetCertificate(h) }

@@ -173,3 +173,7 @@ func startWebhookManager(e *Env) (func() error, error) {
 	}
 	return stop, nil
 }
+
+// LoadWebhooks returns Capstan's webhook configurations as envtest installs
+// them (for a program that serves them itself, like the playground).
+func LoadWebhooks() (crenvtest.WebhookInstallOptions, error) { return loadWebhooks() }

@@ -1,4 +1,4 @@
-package dataplane
+package netpod
 
 import (
 	"context"
@@ -180,32 +180,36 @@ func materialise(ctx context.Context, pod *corev1.Pod, name, dir string, uid, gi
 		}
 	case vol.Projected != nil:
 		for _, src := range vol.Projected.Sources {
-			switch {
-			case src.ServiceAccountToken != nil:
-				sat := src.ServiceAccountToken
-				exp := int64(3600)
-				if sat.ExpirationSeconds != nil {
-					exp = *sat.ExpirationSeconds
-				}
-				token, err := vols.Token(ctx, sat.Audience, exp)
-				if err != nil {
-					return "", fmt.Errorf("volume %s: requesting a token: %w", name, err)
-				}
-				if err := writeFile(filepath.Join(dir, sat.Path), []byte(token), 0o400, uid, gid); err != nil {
-					return "", err
-				}
-			case src.ConfigMap != nil:
-				if err := writeConfigMap(ctx, dir, src.ConfigMap.Name, src.ConfigMap.Items, uid, gid, vols); err != nil {
-					return "", err
-				}
-			default:
-				return "", fmt.Errorf("volume %s: unsupported projected source", name)
+			if err := writeProjected(ctx, dir, name, src, uid, gid, vols); err != nil {
+				return "", err
 			}
 		}
 	default:
 		return "", fmt.Errorf("volume %s: unsupported volume type", name)
 	}
 	return dir, nil
+}
+
+// writeProjected writes one source of projected volume name into dir: a
+// token or a ConfigMap's keys.
+func writeProjected(ctx context.Context, dir, name string, src corev1.VolumeProjection, uid, gid int64, vols Volumes) error {
+	switch {
+	case src.ServiceAccountToken != nil:
+		sat := src.ServiceAccountToken
+		exp := int64(3600)
+		if sat.ExpirationSeconds != nil {
+			exp = *sat.ExpirationSeconds
+		}
+		token, err := vols.Token(ctx, sat.Audience, exp)
+		if err != nil {
+			return fmt.Errorf("volume %s: requesting a token: %w", name, err)
+		}
+		return writeFile(filepath.Join(dir, sat.Path), []byte(token), 0o400, uid, gid)
+	case src.ConfigMap != nil:
+		return writeConfigMap(ctx, dir, src.ConfigMap.Name, src.ConfigMap.Items, uid, gid, vols)
+	default:
+		return fmt.Errorf("volume %s: unsupported projected source", name)
+	}
 }
 
 func writeConfigMap(ctx context.Context, dir, name string, items []corev1.KeyToPath, uid, gid int64, vols Volumes) error {

@@ -1,4 +1,4 @@
-package dataplane
+package netpod
 
 import (
 	"bufio"
@@ -23,11 +23,12 @@ import (
 	"google.golang.org/grpc/metadata"
 )
 
-// The apps of the pods are this test binary started again inside a pod's
-// namespace (`ip netns exec`) with AppEnv set to an AppConfig in JSON:
-// TestMain calls RunApp instead of the tests. A process, not a goroutine,
-// because a thread's network namespace is not a goroutine's, and because
-// a client must resolve names through the pod's /etc/hosts.
+// The apps of the pods are the running binary started again inside a pod's
+// namespace (`ip netns exec`) with AppEnv set to an AppConfig in JSON: its
+// main (a test binary's TestMain) calls RunApp before anything else. A
+// process, not a goroutine, because a thread's network namespace is not a
+// goroutine's, and because a client must resolve names through the pod's
+// /etc/hosts.
 const AppEnv = "CAPSTAN_DATAPLANE_APP"
 
 // App modes.
@@ -118,7 +119,7 @@ type CallResult struct {
 func AppCommand(ctx context.Context, ns *Netns, cfg AppConfig) (*exec.Cmd, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, fmt.Errorf("locating the test binary: %w", err)
+		return nil, fmt.Errorf("locating the running binary: %w", err)
 	}
 	raw, err := json.Marshal(cfg)
 	if err != nil {

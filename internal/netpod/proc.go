@@ -1,9 +1,10 @@
-package dataplane
+package netpod
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -43,13 +44,40 @@ func (s *syncBuffer) String() string {
 // gets SIGKILL if the test binary dies first (when it keeps its
 // credentials; processes that change user are found by the sweep).
 func StartProc(name string, cmd *exec.Cmd) (*Proc, error) {
+	return StartProcTo(name, cmd, nil)
+}
+
+// StartProcTo is StartProc with the output written to w instead (a log
+// file of a long-running process); Output is then empty. A nil w keeps it.
+func StartProcTo(name string, cmd *exec.Cmd, w io.Writer) (*Proc, error) {
 	p := &Proc{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	if w != nil {
+		cmd.Stdout, cmd.Stderr = w, w
+	}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	cmd.Cancel = nil
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// StartProcPiped is StartProc for a cmd whose stdout the caller has
+// piped (cmd.StdoutPipe) and whose stderr it has set: neither is touched.
+func StartProcPiped(name string, cmd *exec.Cmd) (*Proc, error) {
+	p := &Proc{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
