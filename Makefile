@@ -37,7 +37,7 @@ export CAPSTAN_ENVOY := $(ENVOY)
 NODE_E2E_DIR := $(ROOT)/test/e2e/node
 NODE_E2E_STAMP := $(NODE_E2E_DIR)/node_modules/.installed
 
-GO_TEST_FLAGS ?= -race -count=1
+GO_TEST_FLAGS ?= -race -count=1 -timeout 30m
 FUZZ_TIME ?= 5s
 
 .PHONY: all

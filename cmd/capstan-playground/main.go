@@ -336,7 +336,10 @@ func routesOf(ctx context.Context, c client.Client) []RouteStatus {
 	}
 	out := make([]RouteStatus, 0, len(list.Items))
 	for _, r := range list.Items {
-		st := RouteStatus{Name: r.Name, Accepted: "-", Programmed: "-", Proxies: r.Status.Proxies}
+		st := RouteStatus{Name: r.Name, Accepted: "-", Programmed: "-", Proxies: "-"}
+		if r.Status.Proxies != nil {
+			st.Proxies = r.Status.Proxies.Summary
+		}
 		if c := meta.FindStatusCondition(r.Status.Conditions, "Accepted"); c != nil {
 			st.Accepted = string(c.Status)
 		}

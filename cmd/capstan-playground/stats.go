@@ -192,7 +192,7 @@ type Legacy struct {
 // RouteStatus is a MeshRoute's status columns.
 type RouteStatus struct {
 	Name, Accepted, Programmed string
-	Proxies                    int32
+	Proxies                    string
 }
 
 // Snapshot is what one refresh of the view shows.

@@ -35,7 +35,7 @@ func renderTTY(w io.Writer, s Snapshot, footer string) error {
 	}
 	fmt.Fprintf(&b, "  %-15s %-9s %-11s %s\n", "MESHROUTE", "ACCEPTED", "PROGRAMMED", "PROXIES")
 	for _, r := range s.Routes {
-		fmt.Fprintf(&b, "  %-15s %-9s %-11s %d\n", r.Name, r.Accepted, r.Programmed, r.Proxies)
+		fmt.Fprintf(&b, "  %-15s %-9s %-11s %s\n", r.Name, r.Accepted, r.Programmed, r.Proxies)
 	}
 	if footer != "" {
 		b.WriteString("\n" + footer)
@@ -59,7 +59,7 @@ func renderPlain(w io.Writer, s Snapshot) error {
 		fmt.Fprintf(&b, " | legacy accepted=%.1f/s refused=%.1f/s", s.Legacy.Accepted, s.Legacy.Refused)
 	}
 	for _, r := range s.Routes {
-		fmt.Fprintf(&b, " | meshroute/%s accepted=%s programmed=%s proxies=%d", r.Name, r.Accepted, r.Programmed, r.Proxies)
+		fmt.Fprintf(&b, " | meshroute/%s accepted=%s programmed=%s proxies=%s", r.Name, r.Accepted, r.Programmed, r.Proxies)
 	}
 	b.WriteString("\n")
 	_, err := io.WriteString(w, b.String())

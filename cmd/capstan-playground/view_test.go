@@ -68,10 +68,10 @@ func viewCases() map[string]Snapshot {
 	prev := readingOf(t0, frontendStats(100, 100, 0, true), serverStats(10, 1, 0), serverStats(0, 1, 0))
 	cur := readingOf(t0.Add(2*time.Second), frontendStats(130, 110, 10, true), serverStats(10, 1, 4), serverStats(0, 1, 2))
 	canary := diff(prev, cur, prev)
-	canary.Routes = []RouteStatus{{Name: "reviews", Accepted: "True", Programmed: "True", Proxies: 3}}
+	canary.Routes = []RouteStatus{{Name: "reviews", Accepted: "True", Programmed: "True", Proxies: "3/3"}}
 	idle := readingOf(t0, frontendStats(0, 0, 0, false))
 	quiet := diff(idle, readingOf(t0.Add(time.Second), frontendStats(0, 0, 0, false)), idle)
-	quiet.Routes = []RouteStatus{{Name: "reviews", Accepted: "True", Programmed: "False", Proxies: 0}}
+	quiet.Routes = []RouteStatus{{Name: "reviews", Accepted: "True", Programmed: "False", Proxies: "0/1"}}
 	px := proxylessSnapshot(prev, cur)
 	px.Routes = canary.Routes
 	return map[string]Snapshot{"canary": canary, "quiet": quiet, "proxyless": px}
