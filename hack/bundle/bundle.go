@@ -272,19 +272,18 @@ func describe(name string, typ operatorsv1alpha1.WebhookAdmissionType, cc admiss
 	return d
 }
 
-// almExamples is the JSON list of the samples, in file order.
+// almExamples is the JSON list of the samples that
+// config/samples/kustomization.yaml lists (one realistic example per kind),
+// in its order; the other files there are the playground's scenarios.
 func almExamples(root string) (string, error) {
 	dir := filepath.Join(root, "config", "samples")
-	entries, err := os.ReadDir(dir)
+	files, err := sampleResources(dir)
 	if err != nil {
-		return "", fmt.Errorf("reading the samples: %w", err)
+		return "", err
 	}
 	var objs []map[string]any
-	for _, e := range entries {
-		if e.Name() == "kustomization.yaml" || !strings.HasSuffix(e.Name(), ".yaml") {
-			continue
-		}
-		m, err := install.ReadFile(filepath.Join(dir, e.Name()))
+	for _, name := range files {
+		m, err := install.ReadFile(filepath.Join(dir, name))
 		if err != nil {
 			return "", err
 		}
@@ -297,6 +296,24 @@ func almExamples(root string) (string, error) {
 		return "", fmt.Errorf("encoding alm-examples: %w", err)
 	}
 	return string(data), nil
+}
+
+// sampleResources are the resources a kustomization.yaml in dir lists.
+func sampleResources(dir string) ([]string, error) {
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the samples' kustomization: %w", err)
+	}
+	var k struct {
+		Resources []string `json:"resources"`
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		return nil, fmt.Errorf("parsing the samples' kustomization: %w", err)
+	}
+	if len(k.Resources) == 0 {
+		return nil, fmt.Errorf("the samples' kustomization lists no resources")
+	}
+	return k.Resources, nil
 }
 
 func writeYAML(path string, obj any) error {
