@@ -73,6 +73,8 @@ type AppConfig struct {
 	// Hold makes the HTTP server hold requests until Hold are in flight
 	// at once (once; later requests are answered at once).
 	Hold int `json:"hold,omitempty"`
+	// Headers HTTP clients send with each request.
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Report is what the HTTP server answers: who it is and what it got.

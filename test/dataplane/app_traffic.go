@@ -120,7 +120,14 @@ func newRequest(ctx context.Context, cfg AppConfig) (*http.Request, error) {
 	if method != http.MethodGet && method != http.MethodHead {
 		body = strings.NewReader("{}")
 	}
-	return http.NewRequestWithContext(ctx, method, cfg.URL, body)
+	req, err := http.NewRequestWithContext(ctx, method, cfg.URL, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	return req, nil
 }
 
 func loadHTTP(ctx context.Context, cfg AppConfig) error {

@@ -40,7 +40,7 @@ func (b *builder) inbound() {
 	var err error
 	for _, in := range b.inboundPorts() {
 		var chains []*listenerv3.FilterChain
-		if chains, err = inboundChains(in, streamIdleTimeout(b.mesh)); err != nil {
+		if chains, err = inboundChains(in, streamIdleTimeout(b.mesh), b.telemetry()); err != nil {
 			break
 		}
 		l.FilterChains = append(l.FilterChains, chains...)
@@ -84,21 +84,41 @@ func inboundPortNumber(in *ir.InboundPort) any {
 
 // inboundChains are a port's chains by mTLS mode: STRICT requires mTLS on
 // every connection; PERMISSIVE has an mTLS chain for TLS connections and a
-// plaintext one for the rest; DISABLE is plaintext only. The chains of a
-// port share its network filter.
-func inboundChains(in *ir.InboundPort, idle *durationpb.Duration) ([]*listenerv3.FilterChain, error) {
-	f, err := inboundFilter(in, idle)
-	if err != nil {
-		return nil, err
+// plaintext one for the rest; DISABLE is plaintext only. Each chain's
+// network filter has its own stat prefix, inbound_<port>_mtls or
+// inbound_<port>_plaintext, so the sidecar's metrics say whether the
+// connection was mTLS.
+func inboundChains(in *ir.InboundPort, idle *durationpb.Duration, t *httpTelemetry) ([]*listenerv3.FilterChain, error) {
+	var mtls, plain *listenerv3.Filter
+	var err error
+	if in.MTLS == ir.MTLSStrict || in.MTLS == ir.MTLSPermissive {
+		if mtls, err = inboundFilter(in, true, idle, t); err != nil {
+			return nil, err
+		}
+	}
+	if in.MTLS != ir.MTLSStrict {
+		if plain, err = inboundFilter(in, false, idle, t); err != nil {
+			return nil, err
+		}
 	}
 	switch in.MTLS {
 	case ir.MTLSStrict:
-		return []*listenerv3.FilterChain{inboundChain(in, f, "", true)}, nil
+		return []*listenerv3.FilterChain{inboundChain(in, mtls, "", true)}, nil
 	case ir.MTLSPermissive:
-		return []*listenerv3.FilterChain{inboundChain(in, f, transportTLS, true), inboundChain(in, f, transportPlaintext, false)}, nil
+		return []*listenerv3.FilterChain{inboundChain(in, mtls, transportTLS, true), inboundChain(in, plain, transportPlaintext, false)}, nil
 	default:
-		return []*listenerv3.FilterChain{inboundChain(in, f, "", false)}, nil
+		return []*listenerv3.FilterChain{inboundChain(in, plain, "", false)}, nil
 	}
+}
+
+// InboundStatPrefix is the stat prefix of an inbound port's connection
+// manager or TCP proxy: inbound_<port>_mtls or inbound_<port>_plaintext.
+func InboundStatPrefix(port uint32, mtls bool) string {
+	security := "plaintext"
+	if mtls {
+		security = "mtls"
+	}
+	return "inbound_" + strconv.FormatUint(uint64(port), 10) + "_" + security
 }
 
 // inboundChain matches the port (and the transport protocol when set) and
@@ -121,9 +141,9 @@ func inboundChain(in *ir.InboundPort, f *listenerv3.Filter, transport string, mt
 
 // inboundFilter proxies HTTP through a connection manager (which tells the
 // application the client's identity in x-forwarded-client-cert) and TCP as is.
-func inboundFilter(in *ir.InboundPort, idle *durationpb.Duration) (*listenerv3.Filter, error) {
+func inboundFilter(in *ir.InboundPort, mtls bool, idle *durationpb.Duration, t *httpTelemetry) (*listenerv3.Filter, error) {
 	cluster := InboundClusterName(in.Port)
-	statPrefix := "inbound_" + strconv.FormatUint(uint64(in.Port), 10)
+	statPrefix := InboundStatPrefix(in.Port, mtls)
 	if !in.Protocol.IsHTTP() {
 		return tcpProxyFilter(statPrefix, cluster)
 	}
@@ -137,6 +157,7 @@ func inboundFilter(in *ir.InboundPort, idle *durationpb.Duration) (*listenerv3.F
 	}
 	m := allowWebsocket(inlineHCM(statPrefix, rc))
 	m.StreamIdleTimeout = idle
+	t.apply(m)
 	m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_SANITIZE_SET
 	m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
 	return hcmFilter(m)
