@@ -11,13 +11,16 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	collectortracev1 "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/test/envtest"
+	"github.com/capstanmesh/capstan/webhook/handler"
 )
 
 // otlpCollector is a real OTLP/gRPC trace receiver: go.opentelemetry.io's
@@ -78,7 +81,7 @@ func startCollector(t *testing.T) (*otlpCollector, string) {
 
 // sample sums the samples of metric name whose labels include every pair of want.
 func sample(stats, name string, want map[string]string) float64 {
-	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{([^}]*)\} ([0-9.e+]+)$`)
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `(?:\{([^}]*)\})? ([0-9.e+]+)$`)
 	label := regexp.MustCompile(`([a-z_]+)="([^"]*)"`)
 	sum := 0.0
 	for _, m := range re.FindAllStringSubmatch(stats, -1) {
@@ -130,6 +133,31 @@ func TestTelemetry(t *testing.T) {
 	t.Run("access log", func(t *testing.T) { checkAccessLog(t, client, serviceURL(empty, "/nothing")) })
 	t.Run("trace", func(t *testing.T) { checkTrace(t, col, client, url) })
 	t.Run("request id and B3", func(t *testing.T) { checkPassedHeaders(t, client, url) })
+	t.Run("control plane metrics", func(t *testing.T) { checkControlPlaneMetrics(t, client) })
+}
+
+// checkControlPlaneMetrics reads the manager's metrics endpoint: the
+// pipeline's translations and generations were timed, the client's
+// workload certificate expiry is a plausible time, and the injections
+// of this test's pods were counted.
+func checkControlPlaneMetrics(t *testing.T, client *pod) {
+	code, body, err := hostGet(op.metricsURL)
+	if err != nil || code != 200 {
+		t.Fatalf("GET %s: %d %v", op.metricsURL, code, err)
+	}
+	for _, name := range []string{meshmetrics.TranslationDuration + "_count", meshmetrics.GenerationDuration + "_count", meshmetrics.ProxiesGenerated} {
+		if got := sample(body, name, nil); got < 1 {
+			t.Errorf("%s = %v, want ≥ 1", name, got)
+		}
+	}
+	identity := "spiffe://cluster.local/ns/" + client.obj.Namespace + "/sa/client"
+	expiry := sample(body, meshmetrics.CertificateExpiry, map[string]string{"identity": identity})
+	if now := float64(time.Now().Unix()); expiry <= now || expiry > now+25*3600 {
+		t.Errorf("%s{identity=%q} = %v, want within the next 25h (now %v):\n%s", meshmetrics.CertificateExpiry, identity, expiry, now, grepLines(body, meshmetrics.CertificateExpiry))
+	}
+	if got := sample(body, handler.InjectionDurationMetric+"_count", map[string]string{"outcome": handler.OutcomeInjected}); got < 3 {
+		t.Errorf("injected pods counted: %v, want ≥ 3 (this test's)", got)
+	}
 }
 
 // checkGoldenMetrics sends n calls and reads the counters they moved, each
