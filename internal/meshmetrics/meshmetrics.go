@@ -6,6 +6,7 @@
 package meshmetrics
 
 import (
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,10 +19,10 @@ const (
 	GenerationDuration  = "capstan_generation_duration_seconds"
 	ProxiesGenerated    = "capstan_generated_proxies_total"
 	CertificateExpiry   = "capstan_workload_certificate_expiry_timestamp_seconds"
+	PodsWithoutSidecar  = "capstan_pods_without_current_sidecar"
 	ConnectedProxies    = "capstan_xds_connected_proxies"
 	Pushes              = "capstan_xds_pushes_total"
 	NACKs               = "capstan_xds_nacks_total"
-	RefusedStreams      = "capstan_xds_streams_refused_total"
 	Convergence         = "capstan_xds_convergence_seconds"
 )
 
@@ -46,11 +47,15 @@ var (
 		Name: CertificateExpiry,
 		Help: "When the current workload certificate of an identity expires (Unix seconds).",
 	}, []string{"identity"})
+	podsWithoutSidecar = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: PodsWithoutSidecar,
+		Help: "Running pods in injection-enabled namespaces without a sidecar (state uninjected) or with one of another version (state outdated), by namespace.",
+	}, []string{"namespace", "state"})
 )
 
 func init() {
-	metrics.Registry.MustRegister(translation, generation, generated, certExpiry)
-	metrics.Registry.MustRegister(xds.connected, xds.pushes, xds.nacks, xds.refused, xds.convergence)
+	metrics.Registry.MustRegister(translation, generation, generated, certExpiry, podsWithoutSidecar)
+	metrics.Registry.MustRegister(xds.connected, xds.pushes, xds.nacks, xds.convergence)
 }
 
 // ObserveTranslation records one translation.
@@ -69,3 +74,21 @@ func SetCertificateExpiry(identity string, notAfter time.Time) {
 
 // ForgetCertificate drops an identity that no proxy needs any more.
 func ForgetCertificate(identity string) { certExpiry.DeleteLabelValues(identity) }
+
+// Pod states of PodsWithoutSidecar.
+const (
+	StateUninjected = "uninjected"
+	StateOutdated   = "outdated"
+)
+
+// SetPodsWithoutSidecar replaces the counts of pods ("namespace/name")
+// without a current sidecar; a namespace without such pods has no series.
+func SetPodsWithoutSidecar(uninjected, outdated []string) {
+	podsWithoutSidecar.Reset()
+	for state, pods := range map[string][]string{StateUninjected: uninjected, StateOutdated: outdated} {
+		for _, p := range pods {
+			ns, _, _ := strings.Cut(p, "/")
+			podsWithoutSidecar.WithLabelValues(ns, state).Inc()
+		}
+	}
+}

@@ -39,7 +39,6 @@ func TestXDSObserver(t *testing.T) {
 	o.ProxyConnected("GRPC")
 	o.Pushed("Cluster")
 	o.NACKed("Listener")
-	o.StreamRefused("unauthenticated")
 	o.Converged(120 * time.Millisecond)
 	body := scrape(t)
 	for _, want := range []string{
@@ -47,7 +46,7 @@ func TestXDSObserver(t *testing.T) {
 		ConnectedProxies + `{kind="GRPC"} 1`,
 		Pushes + `{type="Cluster"} 1`,
 		NACKs + `{type="Listener"} 1`,
-		RefusedStreams + `{reason="unauthenticated"} 1`,
+		NACKs + `{type="Cluster"} 0`,
 		Convergence + `_bucket{le="0.25"} 1`,
 		Convergence + `_bucket{le="0.1"} 0`,
 	} {
@@ -80,5 +79,23 @@ func TestPipelineAndCertificates(t *testing.T) {
 	}
 	if strings.Contains(body, "sa/gone") {
 		t.Errorf("a forgotten identity still has a series")
+	}
+}
+
+// TestPodsWithoutSidecar: counts by namespace and state, replaced whole.
+func TestPodsWithoutSidecar(t *testing.T) {
+	SetPodsWithoutSidecar([]string{"a/x", "a/y", "b/z"}, []string{"b/old"})
+	SetPodsWithoutSidecar([]string{"a/x", "a/y"}, []string{"b/old"})
+	body := scrape(t)
+	for _, want := range []string{
+		PodsWithoutSidecar + `{namespace="a",state="uninjected"} 2`,
+		PodsWithoutSidecar + `{namespace="b",state="outdated"} 1`,
+	} {
+		if !strings.Contains(body, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if strings.Contains(body, `namespace="b",state="uninjected"`) {
+		t.Errorf("a namespace without uninjected pods any more still has a series")
 	}
 }

@@ -9,6 +9,8 @@ import (
 // XDSObserver is what the xDS server tells the metrics: the hook it calls
 // on each event, so that the server depends on this interface only.
 // XDS is the one that records to the registry; tests may pass their own.
+// Refused streams are counted by the server already, by reason:
+// capstan_xds_auth_failures_total and capstan_xds_connections_refused_total.
 type XDSObserver interface {
 	// ProxyConnected and ProxyDisconnected bracket one proxy's stream;
 	// kind is the proxy kind (Sidecar, GRPC).
@@ -19,9 +21,6 @@ type XDSObserver interface {
 	Pushed(resourceType string)
 	// NACKed counts one response a proxy rejected.
 	NACKed(resourceType string)
-	// StreamRefused counts a stream the server refused, by reason
-	// (unauthenticated, identity-mismatch, over-limit, …).
-	StreamRefused(reason string)
 	// Converged records, for one change, the time from the change being
 	// observed to every affected proxy having ACKed it.
 	Converged(d time.Duration)
@@ -35,7 +34,6 @@ type xdsMetrics struct {
 	connected   *prometheus.GaugeVec
 	pushes      *prometheus.CounterVec
 	nacks       *prometheus.CounterVec
-	refused     *prometheus.CounterVec
 	convergence prometheus.Histogram
 }
 
@@ -49,9 +47,6 @@ var xds = &xdsMetrics{
 	nacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: NACKs, Help: "xDS responses proxies rejected, by resource type.",
 	}, []string{"type"}),
-	refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: RefusedStreams, Help: "xDS streams refused, by reason.",
-	}, []string{"reason"}),
 	convergence: prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: Convergence, Buckets: convergenceBuckets,
 		Help: "Time from a change observed to every affected proxy having ACKed the config it caused.",
@@ -65,5 +60,21 @@ func (m *xdsMetrics) ProxyConnected(kind string)    { m.connected.WithLabelValue
 func (m *xdsMetrics) ProxyDisconnected(kind string) { m.connected.WithLabelValues(kind).Dec() }
 func (m *xdsMetrics) Pushed(resourceType string)    { m.pushes.WithLabelValues(resourceType).Inc() }
 func (m *xdsMetrics) NACKed(resourceType string)    { m.nacks.WithLabelValues(resourceType).Inc() }
-func (m *xdsMetrics) StreamRefused(reason string)   { m.refused.WithLabelValues(reason).Inc() }
 func (m *xdsMetrics) Converged(d time.Duration)     { m.convergence.Observe(d.Seconds()) }
+
+// Kinds and resource types whose series exist from the start (at 0), so
+// that alerts and dashboards see them before the first event.
+var (
+	proxyKinds    = []string{"Sidecar", "GRPC"}
+	resourceTypes = []string{"Cluster", "ClusterLoadAssignment", "Listener", "RouteConfiguration", "Secret"}
+)
+
+func init() {
+	for _, k := range proxyKinds {
+		xds.connected.WithLabelValues(k)
+	}
+	for _, t := range resourceTypes {
+		xds.pushes.WithLabelValues(t)
+		xds.nacks.WithLabelValues(t)
+	}
+}

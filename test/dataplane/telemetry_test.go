@@ -134,6 +134,31 @@ func TestTelemetry(t *testing.T) {
 	t.Run("trace", func(t *testing.T) { checkTrace(t, col, client, url) })
 	t.Run("request id and B3", func(t *testing.T) { checkPassedHeaders(t, client, url) })
 	t.Run("control plane metrics", func(t *testing.T) { checkControlPlaneMetrics(t, client) })
+	t.Run("names the dashboards and alerts use", func(t *testing.T) { checkExportedNames(t, client, v2) })
+}
+
+// checkExportedNames: every metric name config/prometheus and
+// config/grafana may use (meshmetrics, checked there by
+// test/observability) is one that the real sidecars and manager export.
+func checkExportedNames(t *testing.T, client, server *pod) {
+	sidecars := client.stats(t) + server.stats(t)
+	for _, name := range meshmetrics.SidecarMetrics {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `[{ ]`).MatchString(sidecars) {
+			t.Errorf("the sidecars export no %s", name)
+		}
+	}
+	_, manager, err := hostGet(op.metricsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The harness's operator runs no un-injected pods reporter
+	// (controllers/uninjected); internal/meshmetrics tests that series.
+	skip := map[string]bool{meshmetrics.PodsWithoutSidecar: true}
+	for _, name := range meshmetrics.ManagerMetrics {
+		if !skip[name] && !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(name)+`[{ ]`).MatchString(manager) {
+			t.Errorf("the manager exports no %s", name)
+		}
+	}
 }
 
 // checkControlPlaneMetrics reads the manager's metrics endpoint: the
