@@ -10,11 +10,15 @@ export PATH := $(BIN):$(PATH)
 
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# Prometheus's module version v0.316.0 is Prometheus 3.16.0: promtool checks config/prometheus.
+PROMTOOL_VERSION ?= v0.316.0
 K8S_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.7.0
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
+export CAPSTAN_PROMTOOL := $(PROMTOOL)
 K8S_DIR := $(BIN)/k8s
 K8S_STAMP := $(K8S_DIR)/.built-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 export KUBEBUILDER_ASSETS := $(K8S_DIR)
@@ -58,7 +62,12 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint, and check that th
 .PHONY: test
 test: envtest-assets envoy dataplane-deps e2e-node-deps ## Run every test, envtest included, with the race detector.
 	go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-observability
 	$(MAKE) fuzz
+
+.PHONY: test-observability
+test-observability: $(PROMTOOL) ## Check config/prometheus and config/grafana: PromQL parsed by Prometheus, promtool check and unit tests (its own module, test/observability).
+	cd test/observability && go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## The fast loop: the packages whose tests need no API server (hack/unit-packages.sh), with -short and the race detector.
@@ -152,6 +161,13 @@ $(CONTROLLER_GEN):
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN)/.tmp-gl go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/.tmp-gl/golangci-lint $@ && rmdir $(BIN)/.tmp-gl
+
+$(PROMTOOL):
+	GOBIN=$(BIN)/.tmp-pt go install github.com/prometheus/prometheus/cmd/promtool@$(PROMTOOL_VERSION)
+	mv $(BIN)/.tmp-pt/promtool $@ && rmdir $(BIN)/.tmp-pt
+
+.PHONY: promtool
+promtool: $(PROMTOOL) ## Build promtool (checks config/prometheus).
 
 .PHONY: help
 help: ## Show this help.
