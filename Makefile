@@ -14,11 +14,24 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 PROMTOOL_VERSION ?= v0.316.0
 K8S_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.7.0
+KUSTOMIZE_VERSION ?= v5.8.1
+OPM_VERSION ?= v1.60.0
+
+# The release: this version is the one place it is set. It tags the images,
+# names the bundle and the CSV, and is stamped into the manager (-X main.version).
+VERSION ?= 0.1.0
+IMAGE_REGISTRY ?= ghcr.io/capstanmesh
+IMG ?= $(IMAGE_REGISTRY)/capstan-manager:$(VERSION)
+INIT_IMG ?= $(IMAGE_REGISTRY)/capstan-init:$(VERSION)
+BUNDLE_IMG ?= $(IMAGE_REGISTRY)/capstan-bundle:$(VERSION)
+GO_LDFLAGS := -X main.version=$(VERSION) -X github.com/capstanmesh/capstan/cli/commands.Version=$(VERSION)
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
 export CAPSTAN_PROMTOOL := $(PROMTOOL)
+KUSTOMIZE := $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
+OPM := $(BIN)/opm-$(OPM_VERSION)
 K8S_DIR := $(BIN)/k8s
 K8S_STAMP := $(K8S_DIR)/.built-$(K8S_VERSION)-etcd-$(ETCD_VERSION)
 export KUBEBUILDER_ASSETS := $(K8S_DIR)
@@ -37,8 +50,9 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests.
+manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests, then what is rendered from them (dist/install.yaml).
 	$(CONTROLLER_GEN) rbac:roleName=capstan-manager crd:allowDangerousTypes=true webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	$(MAKE) --no-print-directory build-installer bundle catalog-render
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy code.
@@ -60,7 +74,7 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint, and check that th
 	hack/lint-selftest.sh $(GOLANGCI_LINT)
 
 .PHONY: test
-test: envtest-assets envoy dataplane-deps e2e-node-deps ## Run every test, envtest included, with the race detector.
+test: envtest-assets envoy dataplane-deps e2e-node-deps $(OPM) ## Run every test, envtest included, with the race detector.
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-observability
 	$(MAKE) fuzz
@@ -107,19 +121,93 @@ bench-scale: ## Run the xDS scale harness (test/bench): N simulated sidecars; wr
 
 .PHONY: build
 build: capstanctl ## Build the binaries into bin/.
-	go build -o $(BIN)/manager ./cmd/manager
-	go build -o $(BIN)/capstan-init ./cmd/capstan-init
+	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/manager ./cmd/manager
+	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/capstan-init ./cmd/capstan-init
 
-CAPSTANCTL_LDFLAGS ?= -X github.com/capstanmesh/capstan/cli/commands.Version=$(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+CONTAINER_TOOL ?= docker
+GO_VERSION ?= 1.26.8
+IMAGE_TOOL := $(BIN)/capstan-image
+IMAGE_DIR := $(BIN)/image/capstan-manager
+
+.PHONY: docker-build
+docker-build: ## Build the manager and capstan-init images with $$(CONTAINER_TOOL) (needs a container engine).
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg GO_VERSION=$(GO_VERSION) --target manager -t $(IMG) .
+	$(CONTAINER_TOOL) build --build-arg VERSION=$(VERSION) --build-arg GO_VERSION=$(GO_VERSION) --target capstan-init -t $(INIT_IMG) .
+
+.PHONY: docker-push
+docker-push: ## Push the images docker-build built.
+	$(CONTAINER_TOOL) push $(IMG)
+	$(CONTAINER_TOOL) push $(INIT_IMG)
+
+.PHONY: image
+image: $(IMAGE_TOOL) ## Assemble the manager image without a container engine: bin/image/capstan-manager (OCI layout) and .tar.
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $(GO_LDFLAGS)" -o $(BIN)/image/manager ./cmd/manager
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w $(GO_LDFLAGS)" -o $(BIN)/image/capstanctl ./cmd/capstanctl
+	$(IMAGE_TOOL) -binary $(BIN)/image/manager -cli $(BIN)/image/capstanctl -out $(IMAGE_DIR) -tag $(IMG) -version $(VERSION)
+
+$(IMAGE_TOOL): hack/tools/image/go.mod hack/tools/image/go.sum hack/tools/image/main.go
+	go -C hack/tools/image build -o $@ .
 
 .PHONY: capstanctl
 capstanctl: ## Build the CLI into bin/capstanctl, and bin/kubectl-capstan (the same binary as a kubectl plugin).
-	go build -ldflags "$(CAPSTANCTL_LDFLAGS)" -o $(BIN)/capstanctl ./cmd/capstanctl
+	go build -ldflags "$(GO_LDFLAGS)" -o $(BIN)/capstanctl ./cmd/capstanctl
 	ln -f $(BIN)/capstanctl $(BIN)/kubectl-capstan
 
 .PHONY: run
 run: envtest-assets build ## Run the operator against $$KUBECONFIG, or a local API server when none is set.
 	hack/run-local.sh
+
+##@ Deployment
+
+.PHONY: set-image
+set-image: $(KUSTOMIZE) ## Point config/manager at $(IMG).
+	cd config/manager && $(KUSTOMIZE) edit set image capstan-manager=$(IMG)
+
+.PHONY: build-installer
+build-installer: set-image ## Render config/default into dist/install.yaml (one `kubectl apply`).
+	@mkdir -p dist
+	$(KUSTOMIZE) build config/default > dist/install.yaml
+
+.PHONY: deploy
+deploy: set-image $(K8S_STAMP) ## Install the operator (config/default) into the cluster of $$KUBECONFIG.
+	$(KUSTOMIZE) build config/default | $(K8S_DIR)/kubectl apply --server-side -f -
+
+.PHONY: undeploy
+undeploy: $(KUSTOMIZE) $(K8S_STAMP) ## Remove the operator and its CRDs (and so every Capstan object) from the cluster of $$KUBECONFIG.
+	$(KUSTOMIZE) build config/default | $(K8S_DIR)/kubectl delete --ignore-not-found --wait=false -f -
+
+##@ OLM
+
+.PHONY: bundle
+bundle: build-installer ## Render the OLM bundle: bundle/manifests, bundle/metadata, bundle/tests/scorecard, bundle.Dockerfile.
+	go run ./hack/bundle bundle -version $(VERSION) -image $(IMG)
+
+.PHONY: bundle-build
+bundle-build: ## Build the bundle image with $$(CONTAINER_TOOL) (needs a container engine).
+	$(CONTAINER_TOOL) build -f bundle.Dockerfile -t $(BUNDLE_IMG) .
+
+.PHONY: catalog-render
+catalog-render: ## Render the file-based catalog catalog/capstan/catalog.yaml from bundle/.
+	go run ./hack/bundle catalog -version $(VERSION) -bundle-image $(BUNDLE_IMG)
+
+.PHONY: catalog
+catalog: bundle catalog-render $(OPM) ## Render the file-based catalog and check it with opm validate.
+	$(OPM) validate catalog
+
+.PHONY: api-compat
+api-compat: ## Check that the CRDs upgrade safely from the last release's (hack/released; also part of make test).
+	go test -count=1 -run 'TestCRDsUpgradeFromRelease|TestCompareCRDs' ./test/olm
+
+.PHONY: release-baseline
+release-baseline: ## When cutting release $$(VERSION): record its CRDs in hack/released/$$(VERSION), the baseline later versions must upgrade from.
+	mkdir -p hack/released/$(VERSION)
+	cp config/crd/bases/*.yaml hack/released/$(VERSION)/
+
+.PHONY: opm
+opm: $(OPM) ## Build opm (operator-registry) from the Go module proxy into bin/.
+
+$(OPM): hack/tools/opm/go.mod hack/tools/opm/go.sum
+	go -C hack/tools/opm build -tags "json1 containers_image_openpgp" -o $@ github.com/operator-framework/operator-registry/cmd/opm
 
 ##@ Tools
 
@@ -157,6 +245,10 @@ $(NODE_E2E_STAMP): $(NODE_E2E_DIR)/package.json $(NODE_E2E_DIR)/package-lock.jso
 $(CONTROLLER_GEN):
 	GOBIN=$(BIN)/.tmp-cg go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(BIN)/.tmp-cg/controller-gen $@ && rmdir $(BIN)/.tmp-cg
+
+$(KUSTOMIZE):
+	GOBIN=$(BIN)/.tmp-kz go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	mv $(BIN)/.tmp-kz/kustomize $@ && rmdir $(BIN)/.tmp-kz
 
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN)/.tmp-gl go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

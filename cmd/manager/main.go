@@ -39,6 +39,10 @@ import (
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=capstan-system,resources=leases,resourceNames=capstan-manager.capstan.dev,verbs=get;update
 // +kubebuilder:rbac:groups="",namespace=capstan-system,resources=events,verbs=create;patch
 
+// version is Capstan's release, stamped by the Makefile (-X main.version,
+// from its VERSION); the injector records it and tags capstan-init with it.
+var version = inject.DefaultVersion
+
 // leaderElectionID names the Lease of --leader-elect.
 const leaderElectionID = "capstan-manager.capstan.dev"
 
@@ -221,7 +225,7 @@ func runWithConfig(ctx context.Context, cfg *rest.Config, opts options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding the readiness check: %w", err)
 	}
-	log.Info("starting the manager", "namespace", opts.Namespace, "metrics", opts.MetricsAddr,
+	log.Info("starting the manager", "version", version, "namespace", opts.Namespace, "metrics", opts.MetricsAddr,
 		"probes", opts.ProbeAddr, "xds", opts.XDSAddr, "xdsPlaintext", opts.XDSPlaintext, "leaderElection", opts.LeaderElect)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("running the manager: %w", err)
@@ -237,7 +241,7 @@ func setupWebhooks(mgr ctrl.Manager, opts options) error {
 		return nil
 	}
 	handler.SetCPUAccounting(opts.InjectionCPUAccounting)
-	return handler.SetupWebhooks(mgr, handler.Options{Inject: inject.Options{OperatorNamespace: opts.Namespace}})
+	return handler.SetupWebhooks(mgr, handler.Options{Inject: inject.Options{OperatorNamespace: opts.Namespace, Version: version}})
 }
 
 // setupXDS adds the certificate manager, the root CA publisher and the xDS

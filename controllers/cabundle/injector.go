@@ -21,14 +21,14 @@ import (
 // renders, DefaultMutatingWebhookConfiguration and
 // DefaultValidatingWebhookConfiguration); the cache watches them with a
 // metadata.name field selector (NameScopedCache).
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=mutating-webhook-configuration,verbs=get;list;watch;update
-// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=validating-webhook-configuration,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=mutatingwebhookconfigurations,resourceNames=capstan-mutating-webhook-configuration,verbs=get;list;watch;update
+// +kubebuilder:rbac:groups=admissionregistration.k8s.io,resources=validatingwebhookconfigurations,resourceNames=capstan-validating-webhook-configuration,verbs=get;list;watch;update
 
 // Names of Capstan's webhook configurations as config/webhook renders them;
 // the ClusterRole may update these and no others.
 const (
-	DefaultMutatingWebhookConfiguration   = "mutating-webhook-configuration"
-	DefaultValidatingWebhookConfiguration = "validating-webhook-configuration"
+	DefaultMutatingWebhookConfiguration   = "capstan-mutating-webhook-configuration"
+	DefaultValidatingWebhookConfiguration = "capstan-validating-webhook-configuration"
 )
 
 // BundleSource is where the mesh's current trust bundle comes from (the

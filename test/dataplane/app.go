@@ -68,13 +68,15 @@ type AppConfig struct {
 	NewConnections bool `json:"newConnections,omitempty"`
 	// Method of HTTP calls; GET by default.
 	Method string `json:"method,omitempty"`
+	// Headers are added to every HTTP call (Host sets the authority).
+	Headers map[string]string `json:"headers,omitempty"`
 	// Concurrency is how many requests an HTTPLoad client sends at once.
 	Concurrency int `json:"concurrency,omitempty"`
 	// Hold makes the HTTP server hold requests until Hold are in flight
 	// at once (once; later requests are answered at once).
 	Hold int `json:"hold,omitempty"`
-	// Headers HTTP clients send with each request.
-	Headers map[string]string `json:"headers,omitempty"`
+	// Server variants and the TCP modes: see app_proto.go.
+	ServerOptions
 }
 
 // Report is what the HTTP server answers: who it is and what it got.
@@ -89,6 +91,8 @@ type Report struct {
 	// InFlight is how many requests the server had in flight when this
 	// one came in, itself included.
 	InFlight int `json:"inFlight"`
+	// Proto is the request's protocol as the app got it (HTTP/1.1, HTTP/2.0).
+	Proto string `json:"proto,omitempty"`
 }
 
 // CallResult is one call a client made.
@@ -103,6 +107,11 @@ type CallResult struct {
 	// Pod and XFCC are the gRPC server's answer.
 	Pod  string `json:"pod,omitempty"`
 	XFCC string `json:"xfcc,omitempty"`
+	// ServerCert is the common name of the certificate an HTTPS server
+	// presented.
+	ServerCert string `json:"serverCert,omitempty"`
+	// RespHeaders are the HTTP answer's headers; Location its redirect.
+	RespHeaders http.Header `json:"respHeaders,omitempty"`
 }
 
 // AppCommand is the command that runs cfg inside the namespace.
@@ -162,6 +171,12 @@ func RunApp(raw string) int {
 		err = loadHTTP(ctx, cfg)
 	case HTTPStream:
 		err = streamHTTP(ctx, cfg)
+	case TCPServer:
+		err = serveTCP(ctx, cfg)
+	case TCPClient:
+		err = callTCP(ctx, cfg, nil)
+	case WSClient:
+		err = callTCP(ctx, cfg, upgradeHandshake(cfg.URL))
 	default:
 		err = fmt.Errorf("unknown app mode %q", cfg.Mode)
 	}
@@ -178,13 +193,15 @@ func serveHTTP(ctx context.Context, cfg AppConfig) error {
 		return err
 	}
 	h := newHolder(cfg.Hold)
-	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: cfg.wrap(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		defer h.leave()
 		rep := Report{
 			Pod: cfg.Name, Method: r.Method, Host: r.Host, Path: r.URL.Path, RemoteAddr: r.RemoteAddr,
 			Headers: r.Header, XFCC: r.Header.Get("X-Forwarded-Client-Cert"), InFlight: h.enter(r.Context(), r.URL.Path),
+			Proto: r.Proto,
 		}
+		w.Header().Set(AppPodHeader, cfg.Name)
 		if answerSpecial(w, r, rep) {
 			return
 		}
@@ -195,6 +212,9 @@ func serveHTTP(ctx context.Context, cfg AppConfig) error {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
+	if lis, err = cfg.configure(srv, lis, cfg.Name); err != nil {
+		return err
+	}
 	fmt.Println("serving HTTP on", lis.Addr())
 	if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
 		return err
@@ -256,8 +276,10 @@ func loop(ctx context.Context, cfg AppConfig, call func(n int) CallResult) error
 }
 
 func callHTTP(ctx context.Context, cfg AppConfig) error {
-	tr := &http.Transport{DisableKeepAlives: cfg.NewConnections, Proxy: nil}
-	c := &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	tr := &http.Transport{DisableKeepAlives: cfg.NewConnections, Proxy: nil, TLSClientConfig: appClientTLS()}
+	c := &http.Client{Transport: tr, Timeout: cfg.Timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}
 	return loop(ctx, cfg, func(int) CallResult {
 		req, err := newRequest(ctx, cfg)
 		if err != nil {
@@ -272,7 +294,7 @@ func callHTTP(ctx context.Context, cfg AppConfig) error {
 		if err != nil {
 			return CallResult{Status: resp.StatusCode, Error: err.Error()}
 		}
-		r := CallResult{Status: resp.StatusCode, OK: resp.StatusCode == http.StatusOK}
+		r := CallResult{Status: resp.StatusCode, OK: resp.StatusCode == http.StatusOK, ServerCert: serverCert(resp), RespHeaders: resp.Header}
 		var rep Report
 		if json.Unmarshal(body, &rep) == nil && rep.Pod != "" {
 			r.Report = &rep

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // More app modes, for the traffic defaults (defaults_test.go).
@@ -33,6 +34,12 @@ const (
 	StatusPathPrefix = "/status/"
 	// HoldPath is the path AppConfig.Hold holds.
 	HoldPath = "/hold"
+	// SleepPathPrefix + milliseconds answers after that long (or when the
+	// request goes away).
+	SleepPathPrefix = "/sleep/"
+	// AppPodHeader is the response header in which the HTTP server names
+	// its pod.
+	AppPodHeader = "X-App-Pod"
 )
 
 // LoadResult is what an HTTPLoad client saw.
@@ -88,6 +95,9 @@ func (h *holder) leave() { h.inFlight.Add(-1) }
 // answerSpecial serves StreamPath and StatusPathPrefix; false for other paths.
 func answerSpecial(w http.ResponseWriter, r *http.Request, rep Report) bool {
 	switch {
+	case r.URL.Path == WebSocketPath:
+		upgradeToLines(w, r, rep.Pod)
+		return true
 	case r.URL.Path == StreamPath:
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
@@ -97,6 +107,14 @@ func answerSpecial(w http.ResponseWriter, r *http.Request, rep Report) bool {
 		}
 		<-r.Context().Done()
 		return true
+	case strings.HasPrefix(r.URL.Path, SleepPathPrefix):
+		ms, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, SleepPathPrefix))
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-r.Context().Done():
+			return true
+		}
+		return false
 	case strings.HasPrefix(r.URL.Path, StatusPathPrefix):
 		code, err := strconv.Atoi(strings.TrimPrefix(r.URL.Path, StatusPathPrefix))
 		if err != nil || code < 200 || code > 599 {
@@ -125,7 +143,11 @@ func newRequest(ctx context.Context, cfg AppConfig) (*http.Request, error) {
 		return nil, err
 	}
 	for k, v := range cfg.Headers {
-		req.Header.Set(k, v)
+		if strings.EqualFold(k, "host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Add(k, v)
 	}
 	return req, nil
 }

@@ -19,14 +19,14 @@ const appPort = 8080
 
 // echoServer starts a meshed pod "server" running the HTTP app on
 // appPort behind the Service server:80, and returns it with the Service.
-// An app in spec gives the server its Hold.
+// An app in spec gives the server its Hold and ServerOptions.
 func echoServer(t *testing.T, ns string, spec podSpec) (*pod, *corev1.Service) {
 	t.Helper()
 	svc := createService(t, ns, "server", "server", httpPort(80, appPort))
 	spec.name, spec.namespace = "server", ns
 	app := AppConfig{Mode: HTTPServer, Port: appPort}
 	if spec.app != nil {
-		app.Hold = spec.app.Hold
+		app.Hold, app.ServerOptions = spec.app.Hold, spec.app.ServerOptions
 	}
 	spec.app = &app
 	spec.ports = []corev1.ContainerPort{{Name: "http", ContainerPort: appPort}}

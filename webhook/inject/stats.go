@@ -26,8 +26,9 @@ const (
 	// (vhost.<host:port>.route.<namespace/meshroute/rule>.*).
 	TagVirtualHost = "virtual_host"
 	TagRoute       = "route"
-	// TagConnectionSecurity is mtls or plaintext on inbound stats, from the
-	// stat prefix of the filter chain that took the connection.
+	// TagConnectionSecurity is mtls, plaintext or tls (the app's own TLS
+	// passed through) on inbound stats, from the stat prefix of the filter
+	// chain that took the connection.
 	TagConnectionSecurity = "connection_security"
 )
 
@@ -56,7 +57,7 @@ func statsTags(workload string) statsConfig {
 		{TagName: TagDestinationNamespace, Regex: outbound + `\d+\|[^|.]*\|[^_.]+_(([^_.]+)_)svc_`},
 		{TagName: TagVirtualHost, Regex: `^vhost\.((.+?)\.route\.)`},
 		{TagName: TagRoute, Regex: `^vhost\..+?\.route\.(([^.]+)\.)`},
-		{TagName: TagConnectionSecurity, Regex: `^(?:http|tcp)\.inbound_\d+_((mtls|plaintext))\.`},
+		{TagName: TagConnectionSecurity, Regex: `^(?:http|tcp)\.inbound_\d+_((mtls|plaintext|tls))\.`},
 	}}
 }
 

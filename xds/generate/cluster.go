@@ -85,7 +85,7 @@ func (b *builder) outboundCluster(t *target, policy *ir.TrafficPolicy) (*cluster
 	if err := b.setUpstreamTLS(c, t.service); err != nil {
 		return nil, err
 	}
-	if err := applyPolicy(c, policy, t.port.Protocol); err != nil {
+	if err := applyPolicy(c, policy, t.port.Protocol, reachesApplications(t.service)); err != nil {
 		return nil, blame(policy, err)
 	}
 	budget := b.budgets[c.Name]
@@ -166,11 +166,12 @@ func (b *builder) addCluster(c *clusterv3.Cluster, err error) {
 	b.out.Clusters = append(b.out.Clusters, c)
 }
 
-// inboundCluster sends an inbound port's traffic to the application on 127.0.0.1.
+// inboundCluster sends an inbound port's traffic to the application on
+// 127.0.0.1, closing idle HTTP connections first (idle_defaults.go).
 func inboundCluster(in *ir.InboundPort) (*clusterv3.Cluster, error) {
 	c := staticCluster(InboundClusterName(in.Port), in.Port)
 	c.CircuitBreakers = sharedUnlimitedBreakers
-	opts, err := protocolOptions(in.Protocol, nil)
+	opts, err := appProtocolOptions(in.Protocol, nil)
 	if err != nil {
 		return nil, err
 	}

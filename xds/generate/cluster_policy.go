@@ -15,8 +15,9 @@ import (
 )
 
 // applyPolicy sets load balancing, circuit breakers, outlier detection and
-// HTTP protocol options of an outbound cluster.
-func applyPolicy(c *clusterv3.Cluster, p *ir.TrafficPolicy, proto ir.Protocol) error {
+// HTTP protocol options of an outbound cluster; toApps says that it connects
+// to applications without a sidecar (idle_defaults.go).
+func applyPolicy(c *clusterv3.Cluster, p *ir.TrafficPolicy, proto ir.Protocol, toApps bool) error {
 	var pool *ir.ConnectionPool
 	if p != nil {
 		if err := checkPolicy(p); err != nil {
@@ -29,7 +30,11 @@ func applyPolicy(c *clusterv3.Cluster, p *ir.TrafficPolicy, proto ir.Protocol) e
 		setConnectTimeout(c, pool)
 		setOutlierDetection(c, p.OutlierDetection)
 	}
-	opts, err := protocolOptions(proto, pool)
+	options := protocolOptions
+	if toApps {
+		options = appProtocolOptions
+	}
+	opts, err := options(proto, pool)
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ func (b *builder) lbEndpoint(t *target, ep usableEndpoint) *endpointv3.LbEndpoin
 		return lb
 	}
 	lb := b.mem.endpoints.new().lbEndpoint(ep.address, ep.port)
-	lb.Metadata = b.endpointMetadata(ep.model)
+	lb.Metadata = b.endpointMetadataOf(t, ep.model)
 	b.portEndpoints.keep(t, ep.model, lb)
 	return lb
 }

@@ -116,8 +116,11 @@ type builder struct {
 	portEndpoints endpointCache
 	// podMetadata are the endpoints' metadata by pod (endpointMetadata).
 	podMetadata map[string]*corev3.Metadata
-	out         *Resources
-	errs        errorList
+	// podTLSMetadata are the metadata of endpoints marked for mTLS, by
+	// endpoint (endpointMetadataOf).
+	podTLSMetadata map[*ir.Endpoint]*corev3.Metadata
+	out            *Resources
+	errs           errorList
 	// httpTelemetry is the connection managers' access log and tracing (telemetry).
 	httpTelemetry *httpTelemetry
 	// fatal is the first failure that is no object's fault (a bug); it voids the output.
@@ -140,6 +143,8 @@ type service struct {
 	// clusters, built by the first of them and shared by the others.
 	tls    *corev3.TransportSocket
 	tlsErr error
+	// mixedTLS caches tlsPerEndpoint (cluster_tls_match.go).
+	mixedTLS mixedState
 }
 
 // target is what one outbound cluster sends to.

@@ -83,11 +83,13 @@ func inboundPortNumber(in *ir.InboundPort) any {
 }
 
 // inboundChains are a port's chains by mTLS mode: STRICT requires mTLS on
-// every connection; PERMISSIVE has an mTLS chain for TLS connections and a
-// plaintext one for the rest; DISABLE is plaintext only. Each chain's
-// network filter has its own stat prefix, inbound_<port>_mtls or
-// inbound_<port>_plaintext, so the sidecar's metrics say whether the
-// connection was mTLS.
+// every connection; PERMISSIVE has an mTLS chain for TLS that offers the
+// mesh's ALPN (ALPNMesh, which client sidecars offer), a plaintext one, and
+// one passing any other TLS through to the application untouched (an
+// application that speaks TLS itself, called by a client outside the
+// mesh); DISABLE is plaintext only. Each chain's network filter has its own
+// stat prefix, inbound_<port>_mtls, inbound_<port>_plaintext or
+// inbound_<port>_tls, so the sidecar's metrics say how the connection came.
 func inboundChains(in *ir.InboundPort, idle *durationpb.Duration, t *httpTelemetry) ([]*listenerv3.FilterChain, error) {
 	var mtls, plain *listenerv3.Filter
 	var err error
@@ -105,7 +107,11 @@ func inboundChains(in *ir.InboundPort, idle *durationpb.Duration, t *httpTelemet
 	case ir.MTLSStrict:
 		return []*listenerv3.FilterChain{inboundChain(in, mtls, "", true)}, nil
 	case ir.MTLSPermissive:
-		return []*listenerv3.FilterChain{inboundChain(in, mtls, transportTLS, true), inboundChain(in, plain, transportPlaintext, false)}, nil
+		tls, err := appTLSChain(in)
+		if err != nil {
+			return nil, err
+		}
+		return []*listenerv3.FilterChain{inboundChain(in, mtls, transportTLS, true), inboundChain(in, plain, transportPlaintext, false), tls}, nil
 	default:
 		return []*listenerv3.FilterChain{inboundChain(in, plain, "", false)}, nil
 	}
@@ -122,10 +128,11 @@ func InboundStatPrefix(port uint32, mtls bool) string {
 }
 
 // inboundChain matches the port (and the transport protocol when set) and
-// terminates mTLS when asked.
+// terminates mTLS when asked; a PERMISSIVE mTLS chain also matches the
+// mesh's ALPN.
 func inboundChain(in *ir.InboundPort, f *listenerv3.Filter, transport string, mtls bool) *listenerv3.FilterChain {
 	chain := &listenerv3.FilterChain{
-		Name: "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|plaintext",
+		Name: inboundChainName(in, "plaintext"),
 		FilterChainMatch: &listenerv3.FilterChainMatch{
 			DestinationPort:   wrapperspb.UInt32(in.Port),
 			TransportProtocol: transport,
@@ -133,10 +140,34 @@ func inboundChain(in *ir.InboundPort, f *listenerv3.Filter, transport string, mt
 		Filters: []*listenerv3.Filter{f},
 	}
 	if mtls {
-		chain.Name = "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|mtls"
+		chain.Name = inboundChainName(in, "mtls")
 		chain.TransportSocket = downstreamTLS(in.Protocol.IsHTTP(), in.MTLS == ir.MTLSStrict)
+		if transport != "" {
+			chain.FilterChainMatch.ApplicationProtocols = meshALPN
+		}
 	}
 	return chain
+}
+
+func inboundChainName(in *ir.InboundPort, kind string) string {
+	return "inbound|" + strconv.FormatUint(uint64(in.Port), 10) + "|" + kind
+}
+
+// appTLSChain passes TLS that is not the mesh's to the application as is:
+// a TCP proxy to the port's inbound cluster, stat prefix inbound_<port>_tls.
+func appTLSChain(in *ir.InboundPort) (*listenerv3.FilterChain, error) {
+	f, err := tcpProxyFilter("inbound_"+strconv.FormatUint(uint64(in.Port), 10)+"_tls", InboundClusterName(in.Port))
+	if err != nil {
+		return nil, err
+	}
+	return &listenerv3.FilterChain{
+		Name: inboundChainName(in, "tls"),
+		FilterChainMatch: &listenerv3.FilterChainMatch{
+			DestinationPort:   wrapperspb.UInt32(in.Port),
+			TransportProtocol: transportTLS,
+		},
+		Filters: []*listenerv3.Filter{f},
+	}, nil
 }
 
 // inboundFilter proxies HTTP through a connection manager (which tells the
@@ -152,7 +183,7 @@ func inboundFilter(in *ir.InboundPort, mtls bool, idle *durationpb.Duration, t *
 		VirtualHosts: []*routev3.VirtualHost{{
 			Name:    "inbound|http|" + strconv.FormatUint(uint64(in.Port), 10),
 			Domains: []string{"*"},
-			Routes:  []*routev3.Route{clusterRoute("default", matchAll(), cluster)},
+			Routes:  inboundRoutes(cluster),
 		}},
 	}
 	m := allowWebsocket(inlineHCM(statPrefix, rc))

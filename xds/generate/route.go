@@ -89,6 +89,11 @@ func (b *builder) hostPort(host string, port uint32) string {
 // routes are the rules of the service, or one default route to the port's cluster.
 func (b *builder) routes(s *service, port uint32) []*routev3.Route {
 	if len(s.Routes) == 0 {
+		if idem := b.idempotentDefaultRoute(s, port); idem != nil {
+			out := b.mem.routeLists.slice(2)
+			out[0], out[1] = idem, b.defaultRoute(s, port)
+			return out
+		}
 		out := b.mem.routeLists.slice(1)
 		out[0] = b.defaultRoute(s, port)
 		return out

@@ -78,10 +78,23 @@ func uriMatchers(ids []string) []*tlsv3.SubjectAltNameMatcher {
 	return out
 }
 
+// ALPNMesh is the ALPN protocol a client sidecar offers when it originates
+// mesh mTLS. A PERMISSIVE inbound port terminates only TLS that offers it:
+// other TLS (a client of an application that speaks TLS itself) passes
+// through to the application untouched.
+const ALPNMesh = "capstan-mtls"
+
+// meshALPN is the ALPN list of every upstream mesh TLS context. The server
+// sidecar offers h2 and http/1.1 on HTTP ports, so no protocol is
+// negotiated: its connection manager detects HTTP/2 by the preface.
+var meshALPN = []string{ALPNMesh}
+
 // setUpstreamTLS makes the cluster originate mTLS to a mesh service: when the
 // mesh does not disable mTLS and the service's pods have identities, which
 // the server certificate must then carry. The service's clusters share one
-// transport socket.
+// transport socket. When only some of the service's endpoints have a sidecar
+// (a rollout of injection), the cluster decides per endpoint
+// (setTLSPerEndpoint).
 func (b *builder) setUpstreamTLS(c *clusterv3.Cluster, s *service) error {
 	if b.mesh.MTLSMode == ir.MTLSDisable || len(s.Identities) == 0 {
 		return nil
@@ -89,8 +102,15 @@ func (b *builder) setUpstreamTLS(c *clusterv3.Cluster, s *service) error {
 	if s.tls == nil && s.tlsErr == nil {
 		s.tls, s.tlsErr = b.upstreamTLSSocket(s.Identities, s.FQDN)
 	}
+	if s.tlsErr != nil {
+		return s.tlsErr
+	}
+	if b.tlsPerEndpoint(s) {
+		setTLSPerEndpoint(c, s.tls)
+		return nil
+	}
 	c.TransportSocket = s.tls
-	return s.tlsErr
+	return nil
 }
 
 // tlsMessages are the three messages of an upstream TLS transport socket,

@@ -22,7 +22,7 @@ import (
 // upstreamTLSContext is the context as a message: the reference the fast
 // encoding is tested against.
 func upstreamTLSContext(sans []string, sni string) *tlsv3.UpstreamTlsContext {
-	return &tlsv3.UpstreamTlsContext{CommonTlsContext: commonTLS(sans, nil), Sni: sni}
+	return &tlsv3.UpstreamTlsContext{CommonTlsContext: commonTLS(sans, meshALPN), Sni: sni}
 }
 
 // upstreamTLSEncoding holds the constant parts and field numbers.
@@ -47,7 +47,9 @@ func newUpstreamTLSEncoding() *upstreamTLSEncoding {
 	ctx := ref.CommonTlsContext
 	combined := ctx.GetCombinedValidationContext()
 	return &upstreamTLSEncoding{
-		common:        mustMarshal(&tlsv3.CommonTlsContext{TlsParams: ctx.TlsParams, TlsCertificateSdsSecretConfigs: ctx.TlsCertificateSdsSecretConfigs}),
+		common: mustMarshal(&tlsv3.CommonTlsContext{
+			TlsParams: ctx.TlsParams, TlsCertificateSdsSecretConfigs: ctx.TlsCertificateSdsSecretConfigs, AlpnProtocols: ctx.AlpnProtocols,
+		}),
 		rootCA:        mustMarshal(&tlsv3.CommonTlsContext_CombinedCertificateValidationContext{ValidationContextSdsSecretConfig: combined.ValidationContextSdsSecretConfig}),
 		typeURL:       typeURL(ref),
 		commonField:   fieldNumber(ref, "common_tls_context"),

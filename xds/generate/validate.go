@@ -111,14 +111,23 @@ func (c *refChecker) cluster(cl *clusterv3.Cluster) {
 	if !c.deep {
 		return
 	}
-	if ts := cl.GetTransportSocket(); ts != nil {
-		ctx := &tlsv3.UpstreamTlsContext{}
-		if c.unpack("cluster "+cl.Name, ts.GetTypedConfig(), ctx) {
-			c.secrets("cluster "+cl.Name, ctx.GetCommonTlsContext())
-		}
+	c.upstreamSocket(cl.Name, cl.GetTransportSocket())
+	for _, m := range cl.GetTransportSocketMatches() {
+		c.upstreamSocket(cl.Name+" match "+m.GetName(), m.GetTransportSocket())
 	}
 	for name, a := range cl.GetTypedExtensionProtocolOptions() {
 		c.unpackAny("cluster "+cl.Name+" protocol options "+name, a)
+	}
+}
+
+// upstreamSocket checks the secrets an upstream TLS socket references.
+func (c *refChecker) upstreamSocket(where string, ts *corev3.TransportSocket) {
+	if ts == nil {
+		return
+	}
+	ctx := &tlsv3.UpstreamTlsContext{}
+	if c.unpack("cluster "+where, ts.GetTypedConfig(), ctx) {
+		c.secrets("cluster "+where, ctx.GetCommonTlsContext())
 	}
 }
 

@@ -13,6 +13,9 @@ type manualClock struct {
 	now    time.Time
 	timers []*manualTimer
 	resets int
+	// reads counts the calls of Now: the coalescer reads the clock when a
+	// delivery returns, so a test can wait for that before advancing.
+	reads int
 }
 
 type manualTimer struct {
@@ -27,6 +30,7 @@ func newManualClock() *manualClock { return &manualClock{now: time.Unix(1_000_00
 func (m *manualClock) Now() time.Time {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.reads++
 	return m.now
 }
 
@@ -71,6 +75,24 @@ func (m *manualClock) waitArmed(t *testing.T, n int) {
 	for m.armed() != n {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d timers armed, want %d", m.armed(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitReads polls until the clock was read n times in all.
+func (m *manualClock) waitReads(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.mu.Lock()
+		got := m.reads
+		m.mu.Unlock()
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clock read %d times, want %d", got, n)
 		}
 		time.Sleep(time.Millisecond)
 	}

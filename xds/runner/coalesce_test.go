@@ -59,10 +59,14 @@ func TestCoalescerCoalescesBurstAfterDelivery(t *testing.T) {
 	c, clock, got := startCoalescer(t)
 	c.Push(1)
 	receive(t, got)
-	for i := 2; i <= 50; i++ {
-		c.Push(i)
-	}
+	c.Push(2)
 	clock.waitArmed(t, 2) // the quiet and the deadline timer
+	for i := 3; i <= 50; i++ {
+		c.Push(i)
+		// the coalescer saw the value (quiet restarted) before the next, so
+		// no wake is left to restart the quiet after the clock advances
+		clock.waitResets(t, i-2)
+	}
 	expectNothing(t, got)
 	clock.Advance(testDebounce)
 	if v := receive(t, got); v != 50 {
@@ -76,6 +80,7 @@ func TestCoalescerLeadingEdgeAgainAfterQuiet(t *testing.T) {
 	c, clock, got := startCoalescer(t)
 	c.Push(1)
 	receive(t, got)
+	clock.waitReads(t, 1) // the delivery returned and its end was recorded
 	clock.Advance(testDebounce)
 	c.Push(2)
 	if v := receive(t, got); v != 2 {

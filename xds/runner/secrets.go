@@ -14,7 +14,6 @@ import (
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/xds/generate"
 	"github.com/capstanmesh/capstan/xds/ir"
-	"github.com/capstanmesh/capstan/xds/server"
 )
 
 // SecretSource issues the workload credentials that go into proxies'
@@ -34,7 +33,7 @@ type SecretSource interface {
 // Connections tells whether a node has open xDS streams; *server.Server
 // implements it.
 type Connections interface {
-	ProxyStatus(nodeID string) (server.ProxyStatus, bool)
+	OpenStreams(nodeID string) int
 }
 
 // secretPublisher sits between the proxy table and the server: it adds each
@@ -241,9 +240,9 @@ func (p *secretPublisher) refreshWanted() {
 	p.dirty = map[string]bool{}
 	p.connMu.Unlock()
 	for nodeID := range dirty {
-		st, ok := p.conns.ProxyStatus(nodeID)
+		open := p.conns.OpenStreams(nodeID)
 		p.connMu.Lock()
-		if ok && st.Streams > 0 {
+		if open > 0 {
 			p.connected[nodeID] = true
 		} else {
 			delete(p.connected, nodeID)

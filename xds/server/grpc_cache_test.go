@@ -29,7 +29,7 @@ func TestProxylessClientGetsTheListenersItNames(t *testing.T) {
 	if got := len(resp.GetResources()); got != 1 {
 		t.Fatalf("got %d listeners, want only a.shop:80", got)
 	}
-	if s.cacheFor(grpcNode) == s.cacheFor(testNode) {
-		t.Error("proxyless and sidecar nodes share a cache")
+	if s.sidecars.published(grpcNode) != nil {
+		t.Error("the sidecars' cache holds a proxyless node's config")
 	}
 }

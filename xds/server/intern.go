@@ -7,6 +7,7 @@ import (
 	"unsafe"
 	"weak"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
@@ -44,24 +45,39 @@ type internEntry struct {
 	once    sync.Once
 	name    string
 	version string
-	err     error
+	// wire is the resource as delta responses carry it, marshalled once
+	// and shared by every response that sends it.
+	wire *discoveryv3.Resource
+	err  error
 }
 
-// version returns a resource's name and content hash, validating and hashing
-// it unless it was checked before, and the resource's entry (nil when the
-// resource is not interned).
-func (t *internTable) version(typeURL string, r types.Resource) (name, version string, e *internEntry, err error) {
+// checked is the outcome of checking one resource.
+type checked struct {
+	name    string
+	version string
+	wire    *discoveryv3.Resource
+}
+
+// version returns a resource's name, content hash and marshalled form,
+// validating and marshalling it unless it was checked before, and the
+// resource's entry (nil when the resource is not interned).
+func (t *internTable) version(typeURL string, r types.Resource) (checked, *internEntry, error) {
 	ref := internRef(r)
 	if t == nil || ref == nil {
-		name, version, err = t.check(typeURL, r)
-		return name, version, nil, err
+		c, err := t.check(typeURL, r)
+		return c, nil, err
 	}
-	if e = t.entry(typeURL, ref); e == nil { // checked as another type: check it as this one
-		name, version, err = t.check(typeURL, r)
-		return name, version, nil, err
+	e := t.entry(typeURL, ref)
+	if e == nil { // checked as another type: check it as this one
+		c, err := t.check(typeURL, r)
+		return c, nil, err
 	}
-	e.once.Do(func() { e.name, e.version, e.err = t.check(typeURL, r) })
-	return e.name, e.version, e, e.err
+	e.once.Do(func() {
+		var c checked
+		c, e.err = t.check(typeURL, r)
+		e.name, e.version, e.wire = c.name, c.version, c.wire
+	})
+	return checked{name: e.name, version: e.version, wire: e.wire}, e, e.err
 }
 
 // entry returns the message's entry, adding one when there is none (or only
@@ -98,18 +114,20 @@ func (t *internTable) watch(ref messageRef, e *internEntry) {
 	ref.onCollected(func(addr uintptr) { t.entries.CompareAndDelete(addr, e) })
 }
 
-// check validates and hashes a resource.
-func (t *internTable) check(typeURL string, r types.Resource) (name, version string, err error) {
-	if name, err = validateResource(typeURL, r); err != nil {
-		return name, "", err
+// check validates, marshals and hashes a resource.
+func (t *internTable) check(typeURL string, r types.Resource) (checked, error) {
+	name, err := validateResource(typeURL, r)
+	if err != nil {
+		return checked{name: name}, err
 	}
-	if version, err = resourceVersion(r); err != nil {
-		return name, "", err
+	wire, err := wireResource(typeURL, name, r)
+	if err != nil {
+		return checked{name: name}, err
 	}
 	if t != nil {
 		t.hashed.Add(1)
 	}
-	return name, version, nil
+	return checked{name: name, version: wire.GetVersion(), wire: wire}, nil
 }
 
 // size is the number of resources the table holds.

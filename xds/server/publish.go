@@ -34,15 +34,17 @@ func SkipConsistencyCheck() SetOption {
 // set may carry either.
 type proxyConfig struct {
 	current, previous configVersions
+	// check is how current was checked.
+	check consistencyCheck
 }
 
-func (c *proxyConfig) find(typeURL, version string) map[string]string {
+func (c *proxyConfig) find(typeURL, version string) (typeVersions, bool) {
 	for _, cv := range []configVersions{c.current, c.previous} {
 		if tv, ok := cv[typeURL]; ok && tv.version == version {
-			return tv.resources
+			return tv, true
 		}
 	}
-	return nil
+	return typeVersions{}, false
 }
 
 // SetProxyResources validates and publishes a node's resources, keyed by
@@ -67,29 +69,45 @@ func (s *Server) SetProxyResourcesWith(nodeID string, res map[string][]types.Res
 	for _, o := range opts {
 		o(&cfg)
 	}
-	snap, versions, err := s.buildSnapshot(res, cfg.check)
+	snap, versions, err := s.buildSnapshot(nodeID, res, cfg.check)
 	if err != nil {
 		return false, fmt.Errorf("snapshot for %s: %w", nodeID, err)
 	}
-	return s.publish(nodeID, snap, versions)
+	return s.publish(nodeID, snap, versions, cfg.check)
+}
+
+// current returns the node's current config and how it was checked.
+func (s *Server) current(nodeID string) (configVersions, consistencyCheck) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if c := s.configs[nodeID]; c != nil {
+		return c.current, c.check
+	}
+	return nil, checkNone
 }
 
 // buildSnapshot validates and versions the resources (each message once over
 // the server's life, see internTable) and checks the snapshot's references.
-func (s *Server) buildSnapshot(res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
-	versions, err := s.interned.configVersions(res)
+// Only proxyless gRPC clients are served from the snapshot: for the other
+// nodes it is made only for the check (nil when the check is known to pass,
+// see sameReferences), and the resourceCache holds the versions.
+func (s *Server) buildSnapshot(nodeID string, res map[string][]types.Resource, check consistencyCheck) (*cachev3.Snapshot, configVersions, error) {
+	prev, prevCheck := s.current(nodeID)
+	versions, err := s.interned.configVersions(res, prev)
 	if err != nil {
 		return nil, nil, err
 	}
+	proxyless := isProxylessID(nodeID)
+	if !proxyless && (check == checkNone || (prevCheck == check && sameReferences(prev, versions))) {
+		return nil, versions, nil
+	}
 	snap := &cachev3.Snapshot{VersionMap: make(map[string]map[string]string, len(versions))}
 	for typeURL, tv := range versions {
-		if tv.shared != nil {
-			snap.Resources[cachev3.GetResponseType(typeURL)] = tv.shared.res
-		} else {
-			snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
+		snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
+		if proxyless {
+			// Set here, ConstructVersionMap keeps it instead of hashing again.
+			snap.VersionMap[typeURL] = tv.versionMap()
 		}
-		// Set here, ConstructVersionMap keeps it instead of hashing again.
-		snap.VersionMap[typeURL] = tv.resources
 	}
 	if err := checkConsistency(snap, check); err != nil {
 		return nil, nil, err
@@ -97,10 +115,10 @@ func (s *Server) buildSnapshot(res map[string][]types.Resource, check consistenc
 	return snap, versions, nil
 }
 
-func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configVersions) (bool, error) {
+func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configVersions, check consistencyCheck) (bool, error) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	dropped, changed := s.swapConfig(nodeID, versions)
+	dropped, changed := s.swapConfig(nodeID, versions, check)
 	if !changed {
 		return false, nil
 	}
@@ -109,7 +127,12 @@ func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configV
 	// Configs are updated first: the cache answers watches inside
 	// SetSnapshot, and the response callbacks look the versions up.
 	// SetSnapshot stores the snapshot before it can fail.
-	err := s.cacheFor(nodeID).SetSnapshot(context.Background(), nodeID, snap)
+	var err error
+	if isProxylessID(nodeID) {
+		err = s.grpcCache.SetSnapshot(context.Background(), nodeID, snap)
+	} else {
+		s.sidecars.publish(nodeID, versions)
+	}
 	s.tracker.published(nodeID, versions.typeVersionMap())
 	if err != nil {
 		return true, fmt.Errorf("setting snapshot for %s: %w", nodeID, err)
@@ -121,14 +144,14 @@ func (s *Server) publish(nodeID string, snap *cachev3.Snapshot, versions configV
 // swapConfig records versions as the node's current config, unless they
 // equal it; it reports whether they changed, and the configuration no
 // longer held (the one before the previous).
-func (s *Server) swapConfig(nodeID string, versions configVersions) (dropped configVersions, changed bool) {
+func (s *Server) swapConfig(nodeID string, versions configVersions, check consistencyCheck) (dropped configVersions, changed bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.configs[nodeID]
 	if old != nil && old.current.equal(versions) {
 		return nil, false
 	}
-	next := &proxyConfig{current: versions}
+	next := &proxyConfig{current: versions, check: check}
 	if old != nil {
 		next.previous, dropped = old.current, old.previous
 	}
@@ -136,9 +159,10 @@ func (s *Server) swapConfig(nodeID string, versions configVersions) (dropped con
 	return dropped, true
 }
 
-// RemoveProxy clears a node's snapshot. go-control-plane's ClearSnapshot
-// also drops the node's open watches: a stream still open afterwards gets
-// new config only after its next request.
+// RemoveProxy clears a node's config. go-control-plane's ClearSnapshot
+// also drops the node's open state-of-the-world watches: such a stream
+// still open afterwards gets new config only after its next request. Open
+// delta watches stay, and are answered when the node is published again.
 func (s *Server) RemoveProxy(nodeID string) {
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
@@ -149,7 +173,11 @@ func (s *Server) RemoveProxy(nodeID string) {
 	}
 	delete(s.configs, nodeID)
 	s.mu.Unlock()
-	s.cacheFor(nodeID).ClearSnapshot(nodeID)
+	if isProxylessID(nodeID) {
+		s.grpcCache.ClearSnapshot(nodeID)
+	} else {
+		s.sidecars.publish(nodeID, nil)
+	}
 	s.tracker.published(nodeID, nil)
 }
 
@@ -162,10 +190,32 @@ func isProxylessID(nodeID string) bool {
 // a type at a version, or nil when the server no longer holds them.
 func (s *Server) publishedResources(nodeID, typeURL, version string) map[string]string {
 	s.mu.RLock()
-	defer s.mu.RUnlock()
 	c := s.configs[nodeID]
+	s.mu.RUnlock()
 	if c == nil {
 		return nil
 	}
-	return c.find(typeURL, version)
+	if tv, ok := c.find(typeURL, version); ok {
+		if tv.shared != nil {
+			return tv.shared.versions()
+		}
+		return tv.versionMap()
+	}
+	return nil
+}
+
+// sharedVersions returns the name → version map of a list published to a
+// node for a type at a version when other nodes may share it, else nil.
+// The map is shared: it must not be modified.
+func (s *Server) sharedVersions(nodeID, typeURL, version string) map[string]string {
+	s.mu.RLock()
+	c := s.configs[nodeID]
+	s.mu.RUnlock()
+	if c == nil {
+		return nil
+	}
+	if tv, ok := c.find(typeURL, version); ok && tv.shared != nil {
+		return tv.shared.versions()
+	}
+	return nil
 }

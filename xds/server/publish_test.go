@@ -2,10 +2,12 @@ package server
 
 import (
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -26,9 +28,9 @@ func TestUnchangedResourcesLeaveTheCacheAlone(t *testing.T) {
 	if changed, err := s.SetProxyResources(testNode, sidecarConfig(t, edsCluster("a", time.Second), edsCluster("b", time.Second))); err != nil || !changed {
 		t.Fatalf("SetProxyResources = %v, %v; want true, nil", changed, err)
 	}
-	before, err := s.cache.GetSnapshot(testNode)
+	before, err := s.cachedConfig(testNode)
 	if err != nil {
-		t.Fatalf("GetSnapshot: %v", err)
+		t.Fatal(err)
 	}
 	// Fresh but equal messages, in another order.
 	again := sidecarConfig(t, edsCluster("b", time.Second), edsCluster("a", time.Second))
@@ -37,8 +39,8 @@ func TestUnchangedResourcesLeaveTheCacheAlone(t *testing.T) {
 	if err != nil || changed {
 		t.Fatalf("SetProxyResources = %v, %v; want false, nil", changed, err)
 	}
-	if after, _ := s.cache.GetSnapshot(testNode); after != before {
-		t.Error("unchanged resources replaced the cached snapshot")
+	if after, _ := s.cachedConfig(testNode); after != before {
+		t.Error("unchanged resources replaced the cached config")
 	}
 }
 
@@ -99,7 +101,7 @@ func TestInvalidResourcesAreRefused(t *testing.T) {
 			if _, err := s.SetProxyResources(testNode, good); err != nil {
 				t.Fatalf("valid resources: %v", err)
 			}
-			before, _ := s.cache.GetSnapshot(testNode)
+			before, _ := s.cachedConfig(testNode)
 			published := s.ProxyStatuses()[0].Published
 
 			bad := sidecarConfig(t, edsCluster("c1", time.Second))
@@ -108,8 +110,8 @@ func TestInvalidResourcesAreRefused(t *testing.T) {
 			if err == nil || changed || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("SetProxyResources = %v, %v; want an error containing %q", changed, err, tc.wantErr)
 			}
-			if after, _ := s.cache.GetSnapshot(testNode); after != before {
-				t.Error("refused resources replaced the cached snapshot")
+			if after, _ := s.cachedConfig(testNode); after != before {
+				t.Error("refused resources replaced the cached config")
 			}
 			if got := s.ProxyStatuses()[0].Published; fmt.Sprint(got) != fmt.Sprint(published) {
 				t.Errorf("published versions changed to %v", got)
@@ -178,6 +180,15 @@ func TestNodeTypeSelectsTheConsistencyCheck(t *testing.T) {
 	}
 }
 
+// cachedConfig identifies the config the cache holds for a node.
+func (s *Server) cachedConfig(node string) (unsafe.Pointer, error) {
+	c := s.sidecars.published(node)
+	if c == nil {
+		return nil, fmt.Errorf("no config cached for %s", node)
+	}
+	return reflect.ValueOf(c).UnsafePointer(), nil
+}
+
 func TestRemoveProxy(t *testing.T) {
 	s := New(Options{})
 	res := sidecarConfig(t, edsCluster("c1", time.Second))
@@ -185,8 +196,8 @@ func TestRemoveProxy(t *testing.T) {
 		t.Fatalf("SetProxyResources: %v", err)
 	}
 	s.RemoveProxy(testNode)
-	if _, err := s.cache.GetSnapshot(testNode); err == nil {
-		t.Error("snapshot still cached after RemoveProxy")
+	if _, err := s.cachedConfig(testNode); err == nil {
+		t.Error("config still cached after RemoveProxy")
 	}
 	if _, ok := s.ProxyStatus(testNode); ok {
 		t.Error("status of a removed, disconnected node still reported")

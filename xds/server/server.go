@@ -75,9 +75,10 @@ type Options struct {
 
 // Server serves xDS from one snapshot per proxy. It is safe for concurrent use.
 type Server struct {
-	log   logr.Logger
-	opts  Options
-	cache cachev3.SnapshotCache
+	log  logr.Logger
+	opts Options
+	// sidecars is the cache of every node but proxyless gRPC clients.
+	sidecars *resourceCache
 	// grpcCache holds the snapshots of proxyless gRPC clients (grpc~ node
 	// IDs). It is not in ADS mode: a gRPC client asks for the resources of
 	// the names it dials, a subset of its snapshot, and an ADS-mode cache
@@ -132,19 +133,21 @@ func New(opts Options) *Server {
 	}
 	limit := newLogLimiter()
 	cpLog := cpLogger{log: log, limit: limit}
-	return &Server{
+	s := &Server{
 		auth:     auth,
 		logLimit: limit,
 		clock:    opts.Clock,
 		log:      log,
 		opts:     opts,
 		interned: &internTable{},
+		sidecars: newResourceCache(),
 		// IDHash: the snapshot key is the full node ID.
-		cache:     cachev3.NewSnapshotCache(true, cachev3.IDHash{}, cpLog),
 		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLog),
 		tracker:   newTracker(log, opts.OnStatusChange, limit),
 		configs:   map[string]*proxyConfig{},
 	}
+	s.tracker.shared = s.sharedVersions
+	return s
 }
 
 // Cache classes of muxCache.
@@ -154,12 +157,15 @@ const (
 )
 
 // muxCache serves proxyless gRPC clients from grpcCache and every other node
-// from cache, by node ID. The stream fills in the node of requests that omit it.
+// from sidecars, by node ID. The stream fills in the node of requests that omit it.
 func (s *Server) muxCache() *cachev3.MuxCache {
 	return &cachev3.MuxCache{
 		Classify:      func(r *cachev3.Request) string { return cacheClass(r.GetNode().GetId()) },
 		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return cacheClass(r.GetNode().GetId()) },
-		Caches:        map[string]cachev3.Cache{cacheSidecar: s.cache, cacheGRPC: s.grpcCache},
+		Caches: map[string]cachev3.Cache{
+			cacheSidecar: s.sidecars,
+			cacheGRPC:    s.grpcCache,
+		},
 	}
 }
 
@@ -168,14 +174,6 @@ func cacheClass(nodeID string) string {
 		return cacheGRPC
 	}
 	return cacheSidecar
-}
-
-// cacheFor is the snapshot cache of a node.
-func (s *Server) cacheFor(nodeID string) cachev3.SnapshotCache {
-	if isProxylessID(nodeID) {
-		return s.grpcCache
-	}
-	return s.cache
 }
 
 // Serve serves xDS on lis until ctx is done, then stops gracefully.
@@ -262,6 +260,12 @@ func (s *Server) ProxyStatuses() []ProxyStatus {
 // InSyncProxies counts the nodes for which ProxyStatus.InSync holds.
 func (s *Server) InSyncProxies() int {
 	return s.tracker.count(ProxyStatus.InSync)
+}
+
+// OpenStreams returns the number of open xDS streams of a node; unlike
+// ProxyStatus it copies nothing.
+func (s *Server) OpenStreams(nodeID string) int {
+	return s.tracker.openStreams(nodeID)
 }
 
 // ProxyStatus returns the status of one node.

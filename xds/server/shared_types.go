@@ -3,18 +3,18 @@ package server
 import (
 	"encoding/binary"
 	"sync"
-	"unsafe"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 )
 
-// sharedTypes holds, for each list of messages that published snapshots
-// hold for one type, its versions and the go-control-plane Resources made of
-// it: proxies that share config (the runner gives them the same messages)
-// then share these maps too, instead of each building and hashing its own.
-// A list is known by its interned entries in order; an entry lives while
-// any list or message refers to it, so its address identifies it.
+// sharedTypes holds, for each list of messages that published configs hold
+// for one type, its versions: proxies that share config (the runner gives
+// them the same messages) then share the name → resource map too, instead
+// of each building and hashing its own.
+// A list is known by the type URL and its messages' addresses in order: the
+// shared list holds its messages (typeVersions.items), so while it is in
+// the table no other message can have one of those addresses, and a hit
+// needs neither a look-up nor a check of any message.
 //
 // Entries are reference-counted by the configurations that hold them (the
 // current and previous configuration of each node): publish acquires,
@@ -26,30 +26,77 @@ type sharedTypes struct {
 }
 
 type sharedType struct {
-	key string
-	tv  typeVersions
-	res cachev3.Resources
-	// entries keep the interned entries, and so the key's addresses, alive.
-	entries []*internEntry
-	refs    int
+	key  string
+	tv   typeVersions
+	refs int
+	// versions is tv's name → version map, made once when first asked
+	// for: the ACKed resources of every node that runs the list share it.
+	versions func() map[string]string
+
+	// changed memoises changedNames from other lists, by their version:
+	// the nodes that share this list and the one before ask the same.
+	changedMu sync.Mutex
+	changed   map[string][]string
 }
 
-// sharedKey is the type URL and the addresses of the list's entries; false
-// when a message is not interned.
-func sharedKey(typeURL string, entries []*internEntry) (string, bool) {
-	key := make([]byte, 0, len(typeURL)+1+8*len(entries))
+// maxChangedMemo bounds a shared list's changedNames memo.
+const maxChangedMemo = 8
+
+// changedNames lists the names whose version differs between two lists of
+// one type, removed names included; memoised on to's shared list.
+func changedNames(from, to typeVersions) []string {
+	st := to.shared
+	if st == nil {
+		return diffNames(from, to)
+	}
+	st.changedMu.Lock()
+	defer st.changedMu.Unlock()
+	if names, ok := st.changed[from.version]; ok {
+		return names
+	}
+	names := diffNames(from, to)
+	if st.changed == nil || len(st.changed) >= maxChangedMemo {
+		st.changed = map[string][]string{}
+	}
+	st.changed[from.version] = names
+	return names
+}
+
+func diffNames(from, to typeVersions) []string {
+	var names []string
+	for name, r := range to.resources {
+		if old, ok := from.resources[name]; !ok || old.GetVersion() != r.GetVersion() {
+			names = append(names, name)
+		}
+	}
+	for name := range from.resources {
+		if _, ok := to.resources[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+func newSharedType(key string, tv typeVersions) *sharedType {
+	st := &sharedType{key: key, tv: tv}
+	st.tv.shared = st
+	st.versions = sync.OnceValue(st.tv.versionMap)
+	return st
+}
+
+// sharedKey is the type URL and the addresses of the list's messages; false
+// when a message is of a type the intern table does not know.
+func sharedKey(typeURL string, items []types.Resource) (string, bool) {
+	key := make([]byte, 0, len(typeURL)+1+8*len(items))
 	key = append(append(key, typeURL...), 0)
-	for _, e := range entries {
-		if e == nil {
+	for _, r := range items {
+		ref := internRef(r)
+		if ref == nil {
 			return "", false
 		}
-		key = binary.LittleEndian.AppendUint64(key, uint64(uintptr(unsafe.Pointer(e))))
+		key = binary.LittleEndian.AppendUint64(key, uint64(ref.addr()))
 	}
 	return string(key), true
-}
-
-func newSharedType(key string, tv typeVersions, items []types.Resource, entries []*internEntry) *sharedType {
-	return &sharedType{key: key, tv: tv, res: cachev3.NewResources(tv.version, items), entries: entries}
 }
 
 // sharedType returns the published list with that key, or nil.

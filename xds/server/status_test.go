@@ -104,17 +104,7 @@ func TestNodeWithoutSnapshotWaitsForConfig(t *testing.T) {
 
 // watches counts the cache's open watches of a node.
 func (s *testServer) watches(node string, delta bool) func() int {
-	return func() int {
-		info := s.cache.GetStatusInfo(node)
-		switch {
-		case info == nil:
-			return 0
-		case delta:
-			return info.GetNumDeltaWatches()
-		default:
-			return info.GetNumWatches()
-		}
-	}
+	return func() int { return s.sidecars.watchCount(node, delta) }
 }
 
 func TestDisconnectUpdatesStreamCount(t *testing.T) {

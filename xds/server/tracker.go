@@ -43,7 +43,9 @@ type sentResponse struct {
 // ackedResources is the node's resource set once it ACKs s, given the set it
 // had ACKed before.
 func (s sentResponse) ackedResources(prev map[string]string) map[string]string {
-	if !s.delta {
+	if !s.delta || (len(prev) == 0 && len(s.removed) == 0) {
+		// The response's own map: the tracker drops it from the stream
+		// once answered and never writes to it.
 		return s.resources
 	}
 	out := make(map[string]string, len(prev)+len(s.resources))
@@ -76,6 +78,11 @@ type tracker struct {
 	onChange func(nodeID string)
 	// logLimit bounds the NACK lines one node can cause.
 	logLimit *logLimiter
+
+	// shared returns the name → version map of a published list that
+	// nodes may share (Server.sharedVersions), or nil; an ACKed set equal to
+	// it is kept as it, not as a copy per node. Nil in tests of the tracker.
+	shared func(node, typeURL, version string) map[string]string
 
 	mu      sync.Mutex
 	proxies map[string]*ProxyStatus
@@ -206,6 +213,28 @@ func (t *tracker) status(node string) (ProxyStatus, bool) {
 	return p.deepCopy(), true
 }
 
+func (t *tracker) openStreams(node string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p := t.proxies[node]; p != nil {
+		return p.Streams
+	}
+	return 0
+}
+
+// canonical returns the published shared map when acked equals it, else
+// acked. Only delta ACKs are looked at: a state-of-the-world response's
+// resources are that map already when it is shared (Server.publishedResources).
+func (t *tracker) canonical(node, typeURL string, sent sentResponse, acked map[string]string) map[string]string {
+	if t.shared == nil || !sent.delta {
+		return acked
+	}
+	if all := t.shared(node, typeURL, sent.version); all != nil && maps.Equal(all, acked) {
+		return all
+	}
+	return acked
+}
+
 // stream returns the state of a stream, creating it if needed. t.mu is held.
 func (t *tracker) stream(key streamKey) *streamState {
 	st, ok := t.streams[key]
@@ -261,10 +290,16 @@ func (t *tracker) answer(st *streamState, r reply) bool {
 		ts = t.nack(st.node, ts, sent, latest, r)
 	case latest:
 		ts = ack(ts, sent, r)
+		ts.AckedResources = t.canonical(st.node, r.typeURL, sent, ts.AckedResources)
 	default:
 		return false
 	}
 	p.Types[r.typeURL] = ts
+	if latest && sent.delta {
+		// Answered: its resources are in AckedResources now (or were
+		// refused); another answer to it changes nothing more.
+		st.sent[r.typeURL] = sentResponse{nonce: sent.nonce, version: sent.version, delta: true}
+	}
 	return true
 }
 

@@ -55,6 +55,44 @@ const (
 	checkNone
 )
 
+// sameReferences reports whether next's cross references are prev's, so
+// that a consistency check that passed for prev passes for next: every type
+// but endpoints and route configurations (the referenced types) is
+// unchanged, and those two have the same names.
+func sameReferences(prev, next configVersions) bool {
+	if prev == nil || len(prev) != len(next) {
+		return false
+	}
+	for typeURL, tv := range next {
+		old, ok := prev[typeURL]
+		switch {
+		case !ok:
+			return false
+		case old.version == tv.version:
+		case typeURL == resourcev3.EndpointType || typeURL == resourcev3.RouteType:
+			if !sameKeys(old.resources, tv.resources) {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// sameKeys reports whether two maps have the same keys.
+func sameKeys[V any](a, b map[string]V) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for name := range a {
+		if _, ok := b[name]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func checkConsistency(snap *cachev3.Snapshot, check consistencyCheck) error {
 	switch check {
 	case checkNone:

@@ -9,17 +9,25 @@ import (
 	"maps"
 	"slices"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // typeVersions are the versions of one resource type in one proxy's snapshot.
 type typeVersions struct {
 	// version is derived from resources: equal sets give equal versions.
 	version string
-	// resources maps resource name to its content hash. Never mutated after
-	// creation, so it can be shared with the cache and the status tracker.
-	resources map[string]string
+	// resources maps resource name to the resource as delta responses
+	// carry it, marshalled once (internEntry.wire), with its content hash as
+	// version. Never mutated after creation, so it can be shared with the
+	// caches.
+	resources map[string]*discoveryv3.Resource
+	// items is the list the versions were made from (the caller's slice,
+	// not modified afterwards): a later list of the same messages gets
+	// these versions without a look-up (configVersions).
+	items []types.Resource
 	// shared is set when other snapshots may hold the same list (sharedTypes).
 	shared *sharedType
 }
@@ -39,6 +47,20 @@ func resourceVersion(r types.Resource) (string, error) {
 	return cachev3.HashResource(b), nil
 }
 
+// wireResource marshals a resource as delta responses carry it, with its
+// content hash (resourceVersion) as version.
+func wireResource(typeURL, name string, r types.Resource) (*discoveryv3.Resource, error) {
+	b, err := cachev3.MarshalResource(r)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling %q: %w", name, err)
+	}
+	return &discoveryv3.Resource{
+		Name:     name,
+		Version:  cachev3.HashResource(b),
+		Resource: &anypb.Any{TypeUrl: typeURL, Value: b},
+	}, nil
+}
+
 // typeVersions validates and hashes the resources of one type (see
 // validateType) and derives the type version; resources the table knows are
 // neither validated nor hashed again, and a list of the same messages as
@@ -47,26 +69,13 @@ func (t *internTable) typeVersions(typeURL string, items []types.Resource) (type
 	if cachev3.GetResponseType(typeURL) == types.UnknownType {
 		return typeVersions{}, fmt.Errorf("unknown resource type %q", typeURL)
 	}
-	entries := make([]*internEntry, len(items))
-	var errs []error
-	for i, r := range items {
-		name, _, e, err := t.version(typeURL, r)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
-		}
-		entries[i] = e
-	}
-	if err := errors.Join(errs...); err != nil {
-		return typeVersions{}, err
-	}
-	key, shareable := sharedKey(typeURL, entries)
+	key, shareable := sharedKey(typeURL, items)
 	if st := t.sharedType(key, shareable); st != nil {
 		return st.tv, nil
 	}
 	tv, err := t.newTypeVersions(typeURL, items)
 	if err == nil && shareable && t != nil {
-		tv.shared = newSharedType(key, tv, items, entries)
-		tv.shared.tv.shared = tv.shared
+		tv.shared = newSharedType(key, tv)
 	}
 	return tv, err
 }
@@ -74,36 +83,50 @@ func (t *internTable) typeVersions(typeURL string, items []types.Resource) (type
 // newTypeVersions maps names to versions (all resources checked already),
 // refusing repeated names, and derives the type version.
 func (t *internTable) newTypeVersions(typeURL string, items []types.Resource) (typeVersions, error) {
-	resources := make(map[string]string, len(items))
+	resources := make(map[string]*discoveryv3.Resource, len(items))
 	var errs []error
 	for i, r := range items {
-		name, v, _, err := t.version(typeURL, r)
-		if _, dup := resources[name]; err == nil && dup {
+		c, _, err := t.version(typeURL, r)
+		if _, dup := resources[c.name]; err == nil && dup {
 			err = errors.New("duplicate resource name")
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, name, err))
+			errs = append(errs, fmt.Errorf("%s #%d %q: %w", typeURL, i, c.name, err))
 			continue
 		}
-		resources[name] = v
+		resources[c.name] = c.wire
 	}
 	if err := errors.Join(errs...); err != nil {
 		return typeVersions{}, err
 	}
-	return typeVersions{version: deriveTypeVersion(resources), resources: resources}, nil
+	return typeVersions{version: hashVersions(resources, (*discoveryv3.Resource).GetVersion), resources: resources, items: items}, nil
 }
 
 // deriveTypeVersion hashes the sorted (name, version) pairs, each
 // length-prefixed so that no two different sets hash the same input.
 func deriveTypeVersion(resources map[string]string) string {
+	return hashVersions(resources, func(v string) string { return v })
+}
+
+// hashVersions is deriveTypeVersion of the names and versions of m.
+func hashVersions[V any](m map[string]V, version func(V) string) string {
 	h := sha256.New()
 	var buf []byte
-	for _, name := range slices.Sorted(maps.Keys(resources)) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		buf = appendLengthPrefixed(buf[:0], name)
-		buf = appendLengthPrefixed(buf, resources[name])
+		buf = appendLengthPrefixed(buf, version(m[name]))
 		h.Write(buf)
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// versionMap returns resource name → version, a new map.
+func (tv typeVersions) versionMap() map[string]string {
+	out := make(map[string]string, len(tv.resources))
+	for name, r := range tv.resources {
+		out[name] = r.GetVersion()
+	}
+	return out
 }
 
 func appendLengthPrefixed(buf []byte, s string) []byte {
@@ -113,17 +136,24 @@ func appendLengthPrefixed(buf []byte, s string) []byte {
 
 // newConfigVersions is internTable.configVersions without a table.
 func newConfigVersions(res map[string][]types.Resource) (configVersions, error) {
-	return (*internTable)(nil).configVersions(res)
+	return (*internTable)(nil).configVersions(res, nil)
 }
 
 // configVersions validates every resource (all failures joined, sorted by
 // type URL) and computes versions for every type the cache knows; a type
 // without resources gets the version of the empty set, so that a client
-// asking for it is answered (an empty answer) rather than kept waiting.
-func (t *internTable) configVersions(res map[string][]types.Resource) (configVersions, error) {
+// asking for it is answered (an empty answer) rather than kept waiting. A
+// type whose list holds the same messages, in the same order, as prev's
+// (the node's current config) is prev's, at the cost of comparing pointers:
+// a push that changed one load assignment looks up only the changed list.
+func (t *internTable) configVersions(res map[string][]types.Resource, prev configVersions) (configVersions, error) {
 	out := make(configVersions, int(types.UnknownType))
 	var errs []error
 	for _, typeURL := range slices.Sorted(maps.Keys(res)) {
+		if tv, ok := prev[typeURL]; ok && sameItems(tv.items, res[typeURL]) {
+			out[typeURL] = tv
+			continue
+		}
 		tv, err := t.typeVersions(typeURL, res[typeURL])
 		if err != nil {
 			errs = append(errs, err)
@@ -136,10 +166,31 @@ func (t *internTable) configVersions(res map[string][]types.Resource) (configVer
 	}
 	for _, typeURL := range knownTypeURLs() {
 		if _, ok := out[typeURL]; !ok {
-			out[typeURL] = typeVersions{version: deriveTypeVersion(nil), resources: map[string]string{}}
+			out[typeURL] = typeVersions{version: deriveTypeVersion(nil), resources: map[string]*discoveryv3.Resource{}}
 		}
 	}
 	return out, nil
+}
+
+// sameItems reports whether two lists hold the same messages in the same order.
+func sameItems(a, b []types.Resource) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !sameMessage(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameMessage reports whether two resources are the same message; false for
+// resources of types the intern table does not know (their values may not
+// be comparable).
+func sameMessage(a, b types.Resource) bool {
+	ra, rb := internRef(a), internRef(b)
+	return ra != nil && rb != nil && ra == rb
 }
 
 // typeVersionMap returns type URL → type version.

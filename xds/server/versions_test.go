@@ -33,7 +33,7 @@ func TestConfigVersionsFollowContent(t *testing.T) {
 			t.Errorf("%s: version unchanged = %v after changing only cluster b", typeURL, same)
 		}
 	}
-	if a, b := changed[resourcev3.ClusterType].resources, base[resourcev3.ClusterType].resources; a["a"] != b["a"] || a["b"] == b["b"] {
+	if a, b := changed[resourcev3.ClusterType].resources, base[resourcev3.ClusterType].resources; a["a"].GetVersion() != b["a"].GetVersion() || a["b"].GetVersion() == b["b"].GetVersion() {
 		t.Errorf("resource versions %v -> %v: want only b changed", b, a)
 	}
 }

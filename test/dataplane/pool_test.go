@@ -1,0 +1,139 @@
+package dataplane
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/test/envtest"
+)
+
+// DestinationPolicy connection pool fields through real sidecars (issue
+// #15, point 1); maxConnections and http2MaxRequests alone are in
+// TestConfiguredLimitApplies.
+
+// TestConnectionPool:
+//   - maxConnections 10 with http1MaxPendingRequests 20: of 100 requests at
+//     once that the app holds, the client's sidecar has 10 in flight on 10
+//     connections and 20 pending, and refuses the other 70 at once with 503
+//     and x-envoy-overloaded (upstream_rq_pending_overflow);
+//   - maxRequestsPerConnection 1: every one of 10 sequential requests on
+//     one client connection opens a new upstream connection;
+//   - idleTimeout 1s: requests 2s apart find their upstream connection
+//     closed by the idle timeout and open a new one, all answered.
+func TestConnectionPool(t *testing.T) {
+	needRoot(t)
+	ns := meshNamespace(t)
+	// The app holds requests until 11 are in flight: never, with 10 connections.
+	_, svc := echoServer(t, ns, podSpec{app: &AppConfig{Hold: 11}})
+	createPolicy(t, ns, svc.Name, &meshv1alpha1.ConnectionPool{
+		TCP: &meshv1alpha1.TCPPool{MaxConnections: 10}, HTTP: &meshv1alpha1.HTTPPool{HTTP1MaxPendingRequests: 20},
+	})
+	client := startPod(t, podSpec{name: "client", namespace: ns})
+	waitCall(t, client, serviceURL(svc, "/ready"))
+	waitLimit(t, client, ns, svc.Name, 10)
+	t.Run("pending", func(t *testing.T) { testPending(t, client, ns, serviceURL(svc, HoldPath)) })
+
+	cluster := "outbound|80||" + svc.Name + "." + ns + ".svc.cluster.local"
+	t.Run("max-requests-per-connection", func(t *testing.T) {
+		setPool(t, ns, svc.Name, &meshv1alpha1.ConnectionPool{HTTP: &meshv1alpha1.HTTPPool{MaxRequestsPerConnection: 1}})
+		waitClusterHas(t, client, cluster, `"max_requests_per_connection":1`)
+		before := clusterStat(client.stats(t), ns, svc.Name, "upstream_cx_total")
+		const n = 10
+		allOK(t, "calls", calls(t, client.netns, AppConfig{Mode: HTTPClient, URL: serviceURL(svc, "/one"), Count: n}), n, "server")
+		if got := clusterStat(client.stats(t), ns, svc.Name, "upstream_cx_total") - before; got != n {
+			t.Errorf("%d requests opened %v upstream connections, want one each", n, got)
+		}
+	})
+	t.Run("idle-timeout", func(t *testing.T) {
+		setPool(t, ns, svc.Name, &meshv1alpha1.ConnectionPool{HTTP: &meshv1alpha1.HTTPPool{IdleTimeout: &metav1.Duration{Duration: time.Second}}})
+		waitClusterHas(t, client, cluster, `"idle_timeout":"1s"`)
+		before := clusterStat(client.stats(t), ns, svc.Name, "upstream_cx_idle_timeout")
+		const n = 3
+		allOK(t, "calls 2s apart", calls(t, client.netns, AppConfig{Mode: HTTPClient, URL: serviceURL(svc, "/idle"), Count: n, Interval: 2 * time.Second}), n, "server")
+		if got := clusterStat(client.stats(t), ns, svc.Name, "upstream_cx_idle_timeout") - before; got < n-1 {
+			t.Errorf("%v upstream connections closed idle between %d calls 2s apart, want ≥ %d", got, n, n-1)
+		}
+	})
+}
+
+func testPending(t *testing.T, client *pod, ns, url string) {
+	const n = 100
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd, err := AppCommand(ctx, client.netns, AppConfig{Mode: HTTPLoad, URL: url, Concurrency: n, Timeout: 8 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan []byte, 1)
+	go func() {
+		b, _ := cmd.Output()
+		out <- b
+	}()
+	envtest.Eventually(t, wait, func() error {
+		stats := client.stats(t)
+		active, pending := clusterStat(stats, ns, "server", "upstream_rq_active"), clusterStat(stats, ns, "server", "upstream_rq_pending_active")
+		if active != 10 || pending != 20 {
+			return fmt.Errorf("%v requests active, %v pending; want 10 and 20", active, pending)
+		}
+		return nil
+	})
+	if got := clusterStat(client.stats(t), ns, "server", "upstream_cx_active"); got != 10 {
+		t.Errorf("%v upstream connections, want maxConnections 10", got)
+	}
+	var res LoadResult
+	if err := json.Unmarshal(<-out, &res); err != nil {
+		t.Fatalf("load client: %v", err)
+	}
+	if res.Statuses[http.StatusServiceUnavailable] != n-30 || res.Overloaded != n-30 || res.Errors != 30 {
+		t.Errorf("%d requests at once: %+v, want 70 refused as overloaded and 30 held until their timeout", n, res)
+	}
+	if got := clusterStat(client.stats(t), ns, "server", "upstream_rq_pending_overflow"); got != n-30 {
+		t.Errorf("upstream_rq_pending_overflow %v, want 70", got)
+	}
+}
+
+// setPool replaces the connection pool of the DestinationPolicy host.
+func setPool(t *testing.T, ns, host string, pool *meshv1alpha1.ConnectionPool) {
+	t.Helper()
+	dp := &meshv1alpha1.DestinationPolicy{}
+	dp.Name, dp.Namespace = host, ns
+	update(t, dp, func() { dp.Spec.TrafficPolicy = &meshv1alpha1.TrafficPolicy{ConnectionPool: pool} })
+}
+
+// waitClusterHas polls p's active clusters until the named one's compact
+// JSON contains want.
+func waitClusterHas(t *testing.T, p *pod, cluster, want string) {
+	t.Helper()
+	envtest.Eventually(t, wait, func() error {
+		var dump struct {
+			Configs []struct {
+				Cluster json.RawMessage `json:"cluster"`
+			} `json:"configs"`
+		}
+		body := p.admin(t, "/config_dump?resource=dynamic_active_clusters").Body
+		if err := json.Unmarshal([]byte(body), &dump); err != nil {
+			return err
+		}
+		for _, c := range dump.Configs {
+			var compact strings.Builder
+			var v any
+			if json.Unmarshal(c.Cluster, &v) != nil {
+				continue
+			}
+			b, _ := json.Marshal(v)
+			compact.Write(b)
+			if strings.Contains(compact.String(), `"name":"`+cluster+`"`) && strings.Contains(compact.String(), want) {
+				return nil
+			}
+		}
+		return fmt.Errorf("cluster %s without %s yet", cluster, want)
+	})
+}
