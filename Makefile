@@ -10,6 +10,8 @@ export PATH := $(BIN):$(PATH)
 
 CONTROLLER_GEN_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# promtool checks config/prometheus; it comes from Debian's prometheus package (hack/install-promtool.sh).
+PROMTOOL_VERSION ?= 2.42.0+ds-5+deb12u1
 K8S_VERSION ?= v1.37.2
 ETCD_VERSION ?= v3.7.0
 KUSTOMIZE_VERSION ?= v5.8.1
@@ -26,6 +28,8 @@ GO_LDFLAGS := -X main.version=$(VERSION) -X github.com/capstanmesh/capstan/cli/c
 
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
+export CAPSTAN_PROMTOOL := $(PROMTOOL)
 KUSTOMIZE := $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
 OPM := $(BIN)/opm-$(OPM_VERSION)
 K8S_DIR := $(BIN)/k8s
@@ -72,7 +76,12 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint, and check that th
 .PHONY: test
 test: envtest-assets envoy dataplane-deps e2e-node-deps $(OPM) ## Run every test, envtest included, with the race detector.
 	go test $(GO_TEST_FLAGS) ./...
+	$(MAKE) test-observability
 	$(MAKE) fuzz
+
+.PHONY: test-observability
+test-observability: $(PROMTOOL) ## Check config/prometheus and config/grafana: PromQL parsed by Prometheus, promtool check and unit tests (its own module, test/observability).
+	cd test/observability && go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## The fast loop: the packages whose tests need no API server (hack/unit-packages.sh), with -short and the race detector.
@@ -245,6 +254,12 @@ $(KUSTOMIZE):
 $(GOLANGCI_LINT):
 	GOBIN=$(BIN)/.tmp-gl go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(BIN)/.tmp-gl/golangci-lint $@ && rmdir $(BIN)/.tmp-gl
+
+$(PROMTOOL): hack/install-promtool.sh
+	hack/install-promtool.sh $@ $(PROMTOOL_VERSION)
+
+.PHONY: promtool
+promtool: $(PROMTOOL) ## Install promtool from Debian's package (checks config/prometheus).
 
 .PHONY: help
 help: ## Show this help.

@@ -3,9 +3,10 @@ package controllers
 import (
 	"context"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers/meshstatus"
@@ -23,6 +24,9 @@ type MeshStatusReconciler struct {
 func (r *MeshStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	mesh := &meshv1alpha1.Mesh{}
 	if err := r.Client.Get(ctx, req.NamespacedName, mesh); err != nil {
+		if apierrors.IsNotFound(err) {
+			logOutcome(ctx, OutcomeGone, nil, nil)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	part := meshstatus.Part{
@@ -31,12 +35,18 @@ func (r *MeshStatusReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 		Conditions: MeshConditions(mesh),
 		Events:     map[string]string{meshv1alpha1.ConditionAccepted: "Validate"},
 	}
-	if _, err := r.Status.Write(ctx, part); err != nil {
-		if meshstatus.IsConflict(err) {
-			log.FromContext(ctx).V(1).Info("status update conflict, waiting for the newer version")
-			return ctrl.Result{}, nil
-		}
+	accepted := meta.FindStatusCondition(part.Conditions, meshv1alpha1.ConditionAccepted)
+	changed, err := r.Status.Write(ctx, part)
+	switch {
+	case meshstatus.IsConflict(err):
+		logOutcome(ctx, OutcomeConflict, mesh, accepted)
+		return ctrl.Result{}, nil
+	case err != nil:
 		return ctrl.Result{}, err
+	case changed:
+		logOutcome(ctx, OutcomeUpdated, mesh, accepted)
+	default:
+		logOutcome(ctx, OutcomeUnchanged, mesh, accepted)
 	}
 	return ctrl.Result{}, nil
 }

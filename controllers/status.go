@@ -37,6 +37,9 @@ type statusKind[T client.Object] struct {
 func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec recorder.EventRecorder, req ctrl.Request, kind statusKind[T]) (ctrl.Result, error) {
 	obj := kind.newObject()
 	if err := c.Get(ctx, req.NamespacedName, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			logOutcome(ctx, OutcomeGone, nil, nil)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	current := kind.conditions(obj)
@@ -44,7 +47,9 @@ func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec 
 	next := nextConditions(*current, desired, obj.GetGeneration())
 	removeUndesired(&next, desired)
 	fieldsChanged := kind.setFields != nil && kind.setFields(obj)
+	accepted := meta.FindStatusCondition(next, meshv1alpha1.ConditionAccepted)
 	if conditionsEqual(*current, next) && !fieldsChanged {
+		logOutcome(ctx, OutcomeUnchanged, obj, accepted)
 		return ctrl.Result{}, nil
 	}
 	before := meta.FindStatusCondition(*current, meshv1alpha1.ConditionAccepted)
@@ -55,12 +60,12 @@ func reconcileStatus[T client.Object](ctx context.Context, c client.Client, rec 
 		if apierrors.IsConflict(err) {
 			// Our cached copy is stale; the newer version is already on its way
 			// through the watch and will be reconciled.
-			log.FromContext(ctx).V(1).Info("status update conflict, waiting for the newer version")
+			logOutcome(ctx, OutcomeConflict, obj, accepted)
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
 	}
-	log.FromContext(ctx).V(1).Info("status updated", "generation", obj.GetGeneration())
+	logOutcome(ctx, OutcomeUpdated, obj, accepted)
 	recordAcceptedChange(rec, obj, before, meta.FindStatusCondition(next, meshv1alpha1.ConditionAccepted))
 	recordRejection(rec, obj, beforeProg, meta.FindStatusCondition(next, meshv1alpha1.ConditionProgrammed))
 	recordOverride(rec, obj, beforeOverride, meta.FindStatusCondition(next, meshv1alpha1.ConditionSafetyOverride))
@@ -99,6 +104,39 @@ func recordRejection(rec recorder.EventRecorder, obj client.Object, before, afte
 		return
 	}
 	rec.Eventf(obj, nil, corev1.EventTypeWarning, after.Reason, "Program", "%s", after.Message)
+}
+
+// Outcomes of a status reconcile, the "outcome" key of its log line.
+const (
+	// OutcomeUpdated: the status changed and was written (logged at info level).
+	OutcomeUpdated = "status updated"
+	// OutcomeUnchanged: the status was already right (debug level, V(1)).
+	OutcomeUnchanged = "unchanged"
+	// OutcomeConflict: the cached copy was stale; the newer version comes (V(1)).
+	OutcomeConflict = "conflict, newer version pending"
+	// OutcomeGone: the object was deleted (V(1)).
+	OutcomeGone = "gone"
+)
+
+// logOutcome writes the one line of a reconcile's outcome. The logger of
+// ctx (controller-runtime's) already carries the controller, namespace and
+// name; the line adds the object's generation and resourceVersion (key
+// version) and its Accepted condition. A failed reconcile is logged by
+// controller-runtime with its error; a change is logged at info level, the
+// rest at V(1).
+func logOutcome(ctx context.Context, outcome string, obj client.Object, accepted *metav1.Condition) {
+	l := log.FromContext(ctx)
+	if outcome != OutcomeUpdated {
+		l = l.V(1)
+	}
+	kv := []any{"outcome", outcome}
+	if obj != nil {
+		kv = append(kv, "generation", obj.GetGeneration(), "version", obj.GetResourceVersion())
+	}
+	if accepted != nil {
+		kv = append(kv, "accepted", string(accepted.Status), "reason", accepted.Reason)
+	}
+	l.Info("reconciled", kv...)
 }
 
 // nextConditions returns a copy of current with every desired condition set

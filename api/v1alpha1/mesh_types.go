@@ -238,6 +238,12 @@ type Injection struct {
 // +kubebuilder:validation:Enum=Text;JSON
 type AccessLogFormat string
 
+// Access log formats.
+const (
+	AccessLogText AccessLogFormat = "Text"
+	AccessLogJSON AccessLogFormat = "JSON"
+)
+
 // Telemetry configures access logs and tracing.
 type Telemetry struct {
 	// AccessLog configures sidecar access logs.
@@ -272,6 +278,15 @@ type Tracing struct {
 	// +kubebuilder:validation:Maximum=100
 	// +optional
 	SamplingPercent float64 `json:"samplingPercent,omitempty"`
+
+	// Collector is the OpenTelemetry collector that sidecars export spans
+	// to over OTLP/gRPC (plaintext), as host:port, for example
+	// otel-collector.observability.svc.cluster.local:4317. Empty: spans are
+	// not exported, though sidecars still generate x-request-id and
+	// propagate trace headers.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Collector string `json:"collector,omitempty"`
 }
 
 // MeshStatus is the observed state of the mesh.

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/pki"
 )
 
@@ -114,6 +115,7 @@ func (m *Manager) finish(job issueJob, res issueResult) {
 			m.markServingReadyLocked()
 		} else if m.workloads[st.id.String()] == st {
 			changed = append(changed, st.id.String())
+			meshmetrics.SetCertificateExpiry(st.id.String(), res.cred.Cert.NotAfter)
 		}
 		if job.provider == m.provider {
 			changed = append(changed, m.refreshBundleLocked(res.bundle)...)

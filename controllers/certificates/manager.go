@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/capstanmesh/capstan/controllers/meshstatus"
+	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/pki/certmanager"
 )
@@ -181,6 +182,11 @@ func (m *Manager) SetWanted(identities []string) {
 			continue
 		}
 		next[s] = &certState{id: id}
+	}
+	for s := range m.workloads {
+		if _, ok := next[s]; !ok {
+			meshmetrics.ForgetCertificate(s)
+		}
 	}
 	m.workloads = next
 	m.mu.Unlock()

@@ -25,6 +25,7 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/controllers/meshstatus"
+	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
@@ -93,6 +94,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, _ ctrl.Request) (ctrl.Result
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	meshmetrics.SetPodsWithoutSidecar(report.Uninjected, report.Outdated)
 	workloads, err := r.listWorkloads(ctx)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -78,7 +78,7 @@ func metric(stats, name string, labels ...string) float64 {
 // clusterHandshakes sums the TLS handshakes of the clusters whose name
 // tag is cluster.
 func clusterHandshakes(stats, cluster string) float64 {
-	re := regexp.MustCompile(`(?m)^envoy_cluster_\S*ssl_handshake\{envoy_cluster_name="` + regexp.QuoteMeta(cluster) + `"\} ([0-9.e+]+)$`)
+	re := regexp.MustCompile(`(?m)^envoy_cluster_\S*ssl_handshake\{(?:[^}]*,)?envoy_cluster_name="` + regexp.QuoteMeta(cluster) + `"[^}]*\} ([0-9.e+]+)$`)
 	sum := -1.0
 	for _, m := range re.FindAllStringSubmatch(stats, -1) {
 		if v, err := strconv.ParseFloat(m[1], 64); err == nil {

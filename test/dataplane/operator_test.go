@@ -50,6 +50,20 @@ type operator struct {
 	server *server.Server
 	cancel context.CancelFunc
 	done   chan error
+	// metricsURL is the manager's metrics endpoint (controller-runtime's
+	// registry), on loopback.
+	metricsURL string
+}
+
+// freeLoopbackAddr is a loopback address with a port free a moment ago,
+// for a server that takes an address rather than a listener.
+func freeLoopbackAddr() (string, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := lis.Addr().String()
+	return addr, lis.Close()
 }
 
 // xdsHosts are the names sidecars reach the operator by.
@@ -66,9 +80,13 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 	if err != nil {
 		return nil, err
 	}
+	metricsAddr, err := freeLoopbackAddr()
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: "0"},
+		Metrics:                metricsserver.Options{BindAddress: metricsAddr},
 		HealthProbeBindAddress: "0",
 		// Tests stop the operator and start another in the same process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
@@ -76,7 +94,7 @@ func startOperator(env *envtest.Env, addr netip.Addr, opts operatorOptions) (*op
 	if err != nil {
 		return nil, fmt.Errorf("creating the manager: %w", err)
 	}
-	op := &operator{done: make(chan error, 1)}
+	op := &operator{done: make(chan error, 1), metricsURL: "http://" + metricsAddr + "/metrics"}
 	meshStatus := controllers.NewMeshStatusWriter(mgr) // one Mesh status writer, as in cmd/manager
 	op.certs, err = certificates.NewFor(mgr, certificates.Options{
 		MeshStatus: meshStatus,

@@ -46,6 +46,7 @@ type (
 		Admin            admin            `json:"admin"`
 		DynamicResources dynamicResources `json:"dynamic_resources"`
 		LayeredRuntime   layeredRuntime   `json:"layered_runtime"`
+		StatsConfig      statsConfig      `json:"stats_config"`
 	}
 	// layeredRuntime is a static layer of fixed runtime values, then the admin
 	// layer (the one Envoy uses when the bootstrap names no runtime).
@@ -129,7 +130,7 @@ func escapeExpansion(s string) string { return strings.ReplaceAll(s, "$", "$$") 
 // secrets) over delta ADS from the xDS server, over TLS verified against the
 // mesh root, authenticated with the pod's projected ServiceAccount token
 // through gRPC's STS call credentials.
-func bootstrapJSON(cfg Config) string {
+func bootstrapJSON(cfg Config, workload string) string {
 	ads := configSource{ResourceAPIVersion: "V3", InitialFetchTimeout: "0s"}
 	b := bootstrap{
 		Node: node{
@@ -155,6 +156,7 @@ func bootstrapJSON(cfg Config) string {
 			LDSConfig: ads,
 		},
 		LayeredRuntime: runtime(),
+		StatsConfig:    statsTags(workload),
 	}
 	out, err := json.Marshal(b)
 	if err != nil {

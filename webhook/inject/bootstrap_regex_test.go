@@ -24,7 +24,7 @@ func TestBootstrapPinsRegexLimit(t *testing.T) {
 			} `json:"layers"`
 		} `json:"layered_runtime"`
 	}
-	if err := json.Unmarshal([]byte(bootstrapJSON(ConfigFromMesh(nil, goldenOptions))), &b); err != nil {
+	if err := json.Unmarshal([]byte(bootstrapJSON(ConfigFromMesh(nil, goldenOptions), "web")), &b); err != nil {
 		t.Fatal(err)
 	}
 	layers := b.LayeredRuntime.Layers
@@ -71,7 +71,7 @@ func validateWithRoute(t *testing.T, envoy, regex string) (string, error) {
 		t.Fatal(err)
 	}
 	var b map[string]any
-	if err := json.Unmarshal([]byte(strings.ReplaceAll(bootstrapJSON(ConfigFromMesh(nil, goldenOptions)), RootCAPath, root)), &b); err != nil {
+	if err := json.Unmarshal([]byte(strings.ReplaceAll(bootstrapJSON(ConfigFromMesh(nil, goldenOptions), "web"), RootCAPath, root)), &b); err != nil {
 		t.Fatal(err)
 	}
 	b["static_resources"] = map[string]any{"listeners": []any{regexListener(regex)}}

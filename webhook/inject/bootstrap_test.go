@@ -8,6 +8,7 @@ import (
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/xds/ir"
@@ -120,8 +121,31 @@ func TestBootstrapIsValidEnvoyConfig(t *testing.T) {
 func TestBootstrapEscapesDollar(t *testing.T) {
 	cfg := ConfigFromMesh(nil, Options{})
 	cfg.TrustDomain = "td$(POD_NAME)"
-	got := expand(bootstrapJSON(cfg), map[string]string{EnvPodName: "x"})
-	if !strings.Contains(got, `"td$(POD_NAME)"`) {
+	got := expand(bootstrapJSON(cfg, "w$(POD_NAME)"), map[string]string{EnvPodName: "x"})
+	if !strings.Contains(got, `"td$(POD_NAME)"`) || !strings.Contains(got, `"fixed_value":"w$(POD_NAME)"`) {
 		t.Errorf("expanded bootstrap lost the literal: %s", got)
+	}
+}
+
+// TestWorkloadName: the workload label of a pod's metrics, by the order
+// WorkloadName documents.
+func TestWorkloadName(t *testing.T) {
+	yes := true
+	rs := []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "web-7d9f8", Controller: &yes}}
+	for _, tc := range []struct {
+		name string
+		pod  corev1.Pod
+		want string
+	}{
+		{"app.kubernetes.io/name first", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app.kubernetes.io/name": "a", "app": "b"}}}, "a"},
+		{"app label", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Labels: map[string]string{"app": "b"}}}, "b"},
+		{"Deployment of a ReplicaSet", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web-7d9f8-x", OwnerReferences: rs, Labels: map[string]string{"pod-template-hash": "7d9f8"}}}, "web"},
+		{"other controller", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "db-0", OwnerReferences: []metav1.OwnerReference{{Kind: "StatefulSet", Name: "db", Controller: &yes}}}}, "db"},
+		{"generateName", corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "job-"}}, "job"},
+		{"name", corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "solo"}}, "solo"},
+	} {
+		if got := WorkloadName(&tc.pod); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
 	}
 }

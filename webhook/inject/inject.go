@@ -48,7 +48,7 @@ func Inject(pod *corev1.Pod, cfg Config) (*corev1.Pod, error) {
 		return nil, &PodError{Problems: problems}
 	}
 	ov, errs := parseOverrides(pod.Annotations)
-	proxy, err := proxyContainer(cfg, ov)
+	proxy, err := proxyContainer(cfg, ov, WorkloadName(pod))
 	if err != nil {
 		errs = append(errs, err)
 	}

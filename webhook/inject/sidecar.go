@@ -21,7 +21,7 @@ const (
 )
 
 // proxyContainer is the Envoy sidecar.
-func proxyContainer(cfg Config, ov overrides) (corev1.Container, error) {
+func proxyContainer(cfg Config, ov overrides, workload string) (corev1.Container, error) {
 	res, err := proxyResources(cfg, ov)
 	if err != nil {
 		return corev1.Container{}, err
@@ -32,7 +32,7 @@ func proxyContainer(cfg Config, ov overrides) (corev1.Container, error) {
 		Image:   cfg.ProxyImage,
 		Command: []string{"envoy"},
 		Args: []string{
-			"--config-yaml", bootstrapJSON(cfg),
+			"--config-yaml", bootstrapJSON(cfg, workload),
 			"--log-level", logLevel,
 			"--concurrency", itoa(int64(concurrency(cfg.ProxyConcurrency, res))),
 			"--disable-hot-restart",

@@ -44,6 +44,7 @@ func ForProxy(mesh *ir.Mesh, proxy *ir.Proxy) (*Resources, error) {
 	b.outboundListeners()
 	b.inbound()
 	b.static()
+	b.traceCollector()
 	if b.fatal != nil {
 		return nil, fmt.Errorf("generate %s: %w", proxy.ID, b.fatal)
 	}
@@ -120,6 +121,8 @@ type builder struct {
 	podTLSMetadata map[*ir.Endpoint]*corev3.Metadata
 	out            *Resources
 	errs           errorList
+	// httpTelemetry is the connection managers' access log and tracing (telemetry).
+	httpTelemetry *httpTelemetry
 	// fatal is the first failure that is no object's fault (a bug); it voids the output.
 	fatal error
 }

@@ -35,9 +35,10 @@ func streamIdleTimeout(mesh *ir.Mesh) *durationpb.Duration {
 }
 
 // rdsHCM routes by a RouteConfiguration fetched over ADS (outbound ports).
-func rdsHCM(statPrefix, routeConfig string, idle *durationpb.Duration) *hcmv3.HttpConnectionManager {
+func rdsHCM(statPrefix, routeConfig string, idle *durationpb.Duration, t *httpTelemetry) *hcmv3.HttpConnectionManager {
 	m := allowWebsocket(baseHCM(statPrefix, outbound))
 	m.StreamIdleTimeout = idle
+	t.apply(m)
 	m.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
 		ConfigSource:    ads(),
 		RouteConfigName: routeConfig,

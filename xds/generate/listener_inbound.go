@@ -40,7 +40,7 @@ func (b *builder) inbound() {
 	var err error
 	for _, in := range b.inboundPorts() {
 		var chains []*listenerv3.FilterChain
-		if chains, err = inboundChains(in, streamIdleTimeout(b.mesh)); err != nil {
+		if chains, err = inboundChains(in, streamIdleTimeout(b.mesh), b.telemetry()); err != nil {
 			break
 		}
 		l.FilterChains = append(l.FilterChains, chains...)
@@ -87,25 +87,44 @@ func inboundPortNumber(in *ir.InboundPort) any {
 // mesh's ALPN (ALPNMesh, which client sidecars offer), a plaintext one, and
 // one passing any other TLS through to the application untouched (an
 // application that speaks TLS itself, called by a client outside the
-// mesh); DISABLE is plaintext only. The mTLS and plaintext chains of a
-// port share its network filter.
-func inboundChains(in *ir.InboundPort, idle *durationpb.Duration) ([]*listenerv3.FilterChain, error) {
-	f, err := inboundFilter(in, idle)
-	if err != nil {
-		return nil, err
+// mesh); DISABLE is plaintext only. Each chain's network filter has its own
+// stat prefix, inbound_<port>_mtls, inbound_<port>_plaintext or
+// inbound_<port>_tls, so the sidecar's metrics say how the connection came.
+func inboundChains(in *ir.InboundPort, idle *durationpb.Duration, t *httpTelemetry) ([]*listenerv3.FilterChain, error) {
+	var mtls, plain *listenerv3.Filter
+	var err error
+	if in.MTLS == ir.MTLSStrict || in.MTLS == ir.MTLSPermissive {
+		if mtls, err = inboundFilter(in, true, idle, t); err != nil {
+			return nil, err
+		}
+	}
+	if in.MTLS != ir.MTLSStrict {
+		if plain, err = inboundFilter(in, false, idle, t); err != nil {
+			return nil, err
+		}
 	}
 	switch in.MTLS {
 	case ir.MTLSStrict:
-		return []*listenerv3.FilterChain{inboundChain(in, f, "", true)}, nil
+		return []*listenerv3.FilterChain{inboundChain(in, mtls, "", true)}, nil
 	case ir.MTLSPermissive:
-		tls, err := appTLSChain(in, f)
+		tls, err := appTLSChain(in)
 		if err != nil {
 			return nil, err
 		}
-		return []*listenerv3.FilterChain{inboundChain(in, f, transportTLS, true), inboundChain(in, f, transportPlaintext, false), tls}, nil
+		return []*listenerv3.FilterChain{inboundChain(in, mtls, transportTLS, true), inboundChain(in, plain, transportPlaintext, false), tls}, nil
 	default:
-		return []*listenerv3.FilterChain{inboundChain(in, f, "", false)}, nil
+		return []*listenerv3.FilterChain{inboundChain(in, plain, "", false)}, nil
 	}
+}
+
+// InboundStatPrefix is the stat prefix of an inbound port's connection
+// manager or TCP proxy: inbound_<port>_mtls or inbound_<port>_plaintext.
+func InboundStatPrefix(port uint32, mtls bool) string {
+	security := "plaintext"
+	if mtls {
+		security = "mtls"
+	}
+	return "inbound_" + strconv.FormatUint(uint64(port), 10) + "_" + security
 }
 
 // inboundChain matches the port (and the transport protocol when set) and
@@ -135,14 +154,11 @@ func inboundChainName(in *ir.InboundPort, kind string) string {
 }
 
 // appTLSChain passes TLS that is not the mesh's to the application as is:
-// a TCP proxy to the port's inbound cluster (the port's own filter when it
-// is one already).
-func appTLSChain(in *ir.InboundPort, f *listenerv3.Filter) (*listenerv3.FilterChain, error) {
-	if in.Protocol.IsHTTP() {
-		var err error
-		if f, err = tcpProxyFilter("inbound_"+strconv.FormatUint(uint64(in.Port), 10)+"_tls", InboundClusterName(in.Port)); err != nil {
-			return nil, err
-		}
+// a TCP proxy to the port's inbound cluster, stat prefix inbound_<port>_tls.
+func appTLSChain(in *ir.InboundPort) (*listenerv3.FilterChain, error) {
+	f, err := tcpProxyFilter("inbound_"+strconv.FormatUint(uint64(in.Port), 10)+"_tls", InboundClusterName(in.Port))
+	if err != nil {
+		return nil, err
 	}
 	return &listenerv3.FilterChain{
 		Name: inboundChainName(in, "tls"),
@@ -156,9 +172,9 @@ func appTLSChain(in *ir.InboundPort, f *listenerv3.Filter) (*listenerv3.FilterCh
 
 // inboundFilter proxies HTTP through a connection manager (which tells the
 // application the client's identity in x-forwarded-client-cert) and TCP as is.
-func inboundFilter(in *ir.InboundPort, idle *durationpb.Duration) (*listenerv3.Filter, error) {
+func inboundFilter(in *ir.InboundPort, mtls bool, idle *durationpb.Duration, t *httpTelemetry) (*listenerv3.Filter, error) {
 	cluster := InboundClusterName(in.Port)
-	statPrefix := "inbound_" + strconv.FormatUint(uint64(in.Port), 10)
+	statPrefix := InboundStatPrefix(in.Port, mtls)
 	if !in.Protocol.IsHTTP() {
 		return tcpProxyFilter(statPrefix, cluster)
 	}
@@ -172,6 +188,7 @@ func inboundFilter(in *ir.InboundPort, idle *durationpb.Duration) (*listenerv3.F
 	}
 	m := allowWebsocket(inlineHCM(statPrefix, rc))
 	m.StreamIdleTimeout = idle
+	t.apply(m)
 	m.ForwardClientCertDetails = hcmv3.HttpConnectionManager_SANITIZE_SET
 	m.SetCurrentClientCertDetails = &hcmv3.HttpConnectionManager_SetCurrentClientCertDetails{Uri: true}
 	return hcmFilter(m)

@@ -129,7 +129,7 @@ func (b *builder) defaultOutboundChain(g *portGroup) (*listenerv3.FilterChain, e
 	if len(g.http) == 0 || !b.routeNames[RouteConfigName(g.port)] {
 		return passthroughChain(ClusterPassthrough), nil
 	}
-	f, err := hcmFilter(rdsHCM("outbound_"+OutboundListenerName(g.port), RouteConfigName(g.port), streamIdleTimeout(b.mesh)))
+	f, err := hcmFilter(rdsHCM("outbound_"+OutboundListenerName(g.port), RouteConfigName(g.port), streamIdleTimeout(b.mesh), b.telemetry()))
 	if err != nil {
 		return nil, err
 	}

@@ -164,6 +164,7 @@ func (b *builder) buildRoute(port uint32, in *ir.HTTPRoute, m *routev3.RouteMatc
 		err = rt.ValidateAll()
 	}
 	if err == nil {
+		rt.StatPrefix = RouteStatPrefix(in.Name)
 		return rt
 	}
 	rt = directResponseRoute(in.Name, m, 500)

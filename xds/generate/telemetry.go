@@ -41,6 +41,13 @@ func setClusterTelemetry(c *clusterv3.Cluster, t *target) {
 // StatName is the alt_stat_name of a cluster: its name without dots.
 func StatName(cluster string) string { return strings.ReplaceAll(cluster, ".", "_") }
 
+// RouteStatPrefix is the stat prefix of a MeshRoute rule's routes, its name
+// ("<namespace>/<meshroute>/<rule>") without dots: Envoy then keeps
+// per-route request counts and latencies under
+// vhost.<host:port>.route.<prefix>, which the bootstrap's tag extraction
+// turns into the route label of the golden metrics.
+func RouteStatPrefix(rule string) string { return strings.ReplaceAll(rule, ".", "_") }
+
 // endpointMetadata names the pod behind an endpoint, as the model does
 // ("namespace/name"), under pod; nil without a pod. One message per pod
 // and proxy, shared by the pod's endpoints in every cluster, its parts

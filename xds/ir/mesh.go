@@ -13,6 +13,8 @@ type Mesh struct {
 	// StreamIdleTimeout of the sidecars' HTTP streams; nil means the
 	// generator's default, 0 none.
 	StreamIdleTimeout *Duration `json:"streamIdleTimeout,omitempty"`
+	// Telemetry is what the sidecars log and trace.
+	Telemetry Telemetry `json:"telemetry,omitzero"`
 	// Services in the mesh, sorted by FQDN.
 	Services []*Service `json:"services,omitempty"`
 	// Proxies known to the mesh, sorted by ID.
@@ -54,3 +56,19 @@ func (m *Mesh) ProxyByID(id string) *Proxy {
 	}
 	return nil
 }
+
+// Telemetry is the sidecars' access logs and tracing.
+type Telemetry struct {
+	// AccessLog is "" (off), "Text" or "JSON".
+	AccessLog string `json:"accessLog,omitempty"`
+	// SamplingPercent of requests traced, 0 to 100.
+	SamplingPercent float64 `json:"samplingPercent,omitempty"`
+	// Collector is the OTLP/gRPC collector's host:port; "" exports no spans.
+	Collector string `json:"collector,omitempty"`
+}
+
+// Access log formats of Telemetry.AccessLog.
+const (
+	AccessLogText = "Text"
+	AccessLogJSON = "JSON"
+)

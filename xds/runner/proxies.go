@@ -24,6 +24,8 @@ type proxyTable struct {
 	errs  map[string]generate.Errors
 	parts map[string]proxyPart
 	memo  *memo
+	// lastGenerated is how many proxies the last update generated config for.
+	lastGenerated int
 }
 
 func newProxyTable() *proxyTable {
@@ -45,7 +47,8 @@ type proxyJob struct {
 // update generates and publishes config for every proxy whose inputs changed,
 // removes proxies that left, and returns the per-object errors of all proxies.
 // Work runs on all cores; the table is written afterwards, in proxy order, so
-// the result does not depend on scheduling.
+// the result does not depend on scheduling. lastGenerated is then how many
+// proxies it generated config for.
 func (t *proxyTable) update(mesh *ir.Mesh, pub Publisher, log logr.Logger) generate.Errors {
 	todo, seen := t.changed(mesh)
 	keys := newPushKeys(mesh)
@@ -63,6 +66,7 @@ func (t *proxyTable) update(mesh *ir.Mesh, pub Publisher, log logr.Logger) gener
 	}
 	t.removeGone(seen, pub)
 	t.memo.prune(outboundKeys(mesh), keys)
+	t.lastGenerated = len(todo)
 	return t.allErrors()
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/go-logr/logr"
 
+	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/xds/translate"
 )
 
@@ -120,7 +121,9 @@ func (r *Runner) Start(ctx context.Context) error {
 
 // push translates, generates, publishes and records statuses for one snapshot.
 func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
+	start := time.Now()
 	res, err := translate.Translate(in)
+	meshmetrics.ObserveTranslation(time.Since(start))
 	if err != nil {
 		r.log.Error(err, "translation failed; proxies keep the config they have")
 		return
@@ -129,7 +132,9 @@ func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
 		r.secrets.setProxies(res.Mesh.Proxies)
 	}
 	r.logNotices(res.Notices)
+	start = time.Now()
 	genErrs := r.proxies.update(res.Mesh, r.publisher, r.log)
+	meshmetrics.ObserveGeneration(time.Since(start), r.proxies.lastGenerated)
 	r.acked.setCarried(res)
 	r.statuses.set(withProgrammed(res.Statuses, genErrs))
 	r.writeStatuses(ctx)

@@ -96,6 +96,7 @@ type translator struct {
 	trustDomainAliases []string
 	meshMode           ir.MTLSMode
 	streamIdleTimeout  *ir.Duration
+	telemetry          ir.Telemetry
 	// services are sorted by FQDN; byFQDN indexes them.
 	services []*serviceEntry
 	byFQDN   map[string]*serviceEntry
@@ -151,6 +152,7 @@ func (t *translator) applyMeshSpec(spec *meshv1alpha1.MeshSpec) {
 		t.meshMode = ir.MTLSStrict
 	}
 	t.streamIdleTimeout = irDuration(spec.Traffic.StreamIdleTimeout)
+	t.telemetry = telemetry(&spec.Telemetry)
 	t.scoped = spec.Scoping.Mode != meshv1alpha1.ScopingMeshWide
 	t.maxClusters = maxClustersPerNamespace(spec)
 }
@@ -159,7 +161,7 @@ func (t *translator) applyMeshSpec(spec *meshv1alpha1.MeshSpec) {
 func (t *translator) model() *ir.Mesh {
 	m := &ir.Mesh{
 		TrustDomain: t.trustDomain, TrustDomainAliases: t.trustDomainAliases, MTLSMode: t.meshMode,
-		StreamIdleTimeout: t.streamIdleTimeout,
+		StreamIdleTimeout: t.streamIdleTimeout, Telemetry: t.telemetry,
 	}
 	for _, e := range t.services {
 		m.Services = append(m.Services, e.ir)

@@ -238,7 +238,21 @@ func meshCases() []Case {
 		{Name: "the default mesh", Object: mesh(meshv1alpha1.MeshName)},
 		{Name: "a mesh not named default", SchemaRefuses: true, Object: mesh("prod"), Fields: []string{"metadata.name"}},
 		{Name: "proxy requests above limits", Object: limits, Fields: []string{"spec.proxy.resources.requests[memory]"}},
+		{Name: "trace collector host:port", Object: collector("otel.observability.svc:4317")},
+		{Name: "trace collector IP:port", Object: collector("10.0.0.9:4317")},
+		{Name: "trace collector without port", Object: collector("otel.observability.svc"), Fields: []string{collectorField}},
+		{Name: "trace collector port out of range", Object: collector("otel:70000"), Fields: []string{collectorField}},
+		{Name: "trace collector host not a DNS name", Object: collector("Otel_Collector:4317"), Fields: []string{collectorField}},
 	}
+}
+
+const collectorField = "spec.telemetry.tracing.collector"
+
+// collector is the default Mesh exporting spans to addr.
+func collector(addr string) *meshv1alpha1.Mesh {
+	m := &meshv1alpha1.Mesh{ObjectMeta: metav1.ObjectMeta{Name: meshv1alpha1.MeshName, Generation: 1}}
+	m.Spec.Telemetry.Tracing.Collector = addr
+	return m
 }
 
 // CheckAccepted checks an Accepted condition against the case's verdict:
