@@ -32,7 +32,8 @@ func TestOneStatusWriterPerObject(t *testing.T) {
 			return err
 		}
 		rel, _ := filepath.Rel(root, path)
-		if d.IsDir() && (rel == "bin" || rel == "test" || strings.HasPrefix(d.Name(), ".")) && rel != "." {
+		// test/ and the playground play the kubelet: they write Pod status.
+		if d.IsDir() && (rel == "bin" || rel == "test" || rel == "cmd/capstan-playground" || strings.HasPrefix(d.Name(), ".")) && rel != "." {
 			return filepath.SkipDir
 		}
 		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
