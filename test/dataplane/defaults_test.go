@@ -112,8 +112,12 @@ func TestConfiguredLimitApplies(t *testing.T) {
 	t.Run("maxConnections", func(t *testing.T) {
 		ns, client := limitedServer(t, limit, &meshv1alpha1.ConnectionPool{TCP: &meshv1alpha1.TCPPool{MaxConnections: limit}})
 		res := load(t, client, AppConfig{URL: "http://server." + ns + ":80" + HoldPath, Concurrency: n, Timeout: time.Minute})
-		if res.MaxInFlight != limit {
-			t.Errorf("the server app saw at most %d requests at once, want the limit %d", res.MaxInFlight, limit)
+		// Envoy's connection limit is not exact: it keeps one connection
+		// per selected host and connection pool even when the breaker is
+		// open, so its documented bound is the limit plus endpoints (1
+		// here) times connection pools (one per worker, 2 by default).
+		if upper := limit + 1*2; res.MaxInFlight < limit || res.MaxInFlight > upper {
+			t.Errorf("the server app saw at most %d requests at once, want the limit %d (Envoy's bound %d)", res.MaxInFlight, limit, upper)
 		}
 		if res.Statuses[http.StatusOK] != n || res.Errors != 0 {
 			t.Errorf("%d requests at once with %d connections: %+v, want all answered 200", n, limit, res)

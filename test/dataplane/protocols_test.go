@@ -81,11 +81,15 @@ func TestAppProtocol(t *testing.T) {
 	t.Run("tcp", func(t *testing.T) {
 		server, svc := protocolServer(t, ns, "lines", AppConfig{Mode: TCPServer}, appProtocolPort("http-lines", 7000, "tcp"))
 		target := svc.Name + "." + ns + ":7000"
+		const n = 5
+		// Until the client's sidecar holds the final cluster (its
+		// endpoint's mTLS mark arrives with the pod's status), a cluster
+		// update can reset an open TCP connection: wait for a whole
+		// sequence on one connection, not only a first line.
 		envtest.Eventually(t, wait, func() error {
-			return firstFailure(calls(t, client.netns, AppConfig{Mode: TCPClient, Target: target, Count: 1, Timeout: 3 * time.Second}), 1)
+			return firstFailure(calls(t, client.netns, AppConfig{Mode: TCPClient, Target: target, Count: n, Timeout: 3 * time.Second}), n)
 		})
 		before := inboundHandshakes(t, server)
-		const n = 5
 		for _, fresh := range []bool{false, true} {
 			res := calls(t, client.netns, AppConfig{Mode: TCPClient, Target: target, Count: n, NewConnections: fresh, Timeout: 3 * time.Second})
 			if err := firstFailure(res, n); err != nil {
