@@ -49,23 +49,35 @@ type playground struct {
 // start brings the playground up: network, API server, operator, demo.
 func start(ctx context.Context, opts options, say func(string, ...any)) (*playground, error) {
 	pg := &playground{opts: opts, pods: map[string]*runningPod{}}
-	steps := []struct {
-		what string
-		do   func(context.Context) error
-	}{
+	steps := []step{
 		{"creating the pods' bridge and sweeping leftovers of earlier runs", pg.startNetwork},
 		{"starting etcd and kube-apiserver (bin/k8s) with Capstan's CRDs and webhooks", pg.startAPIServer},
 		{"starting the operator (bin/manager: controllers, webhooks, xDS over TLS, built-in CA)", pg.startOperator},
 		{"installing the Mesh and the demo namespace", pg.installMesh},
 		{"starting the demo pods (capstan-init and Envoy from the injected spec)", pg.startDemo},
 	}
+	if err := runSteps(ctx, steps, say, pg.stop); err != nil {
+		return nil, err
+	}
+	return pg, nil
+}
+
+// step is one stage of bringing a playground up, said before it runs.
+type step struct {
+	what string
+	do   func(context.Context) error
+}
+
+// runSteps runs the steps in order; when one fails, stop undoes what the
+// earlier ones started.
+func runSteps(ctx context.Context, steps []step, say func(string, ...any), stop func() error) error {
 	for _, s := range steps {
 		say("playground: %s", s.what)
 		if err := s.do(ctx); err != nil {
-			return nil, errors.Join(fmt.Errorf("%s: %w", s.what, err), pg.stop())
+			return errors.Join(fmt.Errorf("%s: %w", s.what, err), stop())
 		}
 	}
-	return pg, nil
+	return nil
 }
 
 func (pg *playground) startNetwork(ctx context.Context) error {

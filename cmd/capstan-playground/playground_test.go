@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,24 +20,6 @@ func TestMain(m *testing.M) {
 		os.Exit(netpod.RunApp(cfg))
 	}
 	os.Exit(m.Run())
-}
-
-// syncBuffer collects the playground's output for the test's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // playgroundOptions builds the operator and capstan-init into a directory
@@ -80,7 +60,7 @@ func playgroundOptions(t *testing.T) options {
 type live struct {
 	opts  options
 	snaps chan Snapshot
-	out   *syncBuffer
+	out   *netpod.SyncBuffer
 	pg    *playground
 }
 
@@ -94,7 +74,7 @@ func startPlayground(t *testing.T) *live {
 // proxyless is set.
 func startPlaygroundWith(t *testing.T, proxyless bool) *live {
 	t.Helper()
-	l := &live{opts: playgroundOptions(t), snaps: make(chan Snapshot, 1000), out: &syncBuffer{}}
+	l := &live{opts: playgroundOptions(t), snaps: make(chan Snapshot, 1000), out: &netpod.SyncBuffer{}}
 	l.opts.proxyless = proxyless
 	started := make(chan *playground, 1)
 	l.opts.onStarted = func(pg *playground) { started <- pg }

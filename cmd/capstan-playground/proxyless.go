@@ -56,20 +56,14 @@ type proxyless struct {
 // startProxyless starts the API server, the operator and the demo.
 func startProxyless(ctx context.Context, opts options, say func(string, ...any)) (*proxyless, error) {
 	px := &proxyless{opts: opts, byPod: map[string]float64{}}
-	steps := []struct {
-		what string
-		do   func(context.Context) error
-	}{
+	steps := []step{
 		{"starting etcd and kube-apiserver (bin/k8s) with Capstan's CRDs and webhooks", px.startAPIServer},
 		{"starting the operator (bin/manager; xDS in plaintext on loopback: proxyless clients have no pod token here)", px.startOperator},
 		{"installing the Mesh and the demo", px.installDemo},
 		{"starting reviews v1 and v2 (gRPC servers) and frontend (a proxyless gRPC client)", px.startApps},
 	}
-	for _, s := range steps {
-		say("playground: %s", s.what)
-		if err := s.do(ctx); err != nil {
-			return nil, errors.Join(fmt.Errorf("%s: %w", s.what, err), px.stop())
-		}
+	if err := runSteps(ctx, steps, say, px.stop); err != nil {
+		return nil, err
 	}
 	return px, nil
 }

@@ -16,25 +16,25 @@ import (
 type Proc struct {
 	Name string
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *SyncBuffer
 	done chan struct{}
 	err  error
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's writes and the
-// test's reads.
-type syncBuffer struct {
+// SyncBuffer is a bytes.Buffer safe for a process's writes and a test's
+// reads.
+type SyncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *SyncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -50,7 +50,7 @@ func StartProc(name string, cmd *exec.Cmd) (*Proc, error) {
 // StartProcTo is StartProc with the output written to w instead (a log
 // file of a long-running process); Output is then empty. A nil w keeps it.
 func StartProcTo(name string, cmd *exec.Cmd, w io.Writer) (*Proc, error) {
-	p := &Proc{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: name, cmd: cmd, out: &SyncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if w != nil {
 		cmd.Stdout, cmd.Stderr = w, w
@@ -73,7 +73,7 @@ func StartProcTo(name string, cmd *exec.Cmd, w io.Writer) (*Proc, error) {
 // StartProcPiped is StartProc for a cmd whose stdout the caller has
 // piped (cmd.StdoutPipe) and whose stderr it has set: neither is touched.
 func StartProcPiped(name string, cmd *exec.Cmd) (*Proc, error) {
-	p := &Proc{Name: name, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	p := &Proc{Name: name, cmd: cmd, out: &SyncBuffer{}, done: make(chan struct{})}
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/capstanmesh/capstan/cli/analyze"
 	"github.com/capstanmesh/capstan/cli/commands"
 	"github.com/capstanmesh/capstan/controllers/uninjected"
+	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
@@ -47,22 +48,6 @@ func capstanctlWith(t *testing.T, kubeconfig string, args ...string) (string, in
 		t.Logf("stderr: %s", errOut.String())
 	}
 	return out.String(), code
-}
-
-// eventually retries fn until it succeeds or 30 s pass.
-func eventually(t *testing.T, fn func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := fn()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 func decodeAnalyze(t *testing.T, out string) commands.AnalyzeResult {
@@ -223,7 +208,7 @@ func replaceCABundle(t *testing.T, bundle []byte) func() {
 			t.Fatal(err)
 		}
 		restores = append(restores, func() {
-			eventually(t, func() error {
+			envtest.Eventually(t, 30*time.Second, func() error {
 				cur := &admissionregistrationv1.MutatingWebhookConfiguration{}
 				if err := env.Client.Get(ctx, client.ObjectKeyFromObject(old), cur); err != nil {
 					return err

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -14,6 +15,7 @@ import (
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/cli/commands"
+	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/webhook/inject"
 )
 
@@ -89,7 +91,7 @@ func TestCheckIssuer(t *testing.T) {
 		}
 	}
 	setReady("False")
-	eventually(t, func() error { return env.Client.Create(ctx, issuer) }) // once the new CRD is served
+	envtest.Eventually(t, 30*time.Second, func() error { return env.Client.Create(ctx, issuer) }) // once the new CRD is served
 	t.Cleanup(func() { _ = env.Client.Delete(context.Background(), issuer) })
 	checks, _ := runCheck(t)
 	if c := checks["issuer"]; c.Status != commands.CheckFailed || c.Message != "cert-manager Issuer mesh-ca is not Ready: signing CA not found" {

@@ -5,12 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/capstanmesh/capstan/cli/analyze"
+	"github.com/capstanmesh/capstan/test/envtest"
 )
 
 // kubeconfigAs writes a copy of the admin kubeconfig that impersonates user.
@@ -47,7 +49,7 @@ func TestAnalyzeNamespaceScopedUser(t *testing.T) {
 	kubeconfig := kubeconfigAs(t, "shop-dev")
 	var out string
 	var code int
-	eventually(t, func() error { // the RoleBinding reaches the authorizer's cache
+	envtest.Eventually(t, 30*time.Second, func() error { // the RoleBinding reaches the authorizer's cache
 		out, code = capstanctlWith(t, kubeconfig, "analyze", "-n", shop, "-o", "json")
 		if code != 1 {
 			return &unexpected{code: code, out: out}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -14,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
+	"github.com/capstanmesh/capstan/test/envtest"
 )
 
 // state is the seed's four failure cases, built in the API server:
@@ -150,5 +152,5 @@ func installGatewayAPI(t *testing.T, ns string) {
 	route.SetKind("HTTPRoute")
 	route.SetNamespace(ns)
 	route.SetName("web")
-	eventually(t, func() error { return env.Client.Create(context.Background(), route) })
+	envtest.Eventually(t, 30*time.Second, func() error { return env.Client.Create(context.Background(), route) })
 }
