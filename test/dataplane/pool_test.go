@@ -68,7 +68,9 @@ func testPending(t *testing.T, client *pod, ns, url string) {
 	const n = 100
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd, err := AppCommand(ctx, client.netns, AppConfig{Mode: HTTPLoad, URL: url, Concurrency: n, Timeout: 8 * time.Second})
+	// The held requests stay in the gauges until the client's timeout: long
+	// enough for the stats polls of a loaded machine to see them.
+	cmd, err := AppCommand(ctx, client.netns, AppConfig{Mode: HTTPLoad, URL: url, Concurrency: n, Timeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
