@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,10 +23,12 @@ import (
 // TestConnectionPool:
 //   - maxConnections 10 with http1MaxPendingRequests 20: of 100 requests at
 //     once that the app holds, the client's sidecar has 10 in flight on 10
-//     connections and 20 pending, and refuses the other 70 at once with 503
-//     and x-envoy-overloaded (upstream_rq_pending_overflow). Envoy's
-//     breakers are shared by its workers but checked by each, so each limit
-//     may be passed by one per worker (2): 10-12 in flight, 20-22 pending;
+//     connections and the rest pending, and refuses the others at once with
+//     503 and x-envoy-overloaded (upstream_rq_pending_overflow) from the
+//     moment 20 are pending. Requests waiting for the 10 connections to open
+//     count as pending too, so between 20 and 30 are held, not exactly 30.
+//     Envoy's breakers are shared by its workers but checked by each, so
+//     each limit may be passed by one per worker (2);
 //   - maxRequestsPerConnection 1: every one of 10 sequential requests on
 //     one client connection opens a new upstream connection;
 //   - idleTimeout 1s: requests 2s apart find their upstream connection
@@ -42,12 +45,14 @@ func TestConnectionPool(t *testing.T) {
 	client := startPod(t, podSpec{name: "client", namespace: ns})
 	waitCall(t, client, serviceURL(svc, "/ready"))
 	waitLimit(t, client, ns, svc.Name, 10)
+	noFetchTimeout(t, client, ns, svc.Name)
 	t.Run("pending", func(t *testing.T) { testPending(t, client, ns, serviceURL(svc, HoldPath)) })
 
 	cluster := "outbound|80||" + svc.Name + "." + ns + ".svc.cluster.local"
 	t.Run("max-requests-per-connection", func(t *testing.T) {
 		setPool(t, ns, svc.Name, &meshv1alpha1.ConnectionPool{HTTP: &meshv1alpha1.HTTPPool{MaxRequestsPerConnection: 1}})
 		waitClusterHas(t, client, cluster, `"max_requests_per_connection":1`)
+		noFetchTimeout(t, client, ns, svc.Name)
 		before := clusterStat(client.stats(t), ns, svc.Name, "upstream_cx_total")
 		const n = 10
 		allOK(t, "calls", calls(t, client.netns, AppConfig{Mode: HTTPClient, URL: serviceURL(svc, "/one"), Count: n}), n, "server")
@@ -58,6 +63,7 @@ func TestConnectionPool(t *testing.T) {
 	t.Run("idle-timeout", func(t *testing.T) {
 		setPool(t, ns, svc.Name, &meshv1alpha1.ConnectionPool{HTTP: &meshv1alpha1.HTTPPool{IdleTimeout: &metav1.Duration{Duration: time.Second}}})
 		waitClusterHas(t, client, cluster, `"idle_timeout":"1s"`)
+		noFetchTimeout(t, client, ns, svc.Name)
 		before := clusterStat(client.stats(t), ns, svc.Name, "upstream_cx_idle_timeout")
 		const n = 3
 		allOK(t, "calls 2s apart", calls(t, client.netns, AppConfig{Mode: HTTPClient, URL: serviceURL(svc, "/idle"), Count: n, Interval: 2 * time.Second}), n, "server")
@@ -77,35 +83,67 @@ func testPending(t *testing.T, client *pod, ns, url string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := make(chan []byte, 1)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the load client: %v", err)
+	}
+	// The poll ends early, with the client's result, if it exits first.
+	pollCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	exited := make(chan struct{})
+	var waitErr error
 	go func() {
-		b, _ := cmd.Output()
-		out <- b
+		waitErr = cmd.Wait()
+		stop()
+		close(exited)
 	}()
 	var held, overflow float64
-	envtest.Eventually(t, wait, func() error {
+	err = envtest.Poll(pollCtx, wait, func() error {
 		stats := client.stats(t)
 		active, pending := clusterStat(stats, ns, "server", "upstream_rq_active"), clusterStat(stats, ns, "server", "upstream_rq_pending_active")
 		overflow = clusterStat(stats, ns, "server", "upstream_rq_pending_overflow")
 		held = active + pending
 		switch {
-		case active < maxConnections || active > maxConnections+workers || pending < maxPending || pending > maxPending+workers:
-			return fmt.Errorf("%v requests active, %v pending; want %d and %d (each up to %d more)", active, pending, maxConnections, maxPending, workers)
+		case active < maxConnections || active > maxConnections+workers || pending > maxPending+workers:
+			return fmt.Errorf("%v requests active, %v pending; want %d and at most %d (each up to %d more)", active, pending, maxConnections, maxPending, workers)
+		case held < maxPending:
+			return fmt.Errorf("%v requests held, want at least the %d pending that made Envoy refuse the rest", held, maxPending)
 		case held+overflow != n:
 			return fmt.Errorf("%v requests held and %v refused, want %d in all", held, overflow, n)
 		}
 		return nil
 	})
+	if err != nil {
+		<-exited
+		t.Fatalf("%v\nload client (exit %v): %s %s\nclient's cluster stats:\n%s", err, waitErr, stdout.String(), stderr.String(),
+			grepLines(client.stats(t), outboundStatName(ns, "server")))
+	}
 	if got := clusterStat(client.stats(t), ns, "server", "upstream_cx_active"); got < maxConnections || got > maxConnections+workers {
 		t.Errorf("%v upstream connections, want maxConnections %d (up to %d more)", got, maxConnections, workers)
 	}
+	<-exited
+	if waitErr != nil {
+		t.Fatalf("load client: %v: %s", waitErr, stderr.String())
+	}
 	var res LoadResult
-	if err := json.Unmarshal(<-out, &res); err != nil {
+	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
 		t.Fatalf("load client: %v", err)
 	}
 	refused := int(overflow)
 	if res.Statuses[http.StatusServiceUnavailable] != refused || res.Overloaded != refused || res.Errors != n-refused {
 		t.Errorf("%d requests at once: %+v, want %d refused as overloaded and %v held until their timeout", n, res, refused, held)
+	}
+}
+
+// noFetchTimeout: the updated cluster to svc warmed with the endpoints the
+// control plane resent, not with Envoy's cached ones after its initial fetch
+// timeout (15 s), which is what a delta server that sends only changed
+// resources leaves it to.
+func noFetchTimeout(t *testing.T, p *pod, ns, svc string) {
+	t.Helper()
+	if got := clusterStat(p.stats(t), ns, svc, "init_fetch_timeout"); got != 0 {
+		t.Errorf("cluster %s: init_fetch_timeout = %v, want 0 (-1: no such stat)", outboundStatName(ns, svc), got)
 	}
 }
 

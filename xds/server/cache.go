@@ -8,6 +8,7 @@ import (
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // resourceCache is the cache of sidecar nodes (go-control-plane's
@@ -41,14 +42,19 @@ type cacheNode struct {
 	gone    bool
 	config  configVersions
 	watches map[int64]watch
+	// rewarm are updated clusters whose endpoint assignments no open watch
+	// could resend at the publish (updatedClusters): the node's next
+	// endpoint watch does.
+	rewarm []string
 }
 
 // watch is an open watch of either protocol.
 type watch interface {
 	typeURL() string
 	// publish answers the watch from the type's new versions when it has
-	// to; it reports whether the watch is done (answered or dropped).
-	publish(tv typeVersions) bool
+	// to, resending the named resources even when unchanged (rewarm); it
+	// reports whether the watch is done (answered or dropped).
+	publish(tv typeVersions, rewarm []string) bool
 }
 
 var _ cachev3.Cache = (*resourceCache)(nil)
@@ -116,6 +122,13 @@ func (c *resourceCache) CreateDeltaWatch(req *discoveryv3.DeltaDiscoveryRequest,
 			return nil, nil
 		}
 		w.seen = &tv
+		if req.GetTypeUrl() == resourcev3.EndpointType && len(n.rewarm) > 0 {
+			rewarm := n.rewarm
+			n.rewarm = nil
+			if w.publish(tv, rewarm) {
+				return nil, nil
+			}
+		}
 	}
 	return c.open(nodeID, n, w), nil
 }
@@ -148,19 +161,51 @@ func (c *resourceCache) publish(nodeID string, config configVersions) {
 	if config == nil {
 		return
 	}
+	if updated := updatedClusters(old, config); len(updated) > 0 {
+		// Sorted and unique: at most one entry per cluster, also for a node
+		// that never opens an endpoint watch.
+		n.rewarm = slices.Compact(slices.Sorted(slices.Values(append(n.rewarm, updated...))))
+	}
 	for _, id := range n.orderedWatches() {
 		w := n.watches[id]
 		tv, ok := config[w.typeURL()]
 		if !ok {
 			continue
 		}
-		if prev, had := old[w.typeURL()]; had && prev.version == tv.version {
+		var resend []string
+		if dw, isDelta := w.(*deltaWatch); isDelta && dw.typeURL() == resourcev3.EndpointType {
+			resend, n.rewarm = n.rewarm, nil
+		}
+		if prev, had := old[w.typeURL()]; had && prev.version == tv.version && len(resend) == 0 {
 			continue
 		}
-		if w.publish(tv) {
+		if w.publish(tv, resend) {
 			delete(n.watches, id)
 		}
 	}
+}
+
+// updatedClusters are the clusters that both configs have at different
+// versions. Envoy warms an updated EDS cluster until its endpoint
+// assignment (named as the cluster) arrives again, but a delta server sends
+// only what changed: without a resend the cluster waits for Envoy's initial
+// fetch timeout (15 s) before the update applies. The orderedWatches put
+// the endpoints after the clusters on the stream.
+func updatedClusters(old, config configVersions) []string {
+	prev, had := old[resourcev3.ClusterType]
+	now := config[resourcev3.ClusterType]
+	if !had || prev.version == now.version {
+		return nil
+	}
+	var names []string
+	for _, name := range changedNames(prev, now) {
+		_, before := prev.resources[name]
+		_, after := now.resources[name]
+		if before && after {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // orderedWatches lists the watch IDs by response type, the order in which
@@ -209,7 +254,7 @@ func (c *resourceCache) watchCount(nodeID string, delta bool) int {
 
 func (w *deltaWatch) typeURL() string { return w.req.GetTypeUrl() }
 
-func (w *deltaWatch) publish(tv typeVersions) bool {
+func (w *deltaWatch) publish(tv typeVersions, rewarm []string) bool {
 	if w.seen == nil {
 		if w.respond(tv) {
 			return true
@@ -217,7 +262,7 @@ func (w *deltaWatch) publish(tv typeVersions) bool {
 		w.seen = &tv
 		return false
 	}
-	resp := w.changes(*w.seen, tv)
+	resp := w.changes(*w.seen, tv, rewarm)
 	if resp == nil {
 		w.seen = &tv
 		return false
@@ -229,11 +274,15 @@ func (w *deltaWatch) publish(tv typeVersions) bool {
 // changes is the answer to a watch up to date with seen from tv, nil when
 // none of the names that changed between them concerns it: O(changed
 // names), where response is O(subscribed names).
-func (w *deltaWatch) changes(seen, tv typeVersions) *cachev3.DeltaPassthroughResponse {
+func (w *deltaWatch) changes(seen, tv typeVersions, rewarm []string) *cachev3.DeltaPassthroughResponse {
 	returned, subscribed := w.sub.ReturnedResources(), w.sub.SubscribedResources()
 	var updated []*discoveryv3.Resource
 	var removed []string
-	for _, name := range changedNames(seen, tv) {
+	names := changedNames(seen, tv)
+	if len(rewarm) > 0 {
+		names = slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(names), rewarm...))))
+	}
+	for _, name := range names {
 		if _, ok := subscribed[name]; !ok && !w.sub.IsWildcard() {
 			continue
 		}

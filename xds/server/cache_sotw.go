@@ -52,7 +52,9 @@ func (c *resourceCache) Fetch(ctx context.Context, req *discoveryv3.DiscoveryReq
 
 func (w *sotwWatch) typeURL() string { return w.req.GetTypeUrl() }
 
-func (w *sotwWatch) publish(tv typeVersions) bool {
+// publish ignores rewarm: a state-of-the-world response carries every
+// subscribed resource whenever the type's version changes.
+func (w *sotwWatch) publish(tv typeVersions, _ []string) bool {
 	if w.req.GetVersionInfo() == tv.version {
 		return false
 	}

@@ -326,3 +326,46 @@ func recvTypes(t *testing.T, d *deltaClient, n int) map[string]*discoveryv3.Delt
 	}
 	return got
 }
+
+// TestDeltaUpdatedClusterResendsItsEndpoints: Envoy warms an updated EDS
+// cluster until its endpoint assignment arrives again, so a cluster update
+// is followed on the stream by the cluster's unchanged assignment; a new
+// cluster's assignment goes only to streams that subscribe to it, and other
+// assignments are not resent.
+func TestDeltaUpdatedClusterResendsItsEndpoints(t *testing.T) {
+	s := startServer(t)
+	mesh := newSharedMesh(t, 3)
+	node := sharingNode(0)
+	s.set(t, node, mesh.resources())
+	d, _, nonce := s.subscribe(t, node, nil)
+
+	updated := edsCluster("c1", 2*time.Second)
+	mesh.clusters[1] = updated
+	s.set(t, node, mesh.resources())
+	cds := d.recv()
+	if cds.GetTypeUrl() != resourcev3.ClusterType || cds.GetNonce() != nextNonce(t, nonce) {
+		t.Fatalf("got %s nonce %s, want the updated cluster with nonce %s", cds.GetTypeUrl(), cds.GetNonce(), nextNonce(t, nonce))
+	}
+	checkDelta(t, cds, map[string]string{"c1": mustVersion(t, updated)})
+	eds := d.recv()
+	if eds.GetTypeUrl() != resourcev3.EndpointType {
+		t.Fatalf("after the cluster update got %s, want its endpoints", eds.GetTypeUrl())
+	}
+	checkDelta(t, eds, map[string]string{"c1": mustVersion(t, mesh.endpoints[1])})
+	// The next update comes while the stream has not ACKed the endpoints,
+	// so no endpoint watch is open: the resend answers the ACK.
+	d.send(deltaAckOf(cds))
+	s.waitStatus(t, node, "clusters ACKed", func(st ProxyStatus, ok bool) bool {
+		return ok && st.Types[resourcev3.ClusterType].AckedVersion == cds.GetSystemVersionInfo()
+	})
+	again := edsCluster("c1", 3*time.Second)
+	mesh.clusters[1] = again
+	s.set(t, node, mesh.resources())
+	checkDelta(t, d.recv(), map[string]string{"c1": mustVersion(t, again)})
+	d.send(deltaAckOf(eds))
+	resent := d.recv()
+	if resent.GetTypeUrl() != resourcev3.EndpointType {
+		t.Fatalf("after the endpoints' ACK got %s, want the endpoints again", resent.GetTypeUrl())
+	}
+	checkDelta(t, resent, map[string]string{"c1": mustVersion(t, mesh.endpoints[1])})
+}
