@@ -130,7 +130,7 @@ type analyzerCase struct {
 }
 
 func analyzerCases() []analyzerCase {
-	return slices.Concat(uninjectedCases(), strictCases(), bypassCases(), outlierCases(), routeCases(), gatewayCases())
+	return slices.Concat(uninjectedCases(), strictCases(), bypassCases(), outlierCases(), routeCases(), gatewayCases(), trafficCases())
 }
 
 func uninjectedCases() []analyzerCase {

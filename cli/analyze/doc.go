@@ -15,4 +15,10 @@
 //	CAP007 a DestinationPolicy subset that matches no pod
 //	CAP008 a MeshRoute that loses a host to an older one
 //	CAP009 Gateway API objects whose CRD version Capstan does not support
+//	CAP010 live: a STRICT workload whose sidecars refused plaintext connections (seed failure 2, now)
+//	CAP011 live: a workload that would be STRICT-blocked: it receives plaintext requests (seed failure 2, before)
+//	CAP012 live: the share of a weighted route's traffic that bypassed the mesh (seed failure 3)
+//
+// The live findings need Inputs.Traffic, the sidecars' counters over a
+// window, which the CLI samples; offline they never appear.
 package analyze

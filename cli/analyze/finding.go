@@ -36,6 +36,9 @@ const (
 	CodeEmptySubset         = "CAP007"
 	CodeConflictingRoute    = "CAP008"
 	CodeGatewayAPIVersion   = "CAP009"
+	CodePlaintextRefused    = "CAP010"
+	CodePlaintextCallers    = "CAP011"
+	CodeMeshBypassShare     = "CAP012"
 )
 
 // ObjectRef names an object: "Kind namespace/name", or "Kind name" for a

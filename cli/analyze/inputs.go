@@ -36,6 +36,9 @@ type Inputs struct {
 	// OperatorNamespace is the operator's namespace, whose pods are never
 	// injected (inject.DefaultOperatorNamespace when empty).
 	OperatorNamespace string
+	// Traffic is what the sidecars counted over a recent window (live
+	// evidence for CAP010-CAP012); nil offline or when not sampled.
+	Traffic *Traffic
 	// Version is the sidecar version the injector writes now; when set,
 	// pods with a sidecar of another version are reported too. The CLI
 	// leaves it empty: the operator does not publish it.
@@ -80,4 +83,7 @@ var analyzers = []func(*world) []Finding{
 	emptySubsets,
 	conflictingRoutes,
 	gatewayAPIVersions,
+	plaintextRefused,
+	plaintextCallers,
+	meshBypassShare,
 }

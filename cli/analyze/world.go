@@ -43,6 +43,8 @@ type workload struct {
 	why string
 	// tokens are the host-like words of its pod spec (specTokens), computed once.
 	tokens []string
+	// pods are its running pods, as "namespace/name".
+	pods []string
 }
 
 // world indexes the inputs for the analyzers.
@@ -105,9 +107,10 @@ func buildWorkloads(in *Inputs, namespaces map[string]*corev1.Namespace) []*work
 			if wl.meshed && !meshed {
 				wl.meshed, wl.why = false, why
 			}
+			wl.pods = append(wl.pods, pod.Namespace+"/"+pod.Name)
 			continue
 		}
-		byRef[ref] = &workload{ref: ref, labels: pod.Labels, spec: &pod.Spec, meshed: meshed, why: why}
+		byRef[ref] = &workload{ref: ref, labels: pod.Labels, spec: &pod.Spec, meshed: meshed, why: why, pods: []string{pod.Namespace + "/" + pod.Name}}
 	}
 	for _, t := range templates(in) {
 		if _, ok := byRef[t.ref]; ok {

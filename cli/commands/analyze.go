@@ -1,9 +1,11 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -56,16 +58,20 @@ func (r *AnalyzeResult) notes() string {
 
 func newAnalyzeCommand(o *Options) *cobra.Command {
 	var files []string
+	var window time.Duration
 	cmd := &cobra.Command{
 		Use:   "analyze [-n NAMESPACE | -A] [-f FILE ...]",
 		Short: "Find mesh misconfigurations on the live cluster, or offline in YAML files",
 		Long: "analyze reads the cluster (or, with -f, YAML files and directories, - for standard input) and reports problems, " +
 			"each with a stable code (CAP001...), a severity, the objects involved and the fix. " +
 			"It exits with status 1 when it finds an error. Callers in other namespaces are taken into account " +
-			"whatever namespace is analyzed.",
+			"whatever namespace is analyzed. On the live cluster it also reads the sidecars' counters twice, " +
+			"--traffic-window apart, through the API server's pod proxy: callers refused by STRICT (CAP010), plaintext " +
+			"callers of workloads that could be made STRICT (CAP011), and the share of a weighted route's traffic that " +
+			"bypassed the mesh (CAP012).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			res, err := o.analyze(cmd, files)
+			res, err := o.analyze(cmd, files, window)
 			if err != nil {
 				return err
 			}
@@ -79,10 +85,15 @@ func newAnalyzeCommand(o *Options) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringSliceVarP(&files, "filename", "f", nil, "YAML files or directories to analyze offline instead of the cluster")
+	cmd.Flags().DurationVar(&window, "traffic-window", defaultTrafficWindow,
+		"how long to watch the sidecars' counters for live evidence (0: do not read them)")
 	return cmd
 }
 
-func (o *Options) analyze(cmd *cobra.Command, files []string) (*AnalyzeResult, error) {
+// defaultTrafficWindow is how long analyze watches the sidecars' counters.
+const defaultTrafficWindow = 10 * time.Second
+
+func (o *Options) analyze(cmd *cobra.Command, files []string, window time.Duration) (*AnalyzeResult, error) {
 	var in *analyze.Inputs
 	var err error
 	res := &AnalyzeResult{Source: "cluster"}
@@ -101,6 +112,11 @@ func (o *Options) analyze(cmd *cobra.Command, files []string) (*AnalyzeResult, e
 			namespace = o.cluster.namespace
 		}
 		in, res.Notes, err = o.gatherLive(cmd.Context(), namespace)
+		if err == nil && window > 0 {
+			var notes []string
+			in.Traffic, notes, err = o.liveTraffic(cmd.Context(), in, namespace, window)
+			res.Notes = append(res.Notes, notes...)
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -125,4 +141,21 @@ func (o *Options) analyze(cmd *cobra.Command, files []string) (*AnalyzeResult, e
 		}
 	}
 	return res, nil
+}
+
+// liveTraffic samples the sidecars of the pods the live analyzers look at.
+func (o *Options) liveTraffic(ctx context.Context, in *analyze.Inputs, namespace string, window time.Duration) (*analyze.Traffic, []string, error) {
+	pods, truncated := analyze.LivePods(in, namespace)
+	if len(pods) == 0 {
+		return nil, nil, nil
+	}
+	c, err := o.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	t, notes, err := sampleTraffic(ctx, c, pods, window)
+	if truncated {
+		notes = append(notes, fmt.Sprintf("only the first %d meshed pods were read for live evidence", len(pods)))
+	}
+	return t, notes, err
 }
