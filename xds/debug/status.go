@@ -1,6 +1,7 @@
 package debug
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 	"strings"
@@ -34,6 +35,9 @@ func proxyList(statuses []server.ProxyStatus, ns string) debugapi.ProxyList {
 		}
 		out.Proxies = append(out.Proxies, p)
 	}
+	slices.SortStableFunc(out.Proxies, func(a, b debugapi.Proxy) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.Node, b.Node))
+	})
 	return out
 }
 
