@@ -100,4 +100,3 @@ func extraOf(in map[string]authnv1.ExtraValue) map[string]authzv1.ExtraValue {
 	}
 	return out
 }
-
