@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -53,8 +54,14 @@ func (o *Options) debugGet(ctx context.Context, flags debugFlags, path string, q
 	for k := range query {
 		params[k] = query.Get(k)
 	}
-	body, err := cs.CoreV1().Services(o.OperatorNamespace).
-		ProxyGet("https", debugapi.ServiceName, strconv.Itoa(debugapi.Port), path, params).DoRaw(ctx)
+	var body []byte
+	for attempt := 1; ; attempt++ {
+		body, err = cs.CoreV1().Services(o.OperatorNamespace).
+			ProxyGet("https", debugapi.ServiceName, strconv.Itoa(debugapi.Port), path, params).DoRaw(ctx)
+		if err == nil || attempt == maxDebugAttempts || !unreachable(err, body) {
+			break
+		}
+	}
 	if err != nil {
 		return o.debugError(err, body)
 	}
@@ -64,19 +71,32 @@ func (o *Options) debugGet(ctx context.Context, flags debugFlags, path string, q
 	return nil
 }
 
+// maxDebugAttempts bounds the requests when the API server cannot reach
+// the endpoint: only the leader replica serves xDS and the debug endpoint,
+// and the service proxy picks one ready replica at random per request.
+const maxDebugAttempts = 5
+
+// unreachable reports whether the API server could not connect to the
+// replica it picked (a 503 whose body says so; client-go's error is generic).
+func unreachable(err error, body []byte) bool {
+	var st apierrors.APIStatus
+	return errors.As(err, &st) && st.Status().Code == http.StatusServiceUnavailable &&
+		bytes.Contains(body, []byte("error trying to reach service"))
+}
+
 // debugError says who refused: the debug endpoint (its JSON message) or
 // the API server (a Status).
 func (o *Options) debugError(err error, body []byte) error {
+	where := fmt.Sprintf("service %s/%s port %d", o.OperatorNamespace, debugapi.ServiceName, debugapi.Port)
+	down := unreachable(err, body)
 	var msg struct {
 		Message string `json:"message"`
 	}
 	if len(body) > 0 && json.Unmarshal(body, &msg) == nil && msg.Message != "" {
 		err = errors.New(msg.Message)
 	}
-	where := fmt.Sprintf("service %s/%s port %d", o.OperatorNamespace, debugapi.ServiceName, debugapi.Port)
-	var st apierrors.APIStatus
-	if errors.As(err, &st) && st.Status().Code == http.StatusServiceUnavailable {
-		return fmt.Errorf("the operator's debug endpoint (%s) is not reachable: %w", where, err)
+	if down {
+		return fmt.Errorf("the operator's debug endpoint (%s) is not reachable after %d attempts: %w", where, maxDebugAttempts, err)
 	}
 	return fmt.Errorf("the operator's debug endpoint (%s): %w", where, err)
 }

@@ -25,7 +25,10 @@ func addDebug(mgr ctrl.Manager, srv *server.Server, opts PipelineOptions) error 
 		return nil
 	}
 	h := debug.NewHandler(debug.Options{Logger: log, Source: srv, Authorizer: opts.DebugAuthorizer})
-	serve := debugRunnable(func(ctx context.Context) error {
+	// Leader-elected like the xDS server (AddPipeline): the endpoint runs
+	// where the proxies' state is, and a replica without it refuses
+	// connections rather than answering "no proxies".
+	serve := manager.RunnableFunc(func(ctx context.Context) error {
 		lis := opts.DebugListener
 		if lis == nil {
 			var err error
@@ -41,15 +44,3 @@ func addDebug(mgr ctrl.Manager, srv *server.Server, opts PipelineOptions) error 
 	}
 	return nil
 }
-
-// debugRunnable runs on every replica, leader or not, as the xDS server's
-// state it shows is each replica's own.
-type debugRunnable func(ctx context.Context) error
-
-// Start implements manager.Runnable.
-func (f debugRunnable) Start(ctx context.Context) error { return f(ctx) }
-
-// NeedLeaderElection implements manager.LeaderElectionRunnable.
-func (debugRunnable) NeedLeaderElection() bool { return false }
-
-var _ manager.LeaderElectionRunnable = debugRunnable(nil)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -43,6 +44,27 @@ func TestThroughTheServiceProxy(t *testing.T) {
 	t.Run("bootstrap", func(t *testing.T) { testBootstrap(t) })
 	t.Run("refusals", func(t *testing.T) { testRefusals(t, m) })
 	t.Run("direct", func(t *testing.T) { testDirect(t, m) })
+	t.Run("unreachable", func(t *testing.T) { testUnreachable(t, m) })
+}
+
+// An operator whose endpoint does not answer (a replica that is not the
+// leader, or one starting): capstanctl retries, then says so.
+func testUnreachable(t *testing.T, m *mesh) {
+	ns := "capstan-down"
+	ensureNamespace(t, ns)
+	lis, err := net.Listen("tcp", net.JoinHostPort(m.ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(lis.Addr().String())
+	if err := lis.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expose(t, ns, m.ip, port)
+	_, errOut, code := capstanctl(t, env.Kubeconfig, "proxy-status", "--operator-namespace", ns, "--token", m.tokens["viewer"])
+	if code != 1 || !strings.Contains(errOut, "the operator's debug endpoint (service "+ns+"/capstan-debug port 15014) is not reachable") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
 }
 
 func testProxyStatus(t *testing.T, kubeconfig string) {

@@ -53,8 +53,8 @@ const (
 // mesh is the running state every test reads.
 type mesh struct {
 	web debugfixture.Config
-	// addr is the debug endpoint's own address (host:port).
-	addr string
+	// addr is the debug endpoint's own address (host:port), on ip.
+	addr, ip string
 	// tokens are bearer tokens of the test users, by name.
 	tokens map[string]string
 }
@@ -78,7 +78,8 @@ func start(t *testing.T) *mesh {
 		return debug.Serve(ctx, lis, h, func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil })
 	})
 	_, port, _ := net.SplitHostPort(m.addr)
-	expose(t, ip, port)
+	expose(t, operatorNS, ip, port)
+	m.ip = ip
 	m.tokens = users(t)
 	return m
 }
@@ -161,7 +162,7 @@ func ensureNamespace(t *testing.T, name string) {
 // expose writes the debug Service as config/manager ships it, the
 // operator's Pod with ip in its status, and the EndpointSlice a cluster's
 // controller would derive from them.
-func expose(t *testing.T, ip, port string) {
+func expose(t *testing.T, operatorNS, ip, port string) {
 	t.Helper()
 	p, err := strconv.Atoi(port)
 	if err != nil {
