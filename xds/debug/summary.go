@@ -60,8 +60,11 @@ func clusterSummary(m proto.Message) []string {
 		typ = "EDS"
 	}
 	tls := "-"
-	if ts := c.GetTransportSocket(); ts != nil {
-		tls = ts.GetName()
+	switch {
+	case c.GetTransportSocket() != nil:
+		tls = "mTLS"
+	case len(c.GetTransportSocketMatches()) > 0:
+		tls = "mTLS to endpoints with a sidecar"
 	}
 	outlier := "-"
 	if od := c.GetOutlierDetection(); od != nil {
