@@ -43,8 +43,8 @@ const (
 // Config is a proxy's configuration and the key material it holds.
 type Config struct {
 	Resources map[string][]types.Resource
-	// KeyPEM is the workload certificate's private key, as published.
-	KeyPEM []byte
+	// CertPEM is the workload certificate; KeyPEM its private key, as published.
+	CertPEM, KeyPEM []byte
 	// KeyDER is the key's DER bytes, which must not appear either.
 	KeyDER []byte
 }
@@ -68,7 +68,7 @@ func New(t testing.TB, spiffeID string) Config {
 			}}},
 		},
 	}
-	return Config{Resources: res, KeyPEM: keyPEM, KeyDER: keyDER}
+	return Config{Resources: res, CertPEM: certPEM, KeyPEM: keyPEM, KeyDER: keyDER}
 }
 
 func inline(b []byte) *corev3.DataSource {
