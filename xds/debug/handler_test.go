@@ -86,12 +86,16 @@ func start(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 	}
-	web := xdsclient.DialSotW(t, xdsAddr, webNode)
+	// web speaks delta, as the sidecars do; cart state of the world.
+	web := xdsclient.DialDelta(t, xdsAddr, webNode)
+	web.Subscribe(t, resourcev3.ListenerType)
+	web.Subscribe(t, resourcev3.ClusterType)
+	web.Subscribe(t, resourcev3.RouteType, debugfixture.Route)
+	web.Subscribe(t, resourcev3.EndpointType, debugfixture.Cluster)
+	web.Subscribe(t, resourcev3.SecretType, debugfixture.Cert, debugfixture.Root)
 	cart := xdsclient.DialSotW(t, xdsAddr, cartNode)
 	cart.Reject(resourcev3.ClusterType, nackText)
-	for _, c := range []*xdsclient.SotW{web, cart} {
-		watchAll(t, c)
-	}
+	watchAll(t, cart)
 	cert, pool := servingCert(t)
 	h := debug.NewHandler(debug.Options{Logger: testr.New(t), Source: srv, Authorizer: f.authz, MaxInFlight: 2})
 	addr := serve(t, func(ctx context.Context, lis net.Listener) error {
