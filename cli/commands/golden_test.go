@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,12 +31,14 @@ var offlineCases = []struct {
 	{"inject", []string{"inject", "-f", "testdata/workloads.yaml"}, 0},
 }
 
-// renderedCases are results of commands that need a cluster, rendered
-// in each format (the commands themselves run in test/cli).
-var renderedCases = []struct {
+type renderedCase struct {
 	name   string
 	result output.Tabular
-}{
+}
+
+// renderedCases are results of commands that need a cluster, rendered
+// in each format (the commands themselves run in test/cli).
+var renderedCases = []renderedCase{
 	{"version", &VersionResult{Client: ClientVersion{Version: "v1.2.3", GoVersion: "go1.26.8", Platform: "linux/amd64"},
 		Server: &ServerVersion{Kubernetes: "v1.37.2", Operator: "v1.2.3", OperatorImage: "ghcr.io/capstanmesh/capstan:v1.2.3"}}},
 	{"check", &CheckResult{Checks: []Check{
@@ -68,7 +71,13 @@ func TestGolden(t *testing.T) {
 			})
 		}
 	}
-	for _, tc := range renderedCases {
+	cases := append(slices.Clone(renderedCases), []renderedCase{
+		{"proxy-status", proxyStatusResult},
+		{"proxy-config-listeners", proxyConfigListeners},
+		{"proxy-config-secrets", proxyConfigSecrets},
+		{"proxy-config-bootstrap", bootstrapResult(t)},
+	}...)
+	for _, tc := range cases {
 		for _, f := range output.Formats {
 			path := filepath.Join("testdata", tc.name+"."+string(f)+".golden")
 			produced[path] = true

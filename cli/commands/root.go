@@ -5,9 +5,10 @@
 // --kubeconfig, $KUBECONFIG, ~/.kube/config; --context; -n and -A), or
 // YAML files with -f. The analyzers themselves are pure (cli/analyze).
 //
-// A subcommand is one constructor in subcommands; proxy-status and
-// proxy-config will be added there once the operator serves its debug
-// endpoint.
+// A subcommand is one constructor in subcommands. proxy-status and
+// proxy-config read the operator's debug endpoint (xds/debug) through the
+// API server's service proxy; they share its wire format (xds/debugapi),
+// never its code.
 package commands
 
 import (
@@ -48,6 +49,8 @@ var subcommands = []func(*Options) *cobra.Command{
 	newAnalyzeCommand,
 	newInjectCommand,
 	newRestartCommand,
+	newProxyStatusCommand,
+	newProxyConfigCommand,
 }
 
 // NewRoot returns the capstanctl command writing to out and err. name is

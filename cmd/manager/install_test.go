@@ -79,6 +79,7 @@ func bundleDeployment() (install.Manifest, error) {
 // fixed ones) and keeps every other flag exactly as rendered.
 var listenFlags = map[string]bool{
 	"metrics-bind-address": true, "health-probe-bind-address": true, "xds-address": true, "webhook-port": true,
+	"debug-address": true,
 }
 
 // TestRunFromInstallManifest starts the manager with the exact arguments of
@@ -150,6 +151,7 @@ func runRendered(t *testing.T, d appsv1.Deployment) {
 		webhookRoots = meshRoots
 	}
 	checkAdmission(t, addrs["webhook-port"], webhookDNSNames(operatorNS)[0], webhookRoots)
+	checkDebugEndpoint(t, addrs["debug-address"], operatorNS, meshRoots)
 }
 
 // setRenderedEnv sets the container's environment as the kubelet would:

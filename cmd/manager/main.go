@@ -27,6 +27,7 @@ import (
 	"github.com/capstanmesh/capstan/webhook/handler"
 	"github.com/capstanmesh/capstan/webhook/inject"
 	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
+	"github.com/capstanmesh/capstan/xds/debugapi"
 	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
 )
@@ -53,6 +54,9 @@ type options struct {
 	LeaderElect bool
 	Namespace   string
 	XDSAddr     string
+	// DebugAddr serves the debug endpoint (proxy-status, proxy-config);
+	// empty turns it off.
+	DebugAddr string
 	// XDSPlaintext serves xDS without TLS and without authentication: for
 	// local development only.
 	XDSPlaintext bool
@@ -107,6 +111,8 @@ func parseFlags(fs *flag.FlagSet, args []string) options {
 	fs.StringVar(&opts.Namespace, "namespace", defaultNamespace(), "namespace the operator runs in (default $POD_NAMESPACE or capstan-system)")
 	fs.StringVar(&opts.XDSAddr, "xds-address", fmt.Sprintf(":%d", meshv1alpha1.PortXDS),
 		"address of the xDS server (TLS, authenticated proxies, and the token exchange)")
+	fs.StringVar(&opts.DebugAddr, "debug-address", fmt.Sprintf(":%d", debugapi.Port),
+		`address of the debug endpoint that capstanctl proxy-status and proxy-config read through the API server (TLS, every request authorized; "" turns it off)`)
 	fs.BoolVar(&opts.XDSPlaintext, "xds-plaintext", false,
 		"serve xDS in plaintext and without authentication (local development only: never in a cluster)")
 	fs.StringVar(&opts.WebhookCertDir, "webhook-cert-dir", "",
@@ -251,7 +257,7 @@ func setupWebhooks(mgr ctrl.Manager, opts options) error {
 // pipeline: TLS with a serving certificate from the mesh's provider and
 // authenticated streams, unless XDSPlaintext.
 func setupXDS(mgr ctrl.Manager, opts options) (*certificates.Manager, error) {
-	names := xdsDNSNames(opts.Namespace)
+	names := append(xdsDNSNames(opts.Namespace), debugDNSNames(opts.Namespace)...)
 	if opts.WebhookMeshCerts {
 		names = append(names, webhookDNSNames(opts.Namespace)...)
 	}
@@ -290,6 +296,8 @@ func setupXDS(mgr ctrl.Manager, opts options) (*certificates.Manager, error) {
 		xds.GetCertificate = certs.GetCertificate
 		xds.Authenticator = &kubeauth.TokenReviewAuthenticator{Client: mgr.GetClient(), Audience: kubeauth.XDSTokenAudience}
 		xds.Pods = kubeauth.PodLookup{Reader: mgr.GetClient()}
+		xds.DebugAddr = opts.DebugAddr
+		xds.DebugAuthorizer = &kubeauth.DebugAuthorizer{Client: mgr.GetClient()}
 	}
 	srv, err := app.AddPipeline(mgr, xds)
 	if err != nil {
@@ -318,5 +326,12 @@ func webhookDNSNames(namespace string) []string {
 // verify the serving certificate against.
 func xdsDNSNames(namespace string) []string {
 	host := inject.XDSServiceName + "." + namespace + ".svc"
+	return []string{host, host + ".cluster.local"}
+}
+
+// debugDNSNames are the names of the debug endpoint's Service. The API
+// server's service proxy does not verify them; a direct client may.
+func debugDNSNames(namespace string) []string {
+	host := debugapi.ServiceName + "." + namespace + ".svc"
 	return []string{host, host + ".cluster.local"}
 }

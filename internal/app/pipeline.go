@@ -50,6 +50,13 @@ type PipelineOptions struct {
 	// proxies, earliest certificate expiry) is refreshed
 	// (controllers.DefaultMeshRuntimeInterval when zero).
 	MeshStatusInterval time.Duration
+	// DebugListener, else DebugAddr, serves the debug endpoint
+	// (xds/debug) over TLS with GetCertificate's certificate, authorizing
+	// every request with DebugAuthorizer; off when neither is set or
+	// without a certificate or authorizer.
+	DebugListener   net.Listener
+	DebugAddr       string
+	DebugAuthorizer auth.DebugAuthorizer
 }
 
 // expiryReporter is implemented by the certificate manager.
@@ -94,6 +101,9 @@ func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error)
 	}
 	if err := mgr.Add(r); err != nil {
 		return nil, fmt.Errorf("adding the runner: %w", err)
+	}
+	if err := addDebug(mgr, srv, opts); err != nil {
+		return nil, err
 	}
 	serve := manager.RunnableFunc(func(ctx context.Context) error { return serveXDS(ctx, srv, opts) })
 	if err := mgr.Add(serve); err != nil {

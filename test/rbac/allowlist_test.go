@@ -40,8 +40,10 @@ var allowList = map[string][]string{
 		"apps deployments get,list,watch",
 		"apps replicasets get,list,watch",
 		"apps statefulsets get,list,watch",
-		// xDS authentication.
+		// xDS authentication, and the debug endpoint's callers (TokenReview).
 		"authentication.k8s.io tokenreviews create",
+		// The debug endpoint authorizes each caller (SubjectAccessReview).
+		"authorization.k8s.io subjectaccessreviews create",
 		// cert-manager provider with a ClusterIssuer.
 		"cert-manager.io clusterissuers get,list,watch",
 		// Events of the controllers (events.k8s.io API).

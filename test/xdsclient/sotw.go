@@ -4,7 +4,9 @@ import (
 	"testing"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
@@ -15,6 +17,8 @@ type SotW struct {
 	sendMu chan struct{}
 	// names remembers each type's subscription, repeated in ACKs as the protocol requires.
 	names map[string][]string
+	// rejects maps a type URL to the message its responses are NACKed with.
+	rejects map[string]string
 }
 
 // DialSotW opens a state-of-the-world ADS stream to addr as nodeID.
@@ -32,7 +36,7 @@ func DialSotWWith(t testing.TB, addr, nodeID string, opts ...grpc.DialOption) *S
 	if err != nil {
 		t.Fatalf("opening an ADS stream: %v", err)
 	}
-	s := &SotW{base: b, stream: stream, sendMu: make(chan struct{}, 1), names: map[string][]string{}}
+	s := &SotW{base: b, stream: stream, sendMu: make(chan struct{}, 1), names: map[string][]string{}, rejects: map[string]string{}}
 	go s.receive()
 	return s
 }
@@ -61,14 +65,35 @@ func (s *SotW) receive() {
 			s.fail(err)
 			return
 		}
-		names := s.apply(resp)
-		ack := &discoveryv3.DiscoveryRequest{Node: s.node, TypeUrl: resp.GetTypeUrl(), VersionInfo: resp.GetVersionInfo(),
-			ResponseNonce: resp.GetNonce(), ResourceNames: names}
-		if err := s.send(ack); err != nil {
+		if err := s.send(s.answer(resp)); err != nil {
 			s.fail(err)
 			return
 		}
 	}
+}
+
+// Reject makes the client NACK every later response of a type with message,
+// as Envoy does with a config it refuses: the state of that type is kept.
+func (s *SotW) Reject(typeURL, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejects[typeURL] = message
+}
+
+// answer applies resp and returns its ACK, or returns its NACK.
+func (s *SotW) answer(resp *discoveryv3.DiscoveryResponse) *discoveryv3.DiscoveryRequest {
+	s.mu.Lock()
+	msg, reject := s.rejects[resp.GetTypeUrl()]
+	names := s.names[resp.GetTypeUrl()]
+	s.mu.Unlock()
+	req := &discoveryv3.DiscoveryRequest{Node: s.node, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce(), ResourceNames: names}
+	if reject {
+		req.ErrorDetail = &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: msg}
+		return req
+	}
+	s.apply(resp)
+	req.VersionInfo = resp.GetVersionInfo()
+	return req
 }
 
 // apply replaces the type's state with the response and returns the subscription to ACK with.

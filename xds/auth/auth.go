@@ -35,3 +35,28 @@ type PodLookup interface {
 // ErrAuthUnavailable marks an Authenticator error that says nothing about the
 // token: the verifier could not be reached.
 var ErrAuthUnavailable = errors.New("token verification unavailable")
+
+// DebugAccess is what a caller of the operator's debug endpoint asks to
+// see: verb get on the virtual resource proxies/<Subresource> of group
+// mesh.capstan.dev, in Namespace (every namespace when empty), for the pod
+// Name (every pod when empty).
+type DebugAccess struct {
+	Subresource string
+	Namespace   string
+	Name        string
+}
+
+// DebugAuthorizer checks a debug endpoint caller: it authenticates the
+// bearer token and authorizes the user for the access. It returns the user
+// name. Errors wrap ErrUnauthenticated (the token is not valid),
+// ErrForbidden (the user may not) or ErrAuthUnavailable (it could not be
+// checked), and never contain the token.
+type DebugAuthorizer interface {
+	AuthorizeDebug(ctx context.Context, token string, access DebugAccess) (user string, err error)
+}
+
+// Errors of DebugAuthorizer.
+var (
+	ErrUnauthenticated = errors.New("unauthenticated")
+	ErrForbidden       = errors.New("forbidden")
+)
