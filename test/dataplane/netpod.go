@@ -45,6 +45,8 @@ const (
 	TCPClient         = netpod.TCPClient
 	WSClient          = netpod.WSClient
 	WebSocketPath     = netpod.WebSocketPath
+	FailPathPrefix    = netpod.FailPathPrefix
+	GRPCStream        = netpod.GRPCStream
 )
 
 // Functions.
