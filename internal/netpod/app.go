@@ -236,11 +236,13 @@ type grpcServer struct {
 }
 
 func (s *grpcServer) UnaryCall(ctx context.Context, in *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	_ = grpc.SetHeader(ctx, metadata.Pairs(XFCCHeader, strings.Join(md.Get("x-forwarded-client-cert"), ",")))
+	// An asked-for status goes alone (a trailers-only answer, which is
+	// what a sidecar's gRPC retry conditions read).
 	if err := grpcStatusOf(in); err != nil {
 		return nil, err
 	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	_ = grpc.SetHeader(ctx, metadata.Pairs(XFCCHeader, strings.Join(md.Get("x-forwarded-client-cert"), ",")))
 	return &testgrpc.SimpleResponse{Hostname: s.name, ServerId: s.name}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,6 +77,7 @@ func TestPolicyTraffic(t *testing.T) {
 	t.Run("random", f.testRandom)
 	t.Run("failure-percentage", f.testFailurePercentage)
 	t.Run("gateway-errors", f.testGatewayErrors)
+	t.Run("connect-timeout", f.testConnectTimeout)
 }
 
 func newPolicyFixture(t *testing.T, services map[string]policyService) *policyFixture {
@@ -377,4 +379,38 @@ func (f *policyFixture) answers(t *testing.T, svc, path string, n int) map[strin
 		}
 	}
 	return out
+}
+
+// testConnectTimeout: the Service blackhole's one endpoint is a pod
+// without a sidecar that drops connection attempts to its port (no
+// answer, no refusal). With connectTimeout 250ms each call gets the
+// client's sidecar's 503 "connection timeout" well within the caller's 5s
+// (Capstan's default of 10s would leave the caller without an answer):
+// the first try and the two default retries of connection failures each
+// counted as upstream_cx_connect_timeout.
+func (f *policyFixture) testConnectTimeout(t *testing.T) {
+	hole := startPod(t, podSpec{name: "blackhole", namespace: f.ns, noInject: true})
+	out, err := hole.netns.Command(context.Background(), "iptables", "-w", "-A", "INPUT", "-p", "tcp", "--dport", strconv.Itoa(appPort), "-j", "DROP").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dropping connections to %s: %v\n%s", hole.obj.Name, err, out)
+	}
+	create(t, &meshv1alpha1.DestinationPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "blackhole", Namespace: f.ns},
+		Spec: meshv1alpha1.DestinationPolicySpec{Host: "blackhole", TrafficPolicy: &meshv1alpha1.TrafficPolicy{ConnectionPool: &meshv1alpha1.ConnectionPool{
+			TCP: &meshv1alpha1.TCPPool{ConnectTimeout: &metav1.Duration{Duration: 250 * time.Millisecond}},
+		}}},
+	})
+	f.svcs["blackhole"] = createService(t, f.ns, "blackhole", "blackhole", httpPort(80, appPort))
+	setEndpoints(t, f.svcs["blackhole"], hole)
+	waitClusterHas(t, f.client, "outbound|80||blackhole."+f.ns+".svc.cluster.local", `"connect_timeout":"0.250s"`)
+	before := f.stat(t, "blackhole", "upstream_cx_connect_timeout")
+	const n = 2
+	for _, r := range calls(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: f.url("blackhole", "/hole"), Count: n}) {
+		if r.Status != http.StatusServiceUnavailable || !strings.Contains(r.Body, "connection timeout") {
+			t.Errorf("call %d: %+v, want the sidecar's 503 after connection timeouts", r.N, r)
+		}
+	}
+	if got := f.stat(t, "blackhole", "upstream_cx_connect_timeout") - before; got != 3*n {
+		t.Errorf("%v connection timeouts for %d calls, want 3 each (the default retries of connection failures)", got, n)
+	}
 }
