@@ -26,6 +26,9 @@ const (
 	// that pod answers with the codes in turn (one per request, starting
 	// again after the last), with the report; other pods answer 200.
 	FailPathPrefix = "/fail/"
+	// ResetPathPrefix + pod: the app of that pod closes the connection
+	// without answering (after reading the request); other pods answer.
+	ResetPathPrefix = "/reset/"
 	// GRPCStream makes one server-streaming call to Target asking for
 	// Count messages Interval apart, and prints one CallResult per
 	// message (Pod, Body the message number) and one for how the stream
@@ -37,8 +40,15 @@ const (
 // per process).
 var failTurns atomic.Uint64
 
-// answerFail serves FailPathPrefix; false for other paths and other pods.
+// answerFail serves FailPathPrefix and ResetPathPrefix; false for other
+// paths and other pods.
 func answerFail(w http.ResponseWriter, r *http.Request, rep Report) bool {
+	if pod, ok := strings.CutPrefix(r.URL.Path, ResetPathPrefix); ok && pod == rep.Pod {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			_ = conn.Close()
+		}
+		return true
+	}
 	rest, ok := strings.CutPrefix(r.URL.Path, FailPathPrefix)
 	if !ok {
 		return false

@@ -46,6 +46,7 @@ const (
 	WSClient          = netpod.WSClient
 	WebSocketPath     = netpod.WebSocketPath
 	FailPathPrefix    = netpod.FailPathPrefix
+	ResetPathPrefix   = netpod.ResetPathPrefix
 	GRPCStream        = netpod.GRPCStream
 )
 

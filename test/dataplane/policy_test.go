@@ -36,27 +36,44 @@ type policyFixture struct {
 	pods   []*pod
 	client *pod
 	svcs   map[string]*corev1.Service
+	// plain, resetter and refuser are pods without a sidecar: the HTTP
+	// app, the HTTP app (which resets /reset/resetter) and nothing.
+	plain, resetter, refuser *pod
 }
 
 // policyService is one Service of the fixture: its DestinationPolicy's
-// traffic policy, whether it has the retry MeshRoute (see retryRoute)
-// and the budget of its retry rule, and what its cluster in the client's
-// sidecar shows once programmed.
+// traffic policy, its MeshRoute, its endpoints (server-0 and server-1
+// unless set) and what its cluster in the client's sidecar shows once
+// programmed.
 type policyService struct {
-	policy     *meshv1alpha1.TrafficPolicy
-	retryRoute bool
-	budget     *meshv1alpha1.RetryBudget
-	cluster    string
+	policy    *meshv1alpha1.TrafficPolicy
+	route     func(ns, host string) *meshv1alpha1.MeshRoute
+	endpoints func(*policyFixture) []*pod
+	cluster   string
 }
+
+// withRetries is the retry MeshRoute with budget (retryRoute).
+func withRetries(budget *meshv1alpha1.RetryBudget) func(ns, host string) *meshv1alpha1.MeshRoute {
+	return func(ns, host string) *meshv1alpha1.MeshRoute { return retryRoute(ns, host, budget) }
+}
+
+// withCondition is the MeshRoute retrying on one condition (conditionRoute).
+func withCondition(on meshv1alpha1.RetryOn) func(ns, host string) *meshv1alpha1.MeshRoute {
+	return func(ns, host string) *meshv1alpha1.MeshRoute { return conditionRoute(ns, host, on) }
+}
+
+// appIdle is what the cluster to endpoints without a sidecar carries:
+// the sidecar closes idle connections to applications after 4s.
+const appIdle = `"idle_timeout":"4s"`
 
 // TestPolicyTraffic runs the subtests on the pods server-0 and server-1,
 // one Service each.
 func TestPolicyTraffic(t *testing.T) {
 	needRoot(t)
 	f := newPolicyFixture(t, map[string]policyService{
-		"budget-5":  {retryRoute: true, budget: &meshv1alpha1.RetryBudget{Percent: 1, MinRetryConcurrency: 5}, cluster: `"min_retry_concurrency":5`},
-		"budget-50": {retryRoute: true, budget: &meshv1alpha1.RetryBudget{Percent: 50, MinRetryConcurrency: 1}, cluster: `"budget_percent":{"value":50}`},
-		"max-retries": {retryRoute: true, cluster: `"max_retries":5}`,
+		"budget-5":  {route: withRetries(&meshv1alpha1.RetryBudget{Percent: 1, MinRetryConcurrency: 5}), cluster: `"min_retry_concurrency":5`},
+		"budget-50": {route: withRetries(&meshv1alpha1.RetryBudget{Percent: 50, MinRetryConcurrency: 1}), cluster: `"budget_percent":{"value":50}`},
+		"max-retries": {route: withRetries(nil), cluster: `"max_retries":5}`,
 			policy: &meshv1alpha1.TrafficPolicy{ConnectionPool: &meshv1alpha1.ConnectionPool{HTTP: &meshv1alpha1.HTTPPool{MaxRetries: 5}}}},
 		"least-request": {cluster: `"lb_policy":"LEAST_REQUEST"`,
 			policy: &meshv1alpha1.TrafficPolicy{LoadBalancer: &meshv1alpha1.LoadBalancer{Simple: meshv1alpha1.LBLeastRequest}}},
@@ -69,6 +86,10 @@ func TestPolicyTraffic(t *testing.T) {
 		"gateway-errors": {cluster: `"consecutive_gateway_failure":3`, policy: outlier(meshv1alpha1.OutlierDetection{
 			ConsecutiveGatewayErrors: ptr.To[int32](3), Interval: &metav1.Duration{Duration: time.Second},
 		})},
+		"edge-reset": {route: withCondition("reset"), cluster: appIdle,
+			endpoints: func(f *policyFixture) []*pod { return []*pod{f.plain, f.resetter} }},
+		"edge-refuse": {route: withCondition("connect-failure"), cluster: appIdle,
+			endpoints: func(f *policyFixture) []*pod { return []*pod{f.plain, f.refuser} }},
 	})
 	t.Run("retry-budget", f.testRetryBudget)
 	t.Run("max-retries", f.testMaxRetries)
@@ -78,6 +99,7 @@ func TestPolicyTraffic(t *testing.T) {
 	t.Run("failure-percentage", f.testFailurePercentage)
 	t.Run("gateway-errors", f.testGatewayErrors)
 	t.Run("connect-timeout", f.testConnectTimeout)
+	t.Run("retry-on-connection", f.testRetryOnConnection)
 }
 
 func newPolicyFixture(t *testing.T, services map[string]policyService) *policyFixture {
@@ -91,20 +113,30 @@ func newPolicyFixture(t *testing.T, services map[string]policyService) *policyFi
 				Spec:       meshv1alpha1.DestinationPolicySpec{Host: name, TrafficPolicy: s.policy},
 			})
 		}
-		if s.retryRoute {
-			create(t, retryRoute(f.ns, name, s.budget))
+		if s.route != nil {
+			create(t, s.route(f.ns, name))
 		}
 	}
 	for i := range 2 {
 		f.pods = append(f.pods, httpServerPod(t, f.ns, "server-"+strconv.Itoa(i)))
 	}
-	for _, svc := range f.svcs {
-		setEndpoints(t, svc, f.pods...)
+	app := func(name string) podSpec {
+		return podSpec{name: name, namespace: f.ns, noInject: true,
+			app: &AppConfig{Mode: HTTPServer, Port: appPort}, ports: []corev1.ContainerPort{{Name: "http", ContainerPort: appPort}}}
+	}
+	f.plain, f.resetter = startPod(t, app("plain")), startPod(t, app("resetter"))
+	f.refuser = startPod(t, podSpec{name: "refuser", namespace: f.ns, noInject: true})
+	for name, svc := range f.svcs {
+		if eps := services[name].endpoints; eps != nil {
+			setEndpoints(t, svc, eps(f)...)
+		} else {
+			setEndpoints(t, svc, f.pods...)
+		}
 	}
 	f.client = startPod(t, podSpec{name: "client", namespace: f.ns})
 	for name, s := range services {
 		waitClusterHas(t, f.client, "outbound|80||"+name+"."+f.ns+".svc.cluster.local", s.cluster)
-		if s.retryRoute {
+		if s.route != nil {
 			f.waitRoute(t, name)
 		}
 	}
@@ -412,5 +444,68 @@ func (f *policyFixture) testConnectTimeout(t *testing.T) {
 	}
 	if got := f.stat(t, "blackhole", "upstream_cx_connect_timeout") - before; got != 3*n {
 		t.Errorf("%v connection timeouts for %d calls, want 3 each (the default retries of connection failures)", got, n)
+	}
+}
+
+// testRetryOnConnection: retryOn reset and connect-failure, each alone,
+// where the client's sidecar meets them: on its connections to endpoints
+// without a sidecar. The Service edge-reset has the pods plain and
+// resetter, both without a sidecar, resetter's app closing the
+// connection without answering (path /reset/resetter); edge-refuse has
+// plain and a pod where nothing listens. With two retries on the
+// condition, every call is answered by plain and the client's sidecar
+// counts retries; with two retries on retriable-4xx only, the calls that
+// meet the reset or the refusal fail with the sidecar's 503.
+func (f *policyFixture) testRetryOnConnection(t *testing.T) {
+	f.checkCondition(t, "edge-reset", "reset", ResetPathPrefix+"resetter")
+	f.checkCondition(t, "edge-refuse", "connect-failure", "/refused")
+}
+
+// checkCondition: calls to path with x-case: on are all answered by plain
+// after the client's sidecar retried; with x-case: off some fail with
+// its 503.
+func (f *policyFixture) checkCondition(t *testing.T, svc string, on meshv1alpha1.RetryOn, path string) {
+	t.Helper()
+	const n = 6
+	before := f.stat(t, svc, "upstream_rq_retry")
+	for _, r := range calls(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: f.url(svc, path), Count: n, Headers: map[string]string{"x-case": "on"}}) {
+		if !r.OK || r.Report == nil || r.Report.Pod != "plain" {
+			t.Errorf("retryOn %s: call %d got %+v, want the answer of plain", on, r.N, r)
+		}
+	}
+	if got := f.stat(t, svc, "upstream_rq_retry") - before; got < 1 {
+		t.Errorf("retryOn %s: the client's sidecar retried %v times", on, got)
+	}
+	var failed int
+	for _, r := range calls(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: f.url(svc, path), Count: n, Headers: map[string]string{"x-case": "off"}}) {
+		if r.Status == http.StatusServiceUnavailable && r.Report == nil {
+			failed++
+		} else if !r.OK {
+			t.Errorf("retryOn retriable-4xx (%s): call %d got %+v", svc, r.N, r)
+		}
+	}
+	if failed == 0 {
+		t.Errorf("retryOn retriable-4xx (%s): no call of %d met the %s", svc, n, on)
+	}
+	t.Logf("%s: %d calls retried on %s all answered by plain; without it %d of %d failed", svc, n, on, failed, n)
+}
+
+// conditionRoute is the MeshRoute of host: x-case: on gets two retries on
+// the condition on, x-case: off two on retriable-4xx only; every rule sets
+// the response header x-rule to host.
+func conditionRoute(ns, host string, on meshv1alpha1.RetryOn) *meshv1alpha1.MeshRoute {
+	mark := &meshv1alpha1.HeaderEdits{Response: &meshv1alpha1.HeaderOperations{Set: map[string]string{"x-rule": host}}}
+	to := []meshv1alpha1.Destination{{Host: host}}
+	rule := func(name string, cond meshv1alpha1.RetryOn) meshv1alpha1.HTTPRule {
+		return meshv1alpha1.HTTPRule{
+			Name: name, Route: to, Headers: mark, Retries: &meshv1alpha1.Retries{Attempts: 2, RetryOn: []meshv1alpha1.RetryOn{cond}},
+			Match: []meshv1alpha1.HTTPMatch{{Headers: []meshv1alpha1.HeaderMatch{{Name: "x-case", Value: name}}}},
+		}
+	}
+	return &meshv1alpha1.MeshRoute{
+		ObjectMeta: metav1.ObjectMeta{Name: host, Namespace: ns},
+		Spec: meshv1alpha1.MeshRouteSpec{Hosts: []string{host}, HTTP: []meshv1alpha1.HTTPRule{
+			rule("on", on), rule("off", "retriable-4xx"), {Name: "default", Route: to, Headers: mark},
+		}},
 	}
 }
