@@ -76,6 +76,9 @@ type AppConfig struct {
 	// Hold makes the HTTP server hold requests until Hold are in flight
 	// at once (once; later requests are answered at once).
 	Hold int `json:"hold,omitempty"`
+	// GRPCStatus makes a GRPCClient's calls ask the server for this status
+	// code (grpc.testing's response_status).
+	GRPCStatus int `json:"grpcStatus,omitempty"`
 	// Server variants and the TCP modes: see app_proto.go.
 	ServerOptions
 }
@@ -108,6 +111,8 @@ type CallResult struct {
 	// Pod and XFCC are the gRPC server's answer.
 	Pod  string `json:"pod,omitempty"`
 	XFCC string `json:"xfcc,omitempty"`
+	// GRPCCode is the status code of a failed gRPC call.
+	GRPCCode int `json:"grpcCode,omitempty"`
 	// ServerCert is the common name of the certificate an HTTPS server
 	// presented.
 	ServerCert string `json:"serverCert,omitempty"`
@@ -168,6 +173,8 @@ func RunApp(raw string) int {
 		err = callHTTP(ctx, cfg)
 	case GRPCClient:
 		err = callGRPC(ctx, cfg)
+	case GRPCStream:
+		err = streamGRPC(ctx, cfg)
 	case HTTPLoad:
 		err = loadHTTP(ctx, cfg)
 	case HTTPStream:
@@ -203,7 +210,7 @@ func serveHTTP(ctx context.Context, cfg AppConfig) error {
 			Proto: r.Proto,
 		}
 		w.Header().Set(AppPodHeader, cfg.Name)
-		if answerSpecial(w, r, rep) {
+		if answerFail(w, r, rep) || answerSpecial(w, r, rep) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
@@ -228,7 +235,12 @@ type grpcServer struct {
 	name string
 }
 
-func (s *grpcServer) UnaryCall(ctx context.Context, _ *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+func (s *grpcServer) UnaryCall(ctx context.Context, in *testgrpc.SimpleRequest) (*testgrpc.SimpleResponse, error) {
+	// An asked-for status goes alone (a trailers-only answer, which is
+	// what a sidecar's gRPC retry conditions read).
+	if err := grpcStatusOf(in); err != nil {
+		return nil, err
+	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	_ = grpc.SetHeader(ctx, metadata.Pairs(XFCCHeader, strings.Join(md.Get("x-forwarded-client-cert"), ",")))
 	return &testgrpc.SimpleResponse{Hostname: s.name, ServerId: s.name}, nil
@@ -314,12 +326,16 @@ func callGRPC(ctx context.Context, cfg AppConfig) error {
 	defer func() { _ = conn.Close() }()
 	c := testgrpc.NewTestServiceClient(conn)
 	return loop(ctx, cfg, func(int) CallResult {
-		callCtx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		callCtx, cancel := context.WithTimeout(grpcContext(ctx, cfg), cfg.Timeout)
 		defer cancel()
 		var header metadata.MD
-		resp, err := c.UnaryCall(callCtx, &testgrpc.SimpleRequest{}, grpc.Header(&header))
+		req := &testgrpc.SimpleRequest{}
+		if cfg.GRPCStatus != 0 {
+			req.ResponseStatus = &testgrpc.EchoStatus{Code: int32(cfg.GRPCStatus), Message: "asked for"} //nolint:gosec // a small status code from the test
+		}
+		resp, err := c.UnaryCall(callCtx, req, grpc.Header(&header))
 		if err != nil {
-			return CallResult{Error: err.Error()}
+			return grpcFailure(err)
 		}
 		return CallResult{OK: true, Pod: resp.GetHostname(), XFCC: strings.Join(header.Get(XFCCHeader), ",")}
 	})

@@ -45,6 +45,9 @@ const (
 	TCPClient         = netpod.TCPClient
 	WSClient          = netpod.WSClient
 	WebSocketPath     = netpod.WebSocketPath
+	FailPathPrefix    = netpod.FailPathPrefix
+	ResetPathPrefix   = netpod.ResetPathPrefix
+	GRPCStream        = netpod.GRPCStream
 )
 
 // Functions.
