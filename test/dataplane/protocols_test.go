@@ -84,10 +84,18 @@ func TestAppProtocol(t *testing.T) {
 		const n = 5
 		// Until the client's sidecar holds the final cluster (its
 		// endpoint's mTLS mark arrives with the pod's status), a cluster
-		// update can reset an open TCP connection: wait for a whole
-		// sequence on one connection, not only a first line.
+		// update can reset an open TCP connection, and a connection may go
+		// in plaintext (PERMISSIVE takes it): wait for a whole sequence on
+		// one connection that the server's sidecar took over mTLS.
 		envtest.Eventually(t, wait, func() error {
-			return firstFailure(calls(t, client.netns, AppConfig{Mode: TCPClient, Target: target, Count: n, Timeout: 3 * time.Second}), n)
+			before := inboundHandshakes(t, server)
+			if err := firstFailure(calls(t, client.netns, AppConfig{Mode: TCPClient, Target: target, Count: n, Timeout: 3 * time.Second}), n); err != nil {
+				return err
+			}
+			if inboundHandshakes(t, server) == before {
+				return fmt.Errorf("the connection to %s was not mTLS yet", target)
+			}
+			return nil
 		})
 		before := inboundHandshakes(t, server)
 		for _, fresh := range []bool{false, true} {
