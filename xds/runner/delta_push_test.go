@@ -95,6 +95,9 @@ func TestEndpointChangeSendsOneAssignmentToSubscribersOnly(t *testing.T) {
 	hashed := srv.ResourcesHashed()
 	mesh = withEndpointMoved(mesh, 5, 1)
 	_ = table.update(mesh, srv, logr.Discard())
+	if p := table.lastParts; p.whole != 0 || p.patched == 0 {
+		t.Errorf("outbound parts after one endpoint change: %+v, want all patched", p)
+	}
 	if table.memo.newCLAs != 1 {
 		t.Errorf("%d load assignments generated as new for one endpoint change, want 1", table.memo.newCLAs)
 	}
