@@ -125,11 +125,6 @@ func mergeAgain[T any](before *generate.Resources, list func(*generate.Resources
 	return mergeByName(list(own), list(shared), name)
 }
 
-// assemble is assembleFrom without a previous assembly.
-func assemble(own, shared *generate.Resources) *generate.Resources {
-	return assembleFrom(nil, own, &outboundPart{res: shared}).res
-}
-
 // mergeByName merges two lists sorted by name; on equal names a's wins.
 // When one list is empty the result is the other list itself.
 func mergeByName[T any](a, b []T, name func(T) string) []T {
