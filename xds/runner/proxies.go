@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/go-logr/logr"
 
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -79,8 +80,9 @@ func (t *proxyTable) apply(mesh *ir.Mesh, changes ir.Changes, pub Publisher, log
 	todo, seen := t.changed(mesh, &changes)
 	t.memo.newCLAs = 0
 	t.generateOutbound(mesh, todo, &changes)
-	t.generateProxyParts(mesh, todo)
+	t.internOwnParts(todo, t.generateProxyParts(mesh, todo))
 	todo = t.withoutUnchanged(todo)
+	assembleGroups(todo)
 	parallel(len(todo), func(i int) { todo[i].publish(mesh, pub, log) })
 	for _, j := range todo {
 		if j.part.key != "" {
@@ -200,10 +202,11 @@ func (t *proxyTable) finishOutbound(mesh *ir.Mesh, jobs []*outboundJob) {
 }
 
 // generateProxyParts generates, on all cores, the own part of every sidecar
-// to update whose own inputs changed.
-func (t *proxyTable) generateProxyParts(mesh *ir.Mesh, todo []*proxyJob) {
+// to update whose own inputs changed, and says which parts are new.
+func (t *proxyTable) generateProxyParts(mesh *ir.Mesh, todo []*proxyJob) (fresh []bool) {
 	bare := bareMesh(mesh)
 	bareKey := hashJSON(bare)
+	fresh = make([]bool, len(todo))
 	parallel(len(todo), func(i int) {
 		j := todo[i]
 		if j.proxy.Kind != ir.ProxySidecar {
@@ -214,8 +217,9 @@ func (t *proxyTable) generateProxyParts(mesh *ir.Mesh, todo []*proxyJob) {
 			j.part = prev
 			return
 		}
-		j.part = generateProxyPart(bare, j.proxy, key)
+		j.part, fresh[i] = generateProxyPart(bare, j.proxy, key), true
 	})
+	return fresh
 }
 
 // publish assembles (or, for proxyless gRPC, generates) and publishes the
@@ -227,17 +231,22 @@ func (j *proxyJob) publish(mesh *ir.Mesh, pub Publisher, log logr.Logger) {
 		log.Error(err, "generation failed; the proxy keeps its config", "proxy", p.ID)
 		return
 	}
-	if _, err := pub.SetProxyResources(p.ID, res.ByType()); err != nil {
+	if _, err := pub.SetProxyResources(p.ID, res); err != nil {
 		log.Error(err, "the server refused the generated config; the proxy keeps its config", "proxy", p.ID)
 		return
 	}
 	j.published, j.errs = true, errs
 }
 
-func (j *proxyJob) config(mesh *ir.Mesh) (*generate.Resources, generate.Errors, error) {
+// config is the proxy's resources by type URL, and its per-object errors.
+func (j *proxyJob) config(mesh *ir.Mesh) (map[string][]types.Resource, generate.Errors, error) {
 	if j.proxy.Kind != ir.ProxySidecar {
 		// The server checks grpc~ node IDs as proxyless gRPC clients (API listeners).
-		return generateSplitFor(mesh, j.proxy)
+		res, errs, err := generateSplitFor(mesh, j.proxy)
+		if err != nil {
+			return nil, nil, err
+		}
+		return res.ByType(), errs, nil
 	}
 	if j.outbound.err != nil {
 		return nil, nil, j.outbound.err
@@ -246,8 +255,10 @@ func (j *proxyJob) config(mesh *ir.Mesh) (*generate.Resources, generate.Errors, 
 		return nil, nil, j.part.err
 	}
 	errs := append(slices.Clip(j.outbound.errs), j.part.errs...)
-	j.res = assembleFrom(j.prev, j.part.res, j.outbound)
-	return j.res.res, errs, nil
+	if j.res == nil {
+		j.res = assembleFrom(j.prev, j.part.res, j.outbound)
+	}
+	return j.res.byType, errs, nil
 }
 
 // generateSplitFor is generate.For with its per-object errors apart.

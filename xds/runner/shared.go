@@ -47,10 +47,13 @@ type outboundPart struct {
 
 // proxyPart is a proxy's own part and the key of the inputs it was generated from.
 type proxyPart struct {
-	key  string
-	res  *generate.Resources
-	errs generate.Errors
-	err  error
+	key string
+	// content is contentKey(res) ("" when not computed): sidecars whose
+	// own parts have equal content share one (groups.go).
+	content string
+	res     *generate.Resources
+	errs    generate.Errors
+	err     error
 }
 
 // generateOutbound generates the outbound part for rep's namespace and scope.
@@ -66,6 +69,9 @@ func generateOutbound(mesh *ir.Mesh, rep *ir.Proxy) *outboundPart {
 func generateProxyPart(bare *ir.Mesh, p *ir.Proxy, key string) proxyPart {
 	part := proxyPart{key: key}
 	part.res, part.errs, part.err = generateSplit(bare, p)
+	if part.err == nil {
+		part.content = contentKey(part.res)
+	}
 	return part
 }
 
@@ -93,6 +99,9 @@ type assembly struct {
 	own      *generate.Resources
 	outbound *outboundPart
 	res      *generate.Resources
+	// byType is res.ByType(), made once for the sidecars that share the
+	// assembly (read-only).
+	byType map[string][]types.Resource
 }
 
 // assembleFrom is the proxy part plus the outbound resources of names the
@@ -112,6 +121,7 @@ func assembleFrom(prev *assembly, own *generate.Resources, outbound *outboundPar
 	out.Routes = mergeAgain(before, func(r *generate.Resources) []*routev3.RouteConfiguration { return r.Routes }, prev, own, shared, (*routev3.RouteConfiguration).GetName)
 	out.Clusters = mergeAgain(before, func(r *generate.Resources) []*clusterv3.Cluster { return r.Clusters }, prev, own, shared, (*clusterv3.Cluster).GetName)
 	out.Endpoints = mergeAgain(before, func(r *generate.Resources) []*endpointv3.ClusterLoadAssignment { return r.Endpoints }, prev, own, shared, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	a.byType = out.ByType()
 	return a
 }
 
