@@ -252,3 +252,23 @@ func TestConcurrentUse(t *testing.T) {
 		return false
 	})
 }
+
+// Sidecars with equal config pass the reference check once (one verdict
+// remembered), and a config with a missing reference is still refused.
+func TestConsistencyVerdictIsSharedByEqualConfigs(t *testing.T) {
+	s := New(Options{})
+	for i := range 3 {
+		node := fmt.Sprintf("sidecar~10.0.0.%d~app-%d.shop~shop.svc.cluster.local", i+1, i)
+		if _, err := s.SetProxyResources(node, sidecarConfig(t, edsCluster("a", time.Second))); err != nil {
+			t.Fatalf("%s: %v", node, err)
+		}
+	}
+	if n := len(s.consistent.keys); n != 1 {
+		t.Errorf("%d consistency verdicts remembered for three equal configs, want 1", n)
+	}
+	bad := sidecarConfig(t, edsCluster("a", time.Second))
+	delete(bad, resourcev3.RouteType)
+	if _, err := s.SetProxyResources("sidecar~10.0.0.9~app-9.shop~shop.svc.cluster.local", bad); err == nil {
+		t.Error("a config whose listener names a missing route was accepted")
+	}
+}
