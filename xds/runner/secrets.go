@@ -72,7 +72,7 @@ type secretPublisher struct {
 	wanted    []string
 	// wantedFrom is the idsVersion wanted was computed from.
 	wantedFrom uint64
-	wake      chan struct{}
+	wake       chan struct{}
 }
 
 func newSecretPublisher(next Publisher, src SecretSource, conns Connections, log logr.Logger) *secretPublisher {
