@@ -6,6 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 )
 
 // consistentConfigs remembers the configurations found consistent, by the
@@ -21,7 +24,12 @@ type consistentConfigs struct {
 // maxConsistentConfigs bounds the set; it starts over when full.
 const maxConsistentConfigs = 4096
 
-// configKey is the check and the type URLs and versions, sorted.
+// configKey is the check and the type URLs and versions, sorted. For
+// Snapshot.Consistent(), which only follows the references of clusters
+// (to load assignments) and listeners (to route configurations), the
+// resources nothing is looked up in (load assignments, route
+// configurations, secrets) count by their names: sidecars with different
+// certificates or endpoints still share a verdict.
 func configKey(check consistencyCheck, versions configVersions) string {
 	var b strings.Builder
 	b.WriteString(strconv.Itoa(int(check)))
@@ -29,9 +37,29 @@ func configKey(check consistencyCheck, versions configVersions) string {
 		b.WriteByte(0)
 		b.WriteString(typeURL)
 		b.WriteByte(0)
-		b.WriteString(versions[typeURL].version)
+		tv := versions[typeURL]
+		if check == checkSnapshot && leafTypes[typeURL] {
+			b.WriteString(tv.namesKey())
+		} else {
+			b.WriteString(tv.version)
+		}
 	}
 	return b.String()
+}
+
+// leafTypes are the types Snapshot.Consistent() only checks the names of.
+var leafTypes = map[string]bool{resourcev3.EndpointType: true, resourcev3.RouteType: true, resourcev3.SecretType: true}
+
+// namesKey hashes the sorted names of the list (memoised on a shared list).
+func (tv typeVersions) namesKey() string {
+	if tv.shared != nil {
+		return tv.shared.namesKey()
+	}
+	return namesHash(tv.resources)
+}
+
+func namesHash(resources map[string]*discoveryv3.Resource) string {
+	return hashVersions(resources, func(*discoveryv3.Resource) string { return "" })
 }
 
 func (c *consistentConfigs) has(key string) bool {
