@@ -259,6 +259,63 @@ func (t *tracker) canonical(node, typeURL string, sent sentResponse, acked map[s
 	return acked
 }
 
+// sharedAfter returns the published shared map when the node's set after
+// ACKing the delta response sent (prev with sent's resources and without
+// its removed ones) equals it, else nil; it allocates nothing.
+func (t *tracker) sharedAfter(node, typeURL string, sent sentResponse, prev map[string]string) map[string]string {
+	if t.shared == nil || !sent.delta {
+		return nil
+	}
+	all := t.shared(node, typeURL, sent.version)
+	if all == nil || !mergedEquals(all, prev, sent.resources, sent.removed) {
+		return nil
+	}
+	return all
+}
+
+// mergedEquals reports whether prev, updated by resources and without
+// removed, equals all.
+func mergedEquals(all, prev, resources map[string]string, removed []string) bool {
+	size := len(prev)
+	for name, v := range resources {
+		if all[name] != v {
+			return false
+		}
+		if _, had := prev[name]; !had {
+			size++
+		}
+	}
+	for _, name := range removed {
+		if _, ok := all[name]; ok {
+			return false
+		}
+		if _, had := prev[name]; had {
+			if _, readded := resources[name]; !readded {
+				size--
+			}
+		}
+	}
+	if size != len(all) {
+		return false
+	}
+	var gone map[string]bool
+	if len(removed) > 0 {
+		gone = make(map[string]bool, len(removed))
+		for _, name := range removed {
+			gone[name] = true
+		}
+	}
+	for name, v := range prev {
+		if _, updated := resources[name]; updated || gone[name] {
+			continue
+		}
+		if w, ok := all[name]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
 // stream returns the state of a stream, creating it if needed. t.mu is held.
 func (t *tracker) stream(key streamKey) *streamState {
 	st, ok := t.streams[key]
@@ -313,6 +370,12 @@ func (t *tracker) answer(st *streamState, r reply) bool {
 	case r.errorDetail != nil:
 		ts = t.nack(st.node, ts, sent, latest, r)
 	case latest:
+		if all := t.sharedAfter(st.node, r.typeURL, sent, ts.AckedResources); all != nil {
+			// The common case: the node now holds the published shared
+			// list, found without building its set first.
+			ts = ack(ts, sentResponse{nonce: sent.nonce, version: sent.version, resources: all}, r)
+			break
+		}
 		ts = ack(ts, sent, r)
 		ts.AckedResources = t.canonical(st.node, r.typeURL, sent, ts.AckedResources)
 	default:

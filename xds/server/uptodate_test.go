@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"testing"
 
@@ -46,5 +47,42 @@ func TestUpToDateAgreesWithDiffs(t *testing.T) {
 		if got := upToDate(sub, tv); got != want {
 			t.Fatalf("case %d (wildcard %v, subscribed %v, returned %v): upToDate = %v, diffs say %v", i, wildcard, subscribed, sub.ReturnedResources(), got, want)
 		}
+	}
+}
+
+// mergedEquals (the tracker's ACK of a delta response that completes a
+// shared list) agrees with building the node's set and comparing it.
+func TestMergedEqualsAgreesWithAckedResources(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	names := []string{"a", "b", "c", "d"}
+	pick := func() map[string]string {
+		m := map[string]string{}
+		for _, n := range names {
+			if rng.IntN(3) > 0 {
+				m[n] = fmt.Sprint(rng.IntN(2))
+			}
+		}
+		return m
+	}
+	agreed := 0
+	for i := range 5000 {
+		all, prev, resources := pick(), pick(), pick()
+		var removed []string
+		for _, n := range names {
+			if _, updated := resources[n]; !updated && rng.IntN(4) == 0 {
+				removed = append(removed, n)
+			}
+		}
+		sent := sentResponse{resources: resources, removed: removed, delta: true}
+		want := maps.Equal(all, sent.ackedResources(prev))
+		if got := mergedEquals(all, prev, resources, removed); got != want {
+			t.Fatalf("case %d: all %v prev %v resources %v removed %v: mergedEquals = %v, want %v", i, all, prev, resources, removed, got, want)
+		}
+		if want {
+			agreed++
+		}
+	}
+	if agreed == 0 {
+		t.Fatal("no case where the sets are equal: the test checks nothing")
 	}
 }
