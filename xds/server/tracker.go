@@ -273,37 +273,22 @@ func (t *tracker) sharedAfter(node, typeURL string, sent sentResponse, prev map[
 	return all
 }
 
-// mergedEquals reports whether prev, updated by resources and without
-// removed, equals all.
+// mergedEquals reports whether prev, updated by resources and then
+// without removed (sentResponse.ackedResources), equals all.
 func mergedEquals(all, prev, resources map[string]string, removed []string) bool {
-	size := len(prev)
+	gone := setOf(removed)
 	for name, v := range resources {
-		if all[name] != v {
+		if w, ok := all[name]; !gone[name] && (!ok || w != v) {
 			return false
 		}
-		if _, had := prev[name]; !had {
-			size++
-		}
 	}
-	for _, name := range removed {
+	for name := range gone {
 		if _, ok := all[name]; ok {
 			return false
 		}
-		if _, had := prev[name]; had {
-			if _, readded := resources[name]; !readded {
-				size--
-			}
-		}
 	}
-	if size != len(all) {
+	if mergedSize(prev, resources, gone) != len(all) {
 		return false
-	}
-	var gone map[string]bool
-	if len(removed) > 0 {
-		gone = make(map[string]bool, len(removed))
-		for _, name := range removed {
-			gone[name] = true
-		}
 	}
 	for name, v := range prev {
 		if _, updated := resources[name]; updated || gone[name] {
@@ -314,6 +299,36 @@ func mergedEquals(all, prev, resources map[string]string, removed []string) bool
 		}
 	}
 	return true
+}
+
+// setOf is the names as a set, nil when there are none.
+func setOf(names []string) map[string]bool {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(names))
+	for _, name := range names {
+		out[name] = true
+	}
+	return out
+}
+
+// mergedSize is the size of prev updated by resources and without gone.
+func mergedSize(prev, resources map[string]string, gone map[string]bool) int {
+	size := len(prev)
+	for name := range resources {
+		if _, had := prev[name]; !had {
+			size++
+		}
+	}
+	for name := range gone {
+		_, had := prev[name]
+		_, added := resources[name]
+		if had || added {
+			size--
+		}
+	}
+	return size
 }
 
 // stream returns the state of a stream, creating it if needed. t.mu is held.

@@ -69,7 +69,7 @@ func TestMergedEqualsAgreesWithAckedResources(t *testing.T) {
 		all, prev, resources := pick(), pick(), pick()
 		var removed []string
 		for _, n := range names {
-			if _, updated := resources[n]; !updated && rng.IntN(4) == 0 {
+			if rng.IntN(4) == 0 { // sometimes a name also in resources
 				removed = append(removed, n)
 			}
 		}
