@@ -30,8 +30,9 @@ type Config struct {
 	// Verify checks, after the initial convergence, that every proxy holds
 	// an endpoint assignment of every service and every route's split.
 	Verify bool
-	// ProfileDir, when set, receives cpu.pprof (the whole run) and
-	// heap.pprof (after the initial convergence) of the control plane.
+	// ProfileDir, when set, receives cpu.pprof (generation and the initial
+	// convergence), cpu-changes.pprof (the three changes) and heap.pprof
+	// (after the initial convergence) of the control plane.
 	ProfileDir string
 	// SidecarArgs are the arguments of the re-executed sidecar process.
 	SidecarArgs []string
@@ -117,12 +118,12 @@ func Run(ctx context.Context, cfg Config) (res *RunResult, err error) {
 			err = fmt.Errorf("control plane: %w", stopErr)
 		}
 	}()
-	stopProfile, err := startCPUProfile(cfg.ProfileDir)
+	stopProfile, err := startCPUProfile(cfg.ProfileDir, "cpu.pprof")
 	if err != nil {
 		return nil, err
 	}
 	stopProfiling.Store(&stopProfile)
-	defer stopProfile()
+	defer func() { (*stopProfiling.Load())() }()
 	phase.Store("generating config for every proxy")
 	if !generateAll(cp, in, nodes, cfg.Deadline, res) {
 		return res, nil
@@ -142,6 +143,12 @@ func Run(ctx context.Context, cfg Config) (res *RunResult, err error) {
 		return res, err
 	}
 	record(res)
+	stopProfile()
+	stopChanges, err := startCPUProfile(cfg.ProfileDir, "cpu-changes.pprof")
+	if err != nil {
+		return nil, err
+	}
+	stopProfiling.Store(&stopChanges)
 	phase.Store("making the changes")
 	return res, runPhases(cp, sp, in, cfg, res)
 }
@@ -273,11 +280,11 @@ func splitKey(ws []uint32) string {
 	return s
 }
 
-func startCPUProfile(dir string) (func(), error) {
+func startCPUProfile(dir, name string) (func(), error) {
 	if dir == "" {
 		return func() {}, nil
 	}
-	f, err := os.Create(filepath.Join(dir, "cpu.pprof"))
+	f, err := os.Create(filepath.Join(dir, name))
 	if err != nil {
 		return nil, fmt.Errorf("creating the CPU profile: %w", err)
 	}

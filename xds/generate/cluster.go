@@ -18,6 +18,9 @@ const defaultConnectTimeout = 10 * time.Second
 // outboundClusters adds a cluster per service port and per subset, with their endpoints.
 func (b *builder) outboundClusters() {
 	for _, s := range b.services {
+		if b.skipsService(s) {
+			continue
+		}
 		for _, p := range s.validPorts {
 			b.addOutboundCluster(b.newTarget(s, p, nil))
 			for _, ss := range s.Subsets {
@@ -47,8 +50,13 @@ func (b *builder) addOutboundCluster(t *target) {
 		return
 	}
 	b.targets[t.name] = t
-	b.out.Clusters = append(b.out.Clusters, c)
-	if !t.service.Headless {
+	if b.keepsCluster(t.service) {
+		b.out.Clusters = append(b.out.Clusters, c)
+		if b.sel != nil {
+			b.selectedClusters = append(b.selectedClusters, c)
+		}
+	}
+	if !t.service.Headless && b.keepsLoadAssignment(t.service) {
 		b.out.Endpoints = append(b.out.Endpoints, b.loadAssignment(t))
 	}
 }

@@ -125,6 +125,10 @@ type builder struct {
 	httpTelemetry *httpTelemetry
 	// fatal is the first failure that is no object's fault (a bug); it voids the output.
 	fatal error
+	// sel, when set, is what Partial generates; selectedClusters the
+	// clusters of selected services it keeps.
+	sel              *Selection
+	selectedClusters []*clusterv3.Cluster
 }
 
 // service is a model service with the parts generation can use, worked out

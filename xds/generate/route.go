@@ -28,9 +28,10 @@ func (b *builder) outboundRoutes() {
 		if len(pg.http) == 0 {
 			continue
 		}
-		rc := b.routeConfig(pg)
-		b.out.Routes = append(b.out.Routes, rc)
-		b.routeNames[rc.Name] = true
+		b.routeNames[RouteConfigName(pg.port)] = true
+		if b.keepsRoutes(pg.port) {
+			b.out.Routes = append(b.out.Routes, b.routeConfig(pg))
+		}
 	}
 }
 

@@ -9,27 +9,46 @@ import (
 	"maps"
 	"slices"
 
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	"github.com/go-logr/logr"
+
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 
 	"github.com/capstanmesh/capstan/xds/generate"
 	"github.com/capstanmesh/capstan/xds/ir"
 )
 
-// proxyTable remembers, per proxy, the hash of the inputs its config was
-// generated from and the per-object errors of that generation, so that only
-// proxies whose inputs changed are generated again; and the parts of
-// sidecars' config that are shared or reused (shared.go).
+// proxyTable remembers, per proxy, the hash of the proxy its config was
+// generated for and the per-object errors of that generation, and the mesh
+// it last published, so that only what changed is generated again
+// (incremental.go); and the parts of sidecars' config that are shared or
+// reused (shared.go).
 type proxyTable struct {
 	keys  map[string]string
 	errs  map[string]generate.Errors
 	parts map[string]proxyPart
 	memo  *memo
+	// mesh is the mesh published last: ir.Changes are relative to it.
+	mesh *ir.Mesh
+	// outbound are the outbound parts published last, by outbound key.
+	outbound map[string]*outboundPart
+	// assembled is what each sidecar was published, and from which parts.
+	assembled map[string]*assembly
 	// lastGenerated is how many proxies the last update generated config for.
 	lastGenerated int
+	// lastParts counts the outbound parts of the last update by how they
+	// were brought up to date.
+	lastParts partCounts
 }
 
+// partCounts counts outbound parts generated whole, patched, and kept.
+type partCounts struct{ whole, patched, kept int }
+
 func newProxyTable() *proxyTable {
-	return &proxyTable{keys: map[string]string{}, errs: map[string]generate.Errors{}, parts: map[string]proxyPart{}, memo: newMemo()}
+	return &proxyTable{
+		keys: map[string]string{}, errs: map[string]generate.Errors{}, parts: map[string]proxyPart{}, memo: newMemo(),
+		outbound: map[string]*outboundPart{}, assembled: map[string]*assembly{},
+	}
 }
 
 // proxyJob is the config of one proxy to generate and publish, and its outcome.
@@ -39,40 +58,55 @@ type proxyJob struct {
 	// part is the sidecar's own part (reused when its key did not change).
 	part proxyPart
 	// outbound is the outbound part of the sidecar's namespace and scope.
-	outbound  *outboundPart
+	outbound *outboundPart
+	// prev is what the sidecar was published last; res what it is now.
+	prev, res *assembly
 	published bool
 	errs      generate.Errors
 }
 
-// update generates and publishes config for every proxy whose inputs changed,
-// removes proxies that left, and returns the per-object errors of all proxies.
-// Work runs on all cores; the table is written afterwards, in proxy order, so
-// the result does not depend on scheduling. lastGenerated is then how many
-// proxies it generated config for.
+// update is apply with the changes since the mesh published last.
 func (t *proxyTable) update(mesh *ir.Mesh, pub Publisher, log logr.Logger) generate.Errors {
-	todo, seen := t.changed(mesh)
-	keys := newPushKeys(mesh)
+	return t.apply(mesh, ir.Diff(t.mesh, mesh), pub, log)
+}
+
+// apply generates and publishes config for every proxy whose inputs
+// changed, given what changed in the mesh since the one published last,
+// removes proxies that left, and returns the per-object errors of all
+// proxies. Work runs on all cores; the table is written afterwards, in proxy
+// order, so the result does not depend on scheduling. lastGenerated is then
+// how many proxies it published config for.
+func (t *proxyTable) apply(mesh *ir.Mesh, changes ir.Changes, pub Publisher, log logr.Logger) generate.Errors {
+	todo, seen := t.changed(mesh, &changes)
 	t.memo.newCLAs = 0
-	t.generateOutbound(mesh, todo, keys)
-	t.generateProxyParts(mesh, todo)
+	t.generateOutbound(mesh, todo, &changes)
+	t.internOwnParts(todo, t.generateProxyParts(mesh, todo))
+	todo = t.withoutUnchanged(todo)
+	assembleGroups(todo)
 	parallel(len(todo), func(i int) { todo[i].publish(mesh, pub, log) })
 	for _, j := range todo {
 		if j.part.key != "" {
 			t.parts[j.proxy.ID] = j.part
 		}
-		if j.published {
-			t.keys[j.proxy.ID], t.errs[j.proxy.ID] = j.key, j.errs
+		if !j.published {
+			delete(t.keys, j.proxy.ID) // retried on the next push
+			delete(t.assembled, j.proxy.ID)
+			continue
+		}
+		t.keys[j.proxy.ID], t.errs[j.proxy.ID] = j.key, j.errs
+		if j.res != nil {
+			t.assembled[j.proxy.ID] = j.res
 		}
 	}
 	t.removeGone(seen, pub)
-	t.memo.prune(outboundKeys(mesh), keys)
+	t.mesh = mesh
 	t.lastGenerated = len(todo)
 	return t.allErrors()
 }
 
-// changed lists the proxies whose inputs changed, and every proxy served.
-func (t *proxyTable) changed(mesh *ir.Mesh) ([]*proxyJob, map[string]bool) {
-	shared := meshKey(mesh)
+// changed lists the proxies to bring up to date (all of them when the mesh
+// changed, else those that changed), and every proxy served.
+func (t *proxyTable) changed(mesh *ir.Mesh, changes *ir.Changes) ([]*proxyJob, map[string]bool) {
 	seen := make(map[string]bool, len(mesh.Proxies))
 	var todo []*proxyJob
 	for _, p := range mesh.Proxies {
@@ -80,44 +114,99 @@ func (t *proxyTable) changed(mesh *ir.Mesh) ([]*proxyJob, map[string]bool) {
 			continue
 		}
 		seen[p.ID] = true
-		if key := shared + hashJSON(p); t.keys[p.ID] != key {
-			todo = append(todo, &proxyJob{proxy: p, key: key})
+		if key := hashJSON(p); t.keys[p.ID] != key || !changes.Empty() {
+			todo = append(todo, &proxyJob{proxy: p, key: key, prev: t.assembled[p.ID]})
 		}
 	}
 	return todo, seen
 }
 
-// generateOutbound generates the outbound part once per outbound key
-// (namespace and scope, outboundKey) of the sidecars to update, on all cores, then reuses unchanged messages (in
-// namespace order, so the memo does not depend on scheduling).
-func (t *proxyTable) generateOutbound(mesh *ir.Mesh, todo []*proxyJob, keys pushKeys) {
-	byKey := map[string]*outboundPart{}
-	var parts []*outboundPart
+// withoutUnchanged drops the sidecars whose config is what was published:
+// same proxy, same own part, same outbound part.
+func (t *proxyTable) withoutUnchanged(todo []*proxyJob) []*proxyJob {
+	out := todo[:0]
+	for _, j := range todo {
+		if j.proxy.Kind == ir.ProxySidecar && j.prev != nil && t.keys[j.proxy.ID] == j.key &&
+			j.prev.outbound == j.outbound && j.prev.own == j.part.res && j.outbound.err == nil && j.part.err == nil {
+			continue
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+// generateOutbound brings the outbound part of every outbound key
+// (namespace and scope, outboundKey) of the sidecars to update up to date,
+// on all cores: patched, kept or generated whole (incremental.go); then,
+// in key order so that nothing depends on scheduling, reuses the messages
+// of earlier pushes (memo) in whole parts and applies the patches.
+func (t *proxyTable) generateOutbound(mesh *ir.Mesh, todo []*proxyJob, changes *ir.Changes) {
+	byKey := map[string]*outboundJob{}
+	var jobs []*outboundJob
 	for _, j := range todo {
 		if j.proxy.Kind != ir.ProxySidecar {
 			continue
 		}
 		key := outboundKey(j.proxy)
 		if byKey[key] == nil {
-			byKey[key] = &outboundPart{key: key, rep: j.proxy}
-			parts = append(parts, byKey[key])
+			byKey[key] = &outboundJob{key: key, rep: j.proxy, prev: t.outbound[key]}
+			jobs = append(jobs, byKey[key])
 		}
-		j.outbound = byKey[key]
 	}
-	parallel(len(parts), func(i int) { *parts[i] = *generateOutbound(mesh, parts[i].rep) })
-	slices.SortFunc(parts, func(a, b *outboundPart) int { return cmp.Compare(a.key, b.key) })
-	for _, part := range parts {
-		if part.err == nil {
-			t.memo.canonicalize(part, keys)
+	parallel(len(jobs), func(i int) { jobs[i].run(mesh, changes) })
+	slices.SortFunc(jobs, func(a, b *outboundJob) int { return cmp.Compare(a.key, b.key) })
+	t.finishOutbound(mesh, jobs)
+	for _, j := range todo {
+		if job := byKey[outboundKey(j.proxy)]; job != nil && j.proxy.Kind == ir.ProxySidecar {
+			j.outbound = job.part
 		}
 	}
 }
 
+// finishOutbound canonicalizes whole parts, applies patches, and keeps the
+// parts of the mesh's outbound keys.
+func (t *proxyTable) finishOutbound(mesh *ir.Mesh, jobs []*outboundJob) {
+	var keys *pushKeys
+	shared := map[string]*endpointv3.ClusterLoadAssignment{}
+	t.lastParts = partCounts{}
+	for _, job := range jobs {
+		switch {
+		case job.full:
+			t.lastParts.whole++
+			if job.part.err != nil {
+				break
+			}
+			if keys == nil {
+				k := newPushKeys(mesh)
+				keys = &k
+			}
+			t.memo.canonicalize(job.part, *keys)
+		case job.delta != nil:
+			t.lastParts.patched++
+			t.memo.newCLAs += job.patch(shared)
+		default:
+			t.lastParts.kept++
+		}
+		t.outbound[job.key] = job.part
+	}
+	live := outboundKeys(mesh)
+	for k := range t.outbound {
+		if !live[k] {
+			delete(t.outbound, k)
+		}
+	}
+	t.memo.pruneGroups(live)
+	if keys != nil {
+		t.memo.pruneAssignments(*keys)
+	}
+}
+
 // generateProxyParts generates, on all cores, the own part of every sidecar
-// to update whose own inputs changed.
-func (t *proxyTable) generateProxyParts(mesh *ir.Mesh, todo []*proxyJob) {
+// to update whose own inputs changed, and says which parts are new.
+func (t *proxyTable) generateProxyParts(mesh *ir.Mesh, todo []*proxyJob) (fresh []bool) {
 	bare := bareMesh(mesh)
 	bareKey := hashJSON(bare)
+	fresh = make([]bool, len(todo))
 	parallel(len(todo), func(i int) {
 		j := todo[i]
 		if j.proxy.Kind != ir.ProxySidecar {
@@ -128,8 +217,9 @@ func (t *proxyTable) generateProxyParts(mesh *ir.Mesh, todo []*proxyJob) {
 			j.part = prev
 			return
 		}
-		j.part = generateProxyPart(bare, j.proxy, key)
+		j.part, fresh[i] = generateProxyPart(bare, j.proxy, key), true
 	})
+	return fresh
 }
 
 // publish assembles (or, for proxyless gRPC, generates) and publishes the
@@ -141,17 +231,22 @@ func (j *proxyJob) publish(mesh *ir.Mesh, pub Publisher, log logr.Logger) {
 		log.Error(err, "generation failed; the proxy keeps its config", "proxy", p.ID)
 		return
 	}
-	if _, err := pub.SetProxyResources(p.ID, res.ByType()); err != nil {
+	if _, err := pub.SetProxyResources(p.ID, res); err != nil {
 		log.Error(err, "the server refused the generated config; the proxy keeps its config", "proxy", p.ID)
 		return
 	}
 	j.published, j.errs = true, errs
 }
 
-func (j *proxyJob) config(mesh *ir.Mesh) (*generate.Resources, generate.Errors, error) {
+// config is the proxy's resources by type URL, and its per-object errors.
+func (j *proxyJob) config(mesh *ir.Mesh) (map[string][]types.Resource, generate.Errors, error) {
 	if j.proxy.Kind != ir.ProxySidecar {
 		// The server checks grpc~ node IDs as proxyless gRPC clients (API listeners).
-		return generateSplitFor(mesh, j.proxy)
+		res, errs, err := generateSplitFor(mesh, j.proxy)
+		if err != nil {
+			return nil, nil, err
+		}
+		return res.ByType(), errs, nil
 	}
 	if j.outbound.err != nil {
 		return nil, nil, j.outbound.err
@@ -160,7 +255,10 @@ func (j *proxyJob) config(mesh *ir.Mesh) (*generate.Resources, generate.Errors, 
 		return nil, nil, j.part.err
 	}
 	errs := append(slices.Clip(j.outbound.errs), j.part.errs...)
-	return assemble(j.part.res, j.outbound.res), errs, nil
+	if j.res == nil {
+		j.res = assembleFrom(j.prev, j.part.res, j.outbound)
+	}
+	return j.res.byType, errs, nil
 }
 
 // generateSplitFor is generate.For with its per-object errors apart.
@@ -184,6 +282,11 @@ func (t *proxyTable) removeGone(seen map[string]bool, pub Publisher) {
 	for id := range t.parts {
 		if !seen[id] {
 			delete(t.parts, id)
+		}
+	}
+	for id := range t.assembled {
+		if !seen[id] {
+			delete(t.assembled, id)
 		}
 	}
 }
@@ -215,13 +318,6 @@ func outboundKey(p *ir.Proxy) string {
 		return p.Namespace
 	}
 	return p.Namespace + "|" + hashJSON(p.Scope)
-}
-
-// meshKey hashes everything in the mesh that every proxy's config depends on.
-func meshKey(mesh *ir.Mesh) string {
-	shared := *mesh
-	shared.Proxies = nil
-	return hashJSON(&shared)
 }
 
 func hashJSON(v any) string {

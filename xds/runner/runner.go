@@ -122,7 +122,7 @@ func (r *Runner) Start(ctx context.Context) error {
 // push translates, generates, publishes and records statuses for one snapshot.
 func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
 	start := time.Now()
-	res, err := translate.Translate(in)
+	res, err := translate.TranslateSince(r.proxies.mesh, in)
 	meshmetrics.ObserveTranslation(time.Since(start))
 	if err != nil {
 		r.log.Error(err, "translation failed; proxies keep the config they have")
@@ -133,7 +133,7 @@ func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
 	}
 	r.logNotices(res.Notices)
 	start = time.Now()
-	genErrs := r.proxies.update(res.Mesh, r.publisher, r.log)
+	genErrs := r.proxies.apply(res.Mesh, res.Changes, r.publisher, r.log)
 	meshmetrics.ObserveGeneration(time.Since(start), r.proxies.lastGenerated)
 	r.acked.setCarried(res)
 	r.statuses.set(withProgrammed(res.Statuses, genErrs))

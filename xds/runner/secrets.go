@@ -55,20 +55,24 @@ type secretPublisher struct {
 
 	// mu guards identities and res, and serialises publishing.
 	mu sync.Mutex
-	// identities maps node ID to SPIFFE ID, for sidecars of the latest mesh.
+	// identities maps node ID to SPIFFE ID, for sidecars of the latest
+	// mesh; idsVersion counts its changes.
 	identities map[string]string
+	idsVersion uint64
 	// res is the latest generated config of each node, without secrets.
 	res map[string]map[string][]types.Resource
 	// secrets are the SDS messages of each identity's current credential,
 	// shared by its sidecars so that the server hashes them once.
 	secrets map[string]identitySecrets
 
-	// connMu guards connected, dirty and wanted.
+	// connMu guards connected, dirty, wanted and wantedFrom.
 	connMu    sync.Mutex
 	connected map[string]bool
 	dirty     map[string]bool
 	wanted    []string
-	wake      chan struct{}
+	// wantedFrom is the idsVersion wanted was computed from.
+	wantedFrom uint64
+	wake       chan struct{}
 }
 
 func newSecretPublisher(next Publisher, src SecretSource, conns Connections, log logr.Logger) *secretPublisher {
@@ -94,6 +98,9 @@ func (p *secretPublisher) setProxies(proxies []*ir.Proxy) {
 		}
 	}
 	p.mu.Lock()
+	if !maps.Equal(ids, p.identities) {
+		p.idsVersion++
+	}
 	p.identities = ids
 	p.dropUnusedSecrets()
 	p.mu.Unlock()
@@ -235,25 +242,17 @@ func (p *secretPublisher) run(ctx context.Context) {
 // refreshWanted re-reads the connection state of dirty nodes and hands the
 // identities of connected nodes to the source when they changed.
 func (p *secretPublisher) refreshWanted() {
-	p.connMu.Lock()
-	dirty := p.dirty
-	p.dirty = map[string]bool{}
-	p.connMu.Unlock()
-	for nodeID := range dirty {
-		open := p.conns.OpenStreams(nodeID)
-		p.connMu.Lock()
-		if open > 0 {
-			p.connected[nodeID] = true
-		} else {
-			delete(p.connected, nodeID)
-		}
-		p.connMu.Unlock()
-	}
+	connChanged := p.refreshConnected()
 	p.mu.Lock()
-	ids := p.identities
+	ids, version := p.identities, p.idsVersion
 	p.mu.Unlock()
-	set := map[string]bool{}
 	p.connMu.Lock()
+	if !connChanged && version == p.wantedFrom && p.wanted != nil {
+		// An ACK or a NACK: the same nodes are connected, with the same identities.
+		p.connMu.Unlock()
+		return
+	}
+	set := map[string]bool{}
 	for nodeID := range p.connected {
 		if id := ids[nodeID]; id != "" {
 			set[id] = true
@@ -261,9 +260,33 @@ func (p *secretPublisher) refreshWanted() {
 	}
 	wanted := slices.Sorted(maps.Keys(set))
 	changed := !slices.Equal(wanted, p.wanted)
-	p.wanted = wanted
+	p.wanted, p.wantedFrom = wanted, version
 	p.connMu.Unlock()
 	if changed {
 		p.src.SetWanted(wanted)
 	}
+}
+
+// refreshConnected re-reads the connection state of dirty nodes and
+// reports whether a node connected or left.
+func (p *secretPublisher) refreshConnected() bool {
+	p.connMu.Lock()
+	dirty := p.dirty
+	p.dirty = map[string]bool{}
+	p.connMu.Unlock()
+	changed := false
+	for nodeID := range dirty {
+		open := p.conns.OpenStreams(nodeID) > 0
+		p.connMu.Lock()
+		if open != p.connected[nodeID] {
+			changed = true
+		}
+		if open {
+			p.connected[nodeID] = true
+		} else {
+			delete(p.connected, nodeID)
+		}
+		p.connMu.Unlock()
+	}
+	return changed
 }

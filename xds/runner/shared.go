@@ -47,10 +47,13 @@ type outboundPart struct {
 
 // proxyPart is a proxy's own part and the key of the inputs it was generated from.
 type proxyPart struct {
-	key  string
-	res  *generate.Resources
-	errs generate.Errors
-	err  error
+	key string
+	// content is contentKey(res) ("" when not computed): sidecars whose
+	// own parts have equal content share one (groups.go).
+	content string
+	res     *generate.Resources
+	errs    generate.Errors
+	err     error
 }
 
 // generateOutbound generates the outbound part for rep's namespace and scope.
@@ -66,6 +69,9 @@ func generateOutbound(mesh *ir.Mesh, rep *ir.Proxy) *outboundPart {
 func generateProxyPart(bare *ir.Mesh, p *ir.Proxy, key string) proxyPart {
 	part := proxyPart{key: key}
 	part.res, part.errs, part.err = generateSplit(bare, p)
+	if part.err == nil {
+		part.content = contentKey(part.res)
+	}
 	return part
 }
 
@@ -88,20 +94,56 @@ func bareMesh(mesh *ir.Mesh) *ir.Mesh {
 	return &bare
 }
 
-// assemble is the proxy part plus the outbound resources of names the proxy
-// part does not have, each list sorted by name as generate sorts it.
-func assemble(own, shared *generate.Resources) *generate.Resources {
-	return &generate.Resources{
-		Listeners: mergeByName(own.Listeners, shared.Listeners, (*listenerv3.Listener).GetName),
-		Routes:    mergeByName(own.Routes, shared.Routes, (*routev3.RouteConfiguration).GetName),
-		Clusters:  mergeByName(own.Clusters, shared.Clusters, (*clusterv3.Cluster).GetName),
-		Endpoints: mergeByName(own.Endpoints, shared.Endpoints, (*endpointv3.ClusterLoadAssignment).GetClusterName),
-		Secrets:   own.Secrets,
+// assembly is a sidecar's config and the parts it was assembled from.
+type assembly struct {
+	own      *generate.Resources
+	outbound *outboundPart
+	res      *generate.Resources
+	// byType is res.ByType(), made once for the sidecars that share the
+	// assembly (read-only).
+	byType map[string][]types.Resource
+}
+
+// assembleFrom is the proxy part plus the outbound resources of names the
+// proxy part does not have, each list sorted by name as generate sorts it.
+// A list whose parts are those prev was assembled from is prev's list:
+// after an endpoint change only the load assignments are merged again, and
+// the server finds every other list unchanged by comparing pointers.
+func assembleFrom(prev *assembly, own *generate.Resources, outbound *outboundPart) *assembly {
+	shared := outbound.res
+	a := &assembly{own: own, outbound: outbound, res: &generate.Resources{Secrets: own.Secrets}}
+	var before *generate.Resources
+	if prev != nil && prev.own == own && prev.outbound.res != nil {
+		before = prev.outbound.res
 	}
+	out := a.res
+	out.Listeners = mergeAgain(before, func(r *generate.Resources) []*listenerv3.Listener { return r.Listeners }, prev, own, shared, (*listenerv3.Listener).GetName)
+	out.Routes = mergeAgain(before, func(r *generate.Resources) []*routev3.RouteConfiguration { return r.Routes }, prev, own, shared, (*routev3.RouteConfiguration).GetName)
+	out.Clusters = mergeAgain(before, func(r *generate.Resources) []*clusterv3.Cluster { return r.Clusters }, prev, own, shared, (*clusterv3.Cluster).GetName)
+	out.Endpoints = mergeAgain(before, func(r *generate.Resources) []*endpointv3.ClusterLoadAssignment { return r.Endpoints }, prev, own, shared, (*endpointv3.ClusterLoadAssignment).GetClusterName)
+	a.byType = out.ByType()
+	return a
+}
+
+// mergeAgain merges one type's lists of own and shared, or returns prev's
+// when shared's list is the one prev was merged from (before, nil when
+// the own part changed).
+func mergeAgain[T any](before *generate.Resources, list func(*generate.Resources) []T, prev *assembly, own, shared *generate.Resources, name func(T) string) []T {
+	if before != nil && sameList(list(before), list(shared)) {
+		return list(prev.res)
+	}
+	return mergeByName(list(own), list(shared), name)
 }
 
 // mergeByName merges two lists sorted by name; on equal names a's wins.
+// When one list is empty the result is the other list itself.
 func mergeByName[T any](a, b []T, name func(T) string) []T {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
 	out := make([]T, 0, len(a)+len(b))
 	i, j := 0, 0
 	for i < len(a) && j < len(b) {
@@ -226,15 +268,18 @@ func canonicalList[T types.Resource](group map[string]types.Resource, typeURL st
 	}
 }
 
-// prune drops what belongs to outbound keys without sidecars and to
-// services that are gone or changed.
-func (m *memo) prune(outbound map[string]bool, keys pushKeys) {
+// pruneGroups drops what belongs to outbound keys without sidecars.
+func (m *memo) pruneGroups(outbound map[string]bool) {
 	for k := range m.groups {
 		if !outbound[k] {
 			delete(m.groups, k)
 			delete(m.groupKeys, k)
 		}
 	}
+}
+
+// pruneAssignments drops the load assignments of services that are gone or changed.
+func (m *memo) pruneAssignments(keys pushKeys) {
 	for name, e := range m.assignments {
 		if keys.services[clusterFQDN(name)] != e.key {
 			delete(m.assignments, name)

@@ -108,23 +108,7 @@ func moveFirstEndpoint(m *ir.Mesh) *ir.Mesh {
 // and many fuzz inputs, on the first push, on a push after an endpoint
 // change (when unchanged messages are reused) and after a service is gone.
 func TestSharedConfigEqualsForProxy(t *testing.T) {
-	var meshes []*ir.Mesh
-	files, _ := filepath.Glob("../translate/testdata/*.in.yaml")
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in := &translate.Inputs{}
-		if err := yaml.UnmarshalStrict(b, in); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		meshes = append(meshes, translated(t, in))
-	}
-	for seed := range uint32(60) {
-		meshes = append(meshes, translated(t, buildFuzzInputs(fuzzSeedSequence(1024, seed+1))))
-	}
-	meshes = append(meshes, benchMesh(30, 3, 25))
+	meshes := testMeshes(t)
 	for i, mesh := range meshes {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			pub, table := newCapturingPublisher(), newProxyTable()
@@ -184,4 +168,28 @@ func sharedCount(a, b []types.Resource) int {
 		}
 	}
 	return n
+}
+
+// testMeshes are the models of every translate golden input, of many fuzz
+// inputs, and a small benchmark mesh.
+func testMeshes(t *testing.T) []*ir.Mesh {
+	t.Helper()
+	var meshes []*ir.Mesh
+	files, _ := filepath.Glob("../translate/testdata/*.in.yaml")
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &translate.Inputs{}
+		if err := yaml.UnmarshalStrict(b, in); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		meshes = append(meshes, translated(t, in))
+	}
+	for seed := range uint32(60) {
+		meshes = append(meshes, translated(t, buildFuzzInputs(fuzzSeedSequence(1024, seed+1))))
+	}
+	meshes = append(meshes, benchMesh(30, 3, 25))
+	return meshes
 }

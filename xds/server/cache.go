@@ -320,6 +320,11 @@ func (w *deltaWatch) respond(tv typeVersions) bool {
 
 // response is the answer to the watch from tv, nil when there is none.
 func (w *deltaWatch) response(tv typeVersions) *cachev3.DeltaPassthroughResponse {
+	if w.req.GetResponseNonce() != "" && upToDate(w.sub, tv) {
+		// Most watches are opened by an ACK of what tv holds: found
+		// without building the stream's next versions.
+		return nil
+	}
 	var updated []*discoveryv3.Resource
 	var removed []string
 	var next map[string]string
@@ -345,6 +350,31 @@ func (w *deltaWatch) passthrough(tv typeVersions, updated []*discoveryv3.Resourc
 			SystemVersionInfo: tv.version,
 		},
 	}
+}
+
+// upToDate reports whether the stream holds tv's version of every name it
+// subscribed to (of every name, for a wildcard) and nothing tv lacks.
+func upToDate(sub cachev3.Subscription, tv typeVersions) bool {
+	returned := sub.ReturnedResources()
+	if sub.IsWildcard() {
+		if len(returned) != len(tv.resources) {
+			return false
+		}
+		for name, r := range tv.resources {
+			if v, ok := returned[name]; !ok || v != r.GetVersion() {
+				return false
+			}
+		}
+		return true
+	}
+	for name := range sub.SubscribedResources() {
+		r, ok := tv.resources[name]
+		v, had := returned[name]
+		if ok != had || (ok && v != r.GetVersion()) {
+			return false
+		}
+	}
+	return true
 }
 
 // wildcardDiff is, for a wildcard subscription, the resources of tv the

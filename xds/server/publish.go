@@ -101,6 +101,11 @@ func (s *Server) buildSnapshot(nodeID string, res map[string][]types.Resource, c
 	if !proxyless && (check == checkNone || (prevCheck == check && sameReferences(prev, versions))) {
 		return nil, versions, nil
 	}
+	key := configKey(check, versions)
+	known := s.consistent.has(key)
+	if known && !proxyless {
+		return nil, versions, nil
+	}
 	snap := &cachev3.Snapshot{VersionMap: make(map[string]map[string]string, len(versions))}
 	for typeURL, tv := range versions {
 		snap.Resources[cachev3.GetResponseType(typeURL)] = cachev3.NewResources(tv.version, res[typeURL])
@@ -109,8 +114,11 @@ func (s *Server) buildSnapshot(nodeID string, res map[string][]types.Resource, c
 			snap.VersionMap[typeURL] = tv.versionMap()
 		}
 	}
-	if err := checkConsistency(snap, check); err != nil {
-		return nil, nil, err
+	if !known {
+		if err := checkConsistency(snap, check); err != nil {
+			return nil, nil, err
+		}
+		s.consistent.add(key)
 	}
 	return snap, versions, nil
 }

@@ -252,3 +252,27 @@ func TestConcurrentUse(t *testing.T) {
 		return false
 	})
 }
+
+// Sidecars whose configs have the same references (equal clusters and
+// listeners, the same names of the rest) pass the reference check once (one
+// verdict remembered), and a config with a missing reference is still refused.
+func TestConsistencyVerdictIsSharedByEqualConfigs(t *testing.T) {
+	s := New(Options{})
+	for i := range 3 {
+		node := fmt.Sprintf("sidecar~10.0.0.%d~app-%d.shop~shop.svc.cluster.local", i+1, i)
+		// Endpoints differ by node: Consistent() looks at their names only.
+		res := sidecarConfig(t, edsCluster("a", time.Second))
+		res[resourcev3.EndpointType] = []types.Resource{endpoints("a", fmt.Sprintf("10.1.0.%d", i+1))}
+		if _, err := s.SetProxyResources(node, res); err != nil {
+			t.Fatalf("%s: %v", node, err)
+		}
+	}
+	if n := len(s.consistent.keys); n != 1 {
+		t.Errorf("%d consistency verdicts remembered for three configs with the same references, want 1", n)
+	}
+	bad := sidecarConfig(t, edsCluster("a", time.Second))
+	delete(bad, resourcev3.RouteType)
+	if _, err := s.SetProxyResources("sidecar~10.0.0.9~app-9.shop~shop.svc.cluster.local", bad); err == nil {
+		t.Error("a config whose listener names a missing route was accepted")
+	}
+}

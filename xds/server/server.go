@@ -102,6 +102,8 @@ type Server struct {
 	configs map[string]*proxyConfig
 	// interned are the resources validated and hashed so far.
 	interned *internTable
+	// consistent are the configurations that passed the reference check.
+	consistent consistentConfigs
 
 	instances atomic.Int64
 }

@@ -32,6 +32,8 @@ type sharedType struct {
 	// versions is tv's name → version map, made once when first asked
 	// for: the ACKed resources of every node that runs the list share it.
 	versions func() map[string]string
+	// namesKey is namesHash of tv's resources, made once when first asked for.
+	namesKey func() string
 
 	// changed memoises changedNames from other lists, by their version:
 	// the nodes that share this list and the one before ask the same.
@@ -81,6 +83,7 @@ func newSharedType(key string, tv typeVersions) *sharedType {
 	st := &sharedType{key: key, tv: tv}
 	st.tv.shared = st
 	st.versions = sync.OnceValue(st.tv.versionMap)
+	st.namesKey = sync.OnceValue(func() string { return namesHash(st.tv.resources) })
 	return st
 }
 

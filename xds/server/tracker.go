@@ -259,6 +259,78 @@ func (t *tracker) canonical(node, typeURL string, sent sentResponse, acked map[s
 	return acked
 }
 
+// sharedAfter returns the published shared map when the node's set after
+// ACKing the delta response sent (prev with sent's resources and without
+// its removed ones) equals it, else nil; it allocates nothing.
+func (t *tracker) sharedAfter(node, typeURL string, sent sentResponse, prev map[string]string) map[string]string {
+	if t.shared == nil || !sent.delta {
+		return nil
+	}
+	all := t.shared(node, typeURL, sent.version)
+	if all == nil || !mergedEquals(all, prev, sent.resources, sent.removed) {
+		return nil
+	}
+	return all
+}
+
+// mergedEquals reports whether prev, updated by resources and then
+// without removed (sentResponse.ackedResources), equals all.
+func mergedEquals(all, prev, resources map[string]string, removed []string) bool {
+	gone := setOf(removed)
+	for name, v := range resources {
+		if w, ok := all[name]; !gone[name] && (!ok || w != v) {
+			return false
+		}
+	}
+	for name := range gone {
+		if _, ok := all[name]; ok {
+			return false
+		}
+	}
+	if mergedSize(prev, resources, gone) != len(all) {
+		return false
+	}
+	for name, v := range prev {
+		if _, updated := resources[name]; updated || gone[name] {
+			continue
+		}
+		if w, ok := all[name]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// setOf is the names as a set, nil when there are none.
+func setOf(names []string) map[string]bool {
+	if len(names) == 0 {
+		return nil
+	}
+	out := make(map[string]bool, len(names))
+	for _, name := range names {
+		out[name] = true
+	}
+	return out
+}
+
+// mergedSize is the size of prev updated by resources and without gone.
+func mergedSize(prev, resources map[string]string, gone map[string]bool) int {
+	size := len(prev)
+	for name := range resources {
+		if _, had := prev[name]; !had {
+			size++
+		}
+	}
+	for name := range gone {
+		_, had := prev[name]
+		_, added := resources[name]
+		if had || added {
+			size--
+		}
+	}
+	return size
+}
+
 // stream returns the state of a stream, creating it if needed. t.mu is held.
 func (t *tracker) stream(key streamKey) *streamState {
 	st, ok := t.streams[key]
@@ -313,6 +385,12 @@ func (t *tracker) answer(st *streamState, r reply) bool {
 	case r.errorDetail != nil:
 		ts = t.nack(st.node, ts, sent, latest, r)
 	case latest:
+		if all := t.sharedAfter(st.node, r.typeURL, sent, ts.AckedResources); all != nil {
+			// The common case: the node now holds the published shared
+			// list, found without building its set first.
+			ts = ack(ts, sentResponse{nonce: sent.nonce, version: sent.version, resources: all}, r)
+			break
+		}
 		ts = ack(ts, sent, r)
 		ts.AckedResources = t.canonical(st.node, r.typeURL, sent, ts.AckedResources)
 	default:

@@ -25,6 +25,10 @@ type Result struct {
 	// Notices are what was left out because of objects without a status of
 	// their own, sorted by kind, namespace and name.
 	Notices []Notice `json:"notices,omitempty"`
+	// Changes is what changed since the mesh TranslateSince was given
+	// (Full after Translate): which services' endpoints and routes, which
+	// services came and went. Incremental generation works from it.
+	Changes ir.Changes `json:"-"`
 	// peerAuth answers which PeerAuthentications govern a proxy.
 	peerAuth *peerAuthIndex
 }
@@ -78,7 +82,19 @@ func Translate(in *Inputs) (*Result, error) {
 		return nil, fmt.Errorf("translate: produced an invalid mesh model: %w", err)
 	}
 	sortNotices(t.notices)
-	return &Result{Mesh: mesh, Statuses: t.statuses.list(), Notices: t.notices, peerAuth: t.peerAuth}, nil
+	return &Result{Mesh: mesh, Statuses: t.statuses.list(), Notices: t.notices, Changes: ir.Changes{Full: true}, peerAuth: t.peerAuth}, nil
+}
+
+// TranslateSince is Translate, with Result.Changes saying what changed since
+// prev, the mesh of an earlier result (nil: everything, Changes.Full). It is
+// as pure as Translate and reads prev only.
+func TranslateSince(prev *ir.Mesh, in *Inputs) (*Result, error) {
+	res, err := Translate(in)
+	if err != nil {
+		return nil, err
+	}
+	res.Changes = ir.Diff(prev, res.Mesh)
+	return res, nil
 }
 
 // serviceEntry pairs a Service with its model.
