@@ -137,15 +137,21 @@ func hopReport(cfg hopConfig, idle [2]procUsage, runs []hopRun) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d runs; each run: %v warm-up then %v measured per path and rate, %d B bodies, at most %d keep-alive connections\n",
 		cfg.runs, cfg.opts.Warmup, cfg.opts.Duration, cfg.opts.BodySize, cfg.opts.Connections)
-	fmt.Fprintf(&b, "sidecars before the runs: RSS client %.1f MiB, server %.1f MiB\n\n", mib(idle[0].rss), mib(idle[1].rss))
+	fmt.Fprintf(&b, "sidecars before the runs: RSS client %.1f MiB, server %.1f MiB\n", mib(idle[0].rss), mib(idle[1].rss))
+	var lag50, lag99 time.Duration
+	for _, r := range runs {
+		lag50 = max(lag50, r.direct.Lag.P50, r.mesh.Lag.P50)
+		lag99 = max(lag99, r.direct.Lag.P99, r.mesh.Lag.P99)
+	}
+	fmt.Fprintf(&b, "the generator's lag from schedule to send, worst run: p50 %s ms, p99 %s ms\n\n", ms(lag50), ms(lag99))
 	b.WriteString("| RPS | run | direct p50 / p90 / p99 ms | sidecars p50 / p90 / p99 ms | added p50 / p90 / p99 ms | answered RPS direct / sidecars | CPU client / server sidecar | RSS client / server MiB | load average |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range runs {
 		b.WriteString(runLine(r) + "\n")
 	}
 	b.WriteString("\nMedian (range) over the runs:\n\n")
-	b.WriteString("| RPS | added p50 ms | added p90 ms | added p99 ms | CPU client sidecar | CPU server sidecar | RSS client / server MiB | memory_allocated client / server MiB |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| RPS | added p50 ms | added p90 ms | added p99 ms | CPU client sidecar | CPU server sidecar | vCPU per 1000 RPS client / server | RSS client / server MiB | memory_allocated client / server MiB |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, rate := range cfg.rates {
 		b.WriteString(summaryLine(runs, rate) + "\n")
 	}
@@ -154,21 +160,23 @@ func hopReport(cfg hopConfig, idle [2]procUsage, runs []hopRun) string {
 
 // summaryLine is the median and range over the runs at rate.
 func summaryLine(runs []hopRun, rate float64) string {
-	var col [9][]float64
+	var col [11][]float64
 	for _, r := range runs {
 		if r.rate != rate {
 			continue
 		}
 		a := added(r)
+		perK := 1000 / max(achieved(r.mesh), 1)
 		for i, v := range []float64{
 			float64(a.P50) / 1e6, float64(a.P90) / 1e6, float64(a.P99) / 1e6, 100 * r.client.cores, 100 * r.server.cores,
+			r.client.cores * perK, r.server.cores * perK,
 			mib(r.client.rss), mib(r.server.rss), mib(r.client.allocated), mib(r.server.allocated),
 		} {
 			col[i] = append(col[i], v)
 		}
 	}
-	return fmt.Sprintf("| %v | %s | %s | %s | %s | %s | %s / %s | %s / %s |", rate,
+	return fmt.Sprintf("| %v | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |", rate,
 		spread(col[0], "%.2f"), spread(col[1], "%.2f"), spread(col[2], "%.2f"),
-		spread(col[3], "%.0f%%"), spread(col[4], "%.0f%%"),
-		spread(col[5], "%.1f"), spread(col[6], "%.1f"), spread(col[7], "%.1f"), spread(col[8], "%.1f"))
+		spread(col[3], "%.0f%%"), spread(col[4], "%.0f%%"), spread(col[5], "%.2f"), spread(col[6], "%.2f"),
+		spread(col[7], "%.1f"), spread(col[8], "%.1f"), spread(col[9], "%.1f"), spread(col[10], "%.1f"))
 }
