@@ -137,7 +137,8 @@ func hopReport(cfg hopConfig, idle [2]procUsage, runs []hopRun) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d runs; each run: %v warm-up then %v measured per path and rate, %d B bodies, at most %d keep-alive connections\n",
 		cfg.runs, cfg.opts.Warmup, cfg.opts.Duration, cfg.opts.BodySize, cfg.opts.Connections)
-	fmt.Fprintf(&b, "sidecars before the runs: RSS client %.1f MiB, server %.1f MiB\n", mib(idle[0].rss), mib(idle[1].rss))
+	fmt.Fprintf(&b, "sidecars before the runs: RSS client %.1f MiB (%.1f anonymous), server %.1f MiB (%.1f anonymous)\n",
+		mib(idle[0].rss), mib(idle[0].anon), mib(idle[1].rss), mib(idle[1].anon))
 	var lag50, lag99 time.Duration
 	for _, r := range runs {
 		lag50 = max(lag50, r.direct.Lag.P50, r.mesh.Lag.P50)
@@ -150,8 +151,8 @@ func hopReport(cfg hopConfig, idle [2]procUsage, runs []hopRun) string {
 		b.WriteString(runLine(r) + "\n")
 	}
 	b.WriteString("\nMedian (range) over the runs:\n\n")
-	b.WriteString("| RPS | added p50 ms | added p90 ms | added p99 ms | CPU client sidecar | CPU server sidecar | vCPU per 1000 RPS client / server | RSS client / server MiB | memory_allocated client / server MiB |\n")
-	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	b.WriteString("| RPS | added p50 ms | added p90 ms | added p99 ms | CPU client sidecar | CPU server sidecar | vCPU per 1000 RPS client / server | RSS client / server MiB | anonymous RSS client / server MiB | memory_allocated client / server MiB |\n")
+	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, rate := range cfg.rates {
 		b.WriteString(summaryLine(runs, rate) + "\n")
 	}
@@ -160,7 +161,7 @@ func hopReport(cfg hopConfig, idle [2]procUsage, runs []hopRun) string {
 
 // summaryLine is the median and range over the runs at rate.
 func summaryLine(runs []hopRun, rate float64) string {
-	var col [11][]float64
+	var col [13][]float64
 	for _, r := range runs {
 		if r.rate != rate {
 			continue
@@ -170,13 +171,15 @@ func summaryLine(runs []hopRun, rate float64) string {
 		for i, v := range []float64{
 			float64(a.P50) / 1e6, float64(a.P90) / 1e6, float64(a.P99) / 1e6, 100 * r.client.cores, 100 * r.server.cores,
 			r.client.cores * perK, r.server.cores * perK,
-			mib(r.client.rss), mib(r.server.rss), mib(r.client.allocated), mib(r.server.allocated),
+			mib(r.client.rss), mib(r.server.rss), mib(r.client.anon), mib(r.server.anon),
+			mib(r.client.allocated), mib(r.server.allocated),
 		} {
 			col[i] = append(col[i], v)
 		}
 	}
-	return fmt.Sprintf("| %v | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |", rate,
+	return fmt.Sprintf("| %v | %s | %s | %s | %s | %s | %s / %s | %s / %s | %s / %s | %s / %s |", rate,
 		spread(col[0], "%.2f"), spread(col[1], "%.2f"), spread(col[2], "%.2f"),
 		spread(col[3], "%.0f%%"), spread(col[4], "%.0f%%"), spread(col[5], "%.2f"), spread(col[6], "%.2f"),
-		spread(col[7], "%.1f"), spread(col[8], "%.1f"), spread(col[9], "%.1f"), spread(col[10], "%.1f"))
+		spread(col[7], "%.1f"), spread(col[8], "%.1f"), spread(col[9], "%.1f"), spread(col[10], "%.1f"),
+		spread(col[11], "%.1f"), spread(col[12], "%.1f"))
 }

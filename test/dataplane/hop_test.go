@@ -81,16 +81,14 @@ func rateLoad(t *testing.T, from *pod, url string, o netpod.RateOptions) netpod.
 }
 
 // procUsage is what /proc says of a process: its CPU time (all threads,
-// user and system) and resident memory.
+// user and system) and resident memory, all of it and the anonymous part
+// (the rest is mostly the binary's pages, shared by processes of one file).
 type procUsage struct {
-	cpu time.Duration
-	rss int64
+	cpu       time.Duration
+	rss, anon int64
 }
 
-// userHZ is the unit of /proc/<pid>/stat's times (USER_HZ, 100 on Linux).
-const userHZ = 100
-
-// readProc reads pid's CPU time and RSS, and checks that it is an Envoy.
+// readProc reads pid's CPU time and memory, and checks that it is an Envoy.
 func readProc(pid int) (procUsage, error) {
 	dir := "/proc/" + strconv.Itoa(pid)
 	comm, err := os.ReadFile(dir + "/comm")
@@ -100,40 +98,61 @@ func readProc(pid int) (procUsage, error) {
 	if c := strings.TrimSpace(string(comm)); !strings.HasPrefix(c, "envoy") {
 		return procUsage{}, fmt.Errorf("process %d is %q, not envoy", pid, c)
 	}
-	stat, err := os.ReadFile(dir + "/stat")
-	if err != nil {
+	var u procUsage
+	if u.cpu, err = cpuTime(dir); err != nil {
 		return procUsage{}, err
 	}
-	// The fields after the command's closing parenthesis start at the
-	// state (field 3); utime and stime are fields 14 and 15.
-	_, rest, _ := strings.Cut(string(stat), ") ")
-	fields := strings.Fields(rest)
-	if len(fields) < 13 {
-		return procUsage{}, fmt.Errorf("short %s/stat: %q", dir, stat)
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return procUsage{}, fmt.Errorf("%s/stat: %q", dir, stat)
-	}
-	u := procUsage{cpu: time.Duration(utime+stime) * time.Second / userHZ}
 	status, err := os.ReadFile(dir + "/status")
 	if err != nil {
 		return procUsage{}, err
 	}
 	for _, line := range strings.Split(string(status), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return procUsage{}, fmt.Errorf("%s/status VmRSS %q: %w", dir, v, err)
-			}
+		name, v, _ := strings.Cut(line, ":")
+		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch {
+		case name != "VmRSS" && name != "RssAnon":
+		case err != nil:
+			return procUsage{}, fmt.Errorf("%s/status %s %q: %w", dir, name, v, err)
+		case name == "VmRSS":
 			u.rss = kb << 10
+		default:
+			u.anon = kb << 10
 		}
 	}
-	if u.rss == 0 {
-		return procUsage{}, fmt.Errorf("%s/status has no VmRSS", dir)
+	if u.rss == 0 || u.anon == 0 {
+		return procUsage{}, fmt.Errorf("%s/status has no VmRSS or RssAnon", dir)
 	}
 	return u, nil
+}
+
+// cpuTime sums the time on a CPU of the process's threads, in
+// nanoseconds (the first field of each /proc/<pid>/task/<tid>/schedstat;
+// /proc/<pid>/stat counts in 10 ms ticks, too coarse for a short run).
+func cpuTime(dir string) (time.Duration, error) {
+	tasks, err := os.ReadDir(dir + "/task")
+	if err != nil {
+		return 0, err
+	}
+	var sum time.Duration
+	for _, task := range tasks {
+		b, err := os.ReadFile(dir + "/task/" + task.Name() + "/schedstat")
+		if err != nil {
+			continue // a thread that has just ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return 0, fmt.Errorf("%s/task/%s/schedstat is empty", dir, task.Name())
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s/task/%s/schedstat %q: %w", dir, task.Name(), b, err)
+		}
+		sum += time.Duration(ns)
+	}
+	if sum == 0 {
+		return 0, fmt.Errorf("%s: no thread has run", dir)
+	}
+	return sum, nil
 }
 
 func mustReadProc(t *testing.T, pid int) procUsage {
@@ -149,9 +168,9 @@ func mustReadProc(t *testing.T, pid int) procUsage {
 type sidecarUsage struct {
 	// cores is CPU time over wall time (1 = one core busy).
 	cores float64
-	// rss and allocated (Envoy's server.memory_allocated, the heap in
-	// use) after the run, in bytes.
-	rss, allocated int64
+	// rss, its anonymous part and allocated (Envoy's
+	// server.memory_allocated, the heap in use) after the run, in bytes.
+	rss, anon, allocated int64
 }
 
 // hopRun is one rate's pair of runs, direct and through the sidecars.
@@ -188,7 +207,7 @@ func (f *hopFixture) meshRun(t *testing.T, o netpod.RateOptions) (res netpod.Rat
 	c1, s1 := mustReadProc(t, f.clientEnvoy), mustReadProc(t, f.serverEnvoy)
 	usage := func(p *pod, before, after procUsage) sidecarUsage {
 		return sidecarUsage{
-			cores: float64(after.cpu-before.cpu) / float64(wall), rss: after.rss,
+			cores: float64(after.cpu-before.cpu) / float64(wall), rss: after.rss, anon: after.anon,
 			allocated: int64(metric(p.stats(t), "envoy_server_memory_allocated")),
 		}
 	}
@@ -240,7 +259,7 @@ func TestHopLoad(t *testing.T) {
 		t.Errorf("the server's sidecar completed %v inbound TLS handshakes, want at least 1 (mTLS)", hs)
 	}
 	for name, u := range map[string]sidecarUsage{"client": r.client, "server": r.server} {
-		if u.cores <= 0 || u.rss <= 0 || u.allocated <= 0 {
+		if u.cores <= 0 || u.rss <= 0 || u.anon <= 0 || u.allocated <= 0 {
 			t.Errorf("the %s sidecar's usage %+v: want CPU, RSS and memory_allocated above 0", name, u)
 		}
 	}
