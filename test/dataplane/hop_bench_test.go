@@ -139,12 +139,17 @@ func hopReport(cfg hopConfig, idle [2]procUsage, runs []hopRun) string {
 		cfg.runs, cfg.opts.Warmup, cfg.opts.Duration, cfg.opts.BodySize, cfg.opts.Connections)
 	fmt.Fprintf(&b, "sidecars before the runs: RSS client %.1f MiB (%.1f anonymous), server %.1f MiB (%.1f anonymous)\n",
 		mib(idle[0].rss), mib(idle[0].anon), mib(idle[1].rss), mib(idle[1].anon))
-	var lag50, lag99 time.Duration
-	for _, r := range runs {
-		lag50 = max(lag50, r.direct.Lag.P50, r.mesh.Lag.P50)
-		lag99 = max(lag99, r.direct.Lag.P99, r.mesh.Lag.P99)
+	for _, rate := range cfg.rates {
+		var lag50, lag99 time.Duration
+		for _, r := range runs {
+			if r.rate == rate {
+				lag50 = max(lag50, r.direct.Lag.P50, r.mesh.Lag.P50)
+				lag99 = max(lag99, r.direct.Lag.P99, r.mesh.Lag.P99)
+			}
+		}
+		fmt.Fprintf(&b, "at %v/s, the generator's lag from schedule to send (worst run): p50 %s ms, p99 %s ms\n", rate, ms(lag50), ms(lag99))
 	}
-	fmt.Fprintf(&b, "the generator's lag from schedule to send, worst run: p50 %s ms, p99 %s ms\n\n", ms(lag50), ms(lag99))
+	b.WriteString("\n")
 	b.WriteString("| RPS | run | direct p50 / p90 / p99 ms | sidecars p50 / p90 / p99 ms | added p50 / p90 / p99 ms | answered RPS direct / sidecars | CPU client / server sidecar | RSS client / server MiB | load average |\n")
 	b.WriteString("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, r := range runs {
