@@ -95,9 +95,23 @@ fuzz: ## Run each fuzz target briefly (seed corpus plus FUZZ_TIME).
 	done
 
 .PHONY: bench
-bench: envtest-assets ## Run the benchmarks, then the xDS scale harness (bench-scale).
+bench: envtest-assets ## Run the benchmarks, then the xDS scale harness (bench-scale) and the cost of a hop (bench-hop).
 	go test -run='^$$' -bench=. -benchmem ./...
 	$(MAKE) bench-scale
+	$(MAKE) bench-hop
+
+# Knobs of bench-hop (see docs/benchmarks.md, "The cost of a hop").
+BENCH_HOP_RATES ?= 500,2000
+BENCH_HOP_RUNS ?= 3
+BENCH_HOP_DURATION ?= 20s
+BENCH_HOP_WARMUP ?= 3s
+BENCH_HOP_OUT ?=
+
+.PHONY: bench-hop
+bench-hop: envtest-assets envoy dataplane-deps ## Measure the latency, CPU and memory two sidecars with mTLS add to a call (test/dataplane, as root; no -race).
+	BENCH_HOP=1 BENCH_HOP_RATES=$(BENCH_HOP_RATES) BENCH_HOP_RUNS=$(BENCH_HOP_RUNS) BENCH_HOP_DURATION=$(BENCH_HOP_DURATION) \
+	BENCH_HOP_WARMUP=$(BENCH_HOP_WARMUP) BENCH_HOP_OUT=$(BENCH_HOP_OUT) \
+	go test -count=1 -timeout 0 -run '^TestHopBenchmark$$' -v ./test/dataplane
 
 # Knobs of bench-scale (see docs/benchmarks.md).
 BENCH_PROXIES ?= 100,500,1000

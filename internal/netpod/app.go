@@ -81,6 +81,8 @@ type AppConfig struct {
 	GRPCStatus int `json:"grpcStatus,omitempty"`
 	// Server variants and the TCP modes: see app_proto.go.
 	ServerOptions
+	// Rate configures an HTTPRate client (app_rate.go).
+	Rate *RateOptions `json:"rate,omitempty"`
 }
 
 // Report is what the HTTP server answers: who it is and what it got.
@@ -179,6 +181,8 @@ func RunApp(raw string) int {
 		err = loadHTTP(ctx, cfg)
 	case HTTPStream:
 		err = streamHTTP(ctx, cfg)
+	case HTTPRate:
+		err = rateHTTP(ctx, cfg)
 	case TCPServer:
 		err = serveTCP(ctx, cfg)
 	case TCPClient:

@@ -98,6 +98,9 @@ func answerSpecial(w http.ResponseWriter, r *http.Request, rep Report) bool {
 	case r.URL.Path == WebSocketPath:
 		upgradeToLines(w, r, rep.Pod)
 		return true
+	case strings.HasPrefix(r.URL.Path, BytesPathPrefix):
+		answerBytes(w, r)
+		return true
 	case r.URL.Path == StreamPath:
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.WriteHeader(http.StatusOK)
