@@ -14,6 +14,7 @@ import (
 	"github.com/capstanmesh/capstan/controllers"
 	"github.com/capstanmesh/capstan/controllers/inputs"
 	"github.com/capstanmesh/capstan/controllers/meshstatus"
+	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/xds/auth"
 	"github.com/capstanmesh/capstan/xds/runner"
 	"github.com/capstanmesh/capstan/xds/server"
@@ -57,6 +58,10 @@ type PipelineOptions struct {
 	DebugListener   net.Listener
 	DebugAddr       string
 	DebugAuthorizer auth.DebugAuthorizer
+	// XDSObserver records the xDS server's connections, pushes, NACKs and
+	// convergence (meshmetrics.XDS(), on the manager's metrics endpoint,
+	// when nil).
+	XDSObserver meshmetrics.XDSObserver
 }
 
 // expiryReporter is implemented by the certificate manager.
@@ -71,6 +76,9 @@ func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error)
 	log := mgr.GetLogger().WithName("xds")
 	store := controllers.NewStatusStore()
 	var r *runner.Runner
+	if opts.XDSObserver == nil {
+		opts.XDSObserver = meshmetrics.XDS()
+	}
 	srv := server.New(server.Options{
 		Logger:          log.WithName("server"),
 		ServerOptions:   opts.ServerOptions,
@@ -81,11 +89,12 @@ func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error)
 		Limits:          opts.Limits,
 		ReviewLimits:    opts.ReviewLimits,
 		RecheckInterval: opts.RecheckInterval,
+		Observer:        opts.XDSObserver,
 	})
 	r = runner.New(runner.Options{
 		Logger: log.WithName("runner"), Publisher: srv, Statuses: store, Sync: srv, Acks: serverAcks{srv},
 		Debounce: opts.Debounce, MaxDelay: opts.MaxDelay,
-		Secrets: opts.Secrets, Connections: srv,
+		Secrets: opts.Secrets, Connections: srv, Convergence: srv,
 	})
 	if err := (&inputs.Reconciler{Client: mgr.GetClient(), Sink: r}).SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("setting up the inputs controller: %w", err)

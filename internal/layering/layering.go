@@ -75,7 +75,7 @@ var Rules = []Rule{
 		Deny:     []string{m("controllers/..."), m("xds/..."), m("webhook/..."), m("pki/..."), "github.com/envoyproxy/...", "sigs.k8s.io/controller-runtime/..."}},
 	{Name: "the xDS server knows no controllers and no API objects",
 		Packages: []string{m("xds/server/...")},
-		Deny:     []string{m("controllers/..."), m("api/..."), m("webhook/..."), m("xds/translate/...")}},
+		Deny:     []string{m("controllers/..."), m("api/..."), m("webhook/..."), m("xds/translate/..."), m("internal/meshmetrics/...")}},
 	{Name: "the runner is composed, it composes nothing",
 		Packages: []string{m("xds/runner/...")},
 		Deny:     []string{m("controllers/..."), m("webhook/..."), m("internal/app/...")}},

@@ -55,7 +55,7 @@ var (
 
 func init() {
 	metrics.Registry.MustRegister(translation, generation, generated, certExpiry, podsWithoutSidecar)
-	metrics.Registry.MustRegister(xds.connected, xds.pushes, xds.nacks, xds.convergence)
+	metrics.Registry.MustRegister(xds.collectors()...)
 }
 
 // ObserveTranslation records one translation.

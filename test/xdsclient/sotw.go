@@ -17,8 +17,10 @@ type SotW struct {
 	sendMu chan struct{}
 	// names remembers each type's subscription, repeated in ACKs as the protocol requires.
 	names map[string][]string
-	// rejects maps a type URL to the message its responses are NACKed with.
-	rejects map[string]string
+	// rejects maps a type URL to the message its responses are NACKed with;
+	// rejectOnce, to the message its next response only is NACKed with.
+	rejects    map[string]string
+	rejectOnce map[string]string
 }
 
 // DialSotW opens a state-of-the-world ADS stream to addr as nodeID.
@@ -36,7 +38,7 @@ func DialSotWWith(t testing.TB, addr, nodeID string, opts ...grpc.DialOption) *S
 	if err != nil {
 		t.Fatalf("opening an ADS stream: %v", err)
 	}
-	s := &SotW{base: b, stream: stream, sendMu: make(chan struct{}, 1), names: map[string][]string{}, rejects: map[string]string{}}
+	s := &SotW{base: b, stream: stream, sendMu: make(chan struct{}, 1), names: map[string][]string{}, rejects: map[string]string{}, rejectOnce: map[string]string{}}
 	go s.receive()
 	return s
 }
@@ -80,10 +82,23 @@ func (s *SotW) Reject(typeURL, message string) {
 	s.rejects[typeURL] = message
 }
 
+// NackNext makes the client NACK the next response of a type only, with
+// message; it ACKs the later ones (the server sends its current config
+// again after a NACK).
+func (s *SotW) NackNext(typeURL, message string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rejectOnce[typeURL] = message
+}
+
 // answer applies resp and returns its ACK, or returns its NACK.
 func (s *SotW) answer(resp *discoveryv3.DiscoveryResponse) *discoveryv3.DiscoveryRequest {
 	s.mu.Lock()
 	msg, reject := s.rejects[resp.GetTypeUrl()]
+	if once, ok := s.rejectOnce[resp.GetTypeUrl()]; ok && !reject {
+		msg, reject = once, true
+		delete(s.rejectOnce, resp.GetTypeUrl())
+	}
 	names := s.names[resp.GetTypeUrl()]
 	s.mu.Unlock()
 	req := &discoveryv3.DiscoveryRequest{Node: s.node, TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce(), ResourceNames: names}

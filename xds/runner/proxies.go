@@ -39,6 +39,9 @@ type proxyTable struct {
 	// lastParts counts the outbound parts of the last update by how they
 	// were brought up to date.
 	lastParts partCounts
+	// lastChanged are the proxies whose served config the last update
+	// changed, in proxy order.
+	lastChanged []string
 }
 
 // partCounts counts outbound parts generated whole, patched, and kept.
@@ -62,7 +65,9 @@ type proxyJob struct {
 	// prev is what the sidecar was published last; res what it is now.
 	prev, res *assembly
 	published bool
-	errs      generate.Errors
+	// changed: publishing changed the config the server serves the proxy.
+	changed bool
+	errs    generate.Errors
 }
 
 // update is apply with the changes since the mesh published last.
@@ -84,7 +89,11 @@ func (t *proxyTable) apply(mesh *ir.Mesh, changes ir.Changes, pub Publisher, log
 	todo = t.withoutUnchanged(todo)
 	assembleGroups(todo)
 	parallel(len(todo), func(i int) { todo[i].publish(mesh, pub, log) })
+	t.lastChanged = nil
 	for _, j := range todo {
+		if j.changed {
+			t.lastChanged = append(t.lastChanged, j.proxy.ID)
+		}
 		if j.part.key != "" {
 			t.parts[j.proxy.ID] = j.part
 		}
@@ -231,11 +240,12 @@ func (j *proxyJob) publish(mesh *ir.Mesh, pub Publisher, log logr.Logger) {
 		log.Error(err, "generation failed; the proxy keeps its config", "proxy", p.ID)
 		return
 	}
-	if _, err := pub.SetProxyResources(p.ID, res); err != nil {
+	changed, err := pub.SetProxyResources(p.ID, res)
+	if err != nil {
 		log.Error(err, "the server refused the generated config; the proxy keeps its config", "proxy", p.ID)
 		return
 	}
-	j.published, j.errs = true, errs
+	j.published, j.changed, j.errs = true, changed, errs
 }
 
 // config is the proxy's resources by type URL, and its per-object errors.

@@ -6,6 +6,7 @@ package runner
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
@@ -32,6 +33,13 @@ type SyncCounter interface {
 	InSyncProxies() int
 }
 
+// ConvergenceTracker is told, after each push, when the change behind it
+// was observed and which nodes' config it changed; *server.Server
+// implements it (TrackConvergence) and measures the time until they ACK.
+type ConvergenceTracker interface {
+	TrackConvergence(observed time.Time, nodes []string)
+}
+
 // Options configure a Runner.
 type Options struct {
 	Logger    logr.Logger
@@ -48,6 +56,9 @@ type Options struct {
 	// (required with it) says which nodes have open streams.
 	Secrets     SecretSource
 	Connections Connections
+	// Convergence, when set, is told of every push that changed some
+	// node's config.
+	Convergence ConvergenceTracker
 }
 
 // Runner runs the pipeline. Push is safe to call from any goroutine.
@@ -64,6 +75,9 @@ type Runner struct {
 	secrets   *secretPublisher
 	// noticesKey hashes the translation notices logged last.
 	noticesKey string
+	// observed is when the first input not yet pushed arrived (Unix
+	// nanoseconds, 0 when none waits): when the change was observed.
+	observed atomic.Int64
 }
 
 // New returns a Runner; call Start to run it.
@@ -96,7 +110,10 @@ func New(opts Options) *Runner {
 }
 
 // Push hands on a new snapshot of the inputs; it never blocks.
-func (r *Runner) Push(in *translate.Inputs) { r.inputs.Push(in) }
+func (r *Runner) Push(in *translate.Inputs) {
+	r.observed.CompareAndSwap(0, time.Now().UnixNano())
+	r.inputs.Push(in)
+}
 
 // ProxyStatusChanged tells the runner that a proxy ACKed, NACKed, connected or
 // left, so that the proxy counts in statuses are refreshed; it never blocks.
@@ -122,6 +139,10 @@ func (r *Runner) Start(ctx context.Context) error {
 // push translates, generates, publishes and records statuses for one snapshot.
 func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
 	start := time.Now()
+	observed := start
+	if ns := r.observed.Swap(0); ns != 0 {
+		observed = time.Unix(0, ns)
+	}
 	res, err := translate.TranslateSince(r.proxies.mesh, in)
 	meshmetrics.ObserveTranslation(time.Since(start))
 	if err != nil {
@@ -135,6 +156,9 @@ func (r *Runner) push(ctx context.Context, in *translate.Inputs) {
 	start = time.Now()
 	genErrs := r.proxies.apply(res.Mesh, res.Changes, r.publisher, r.log)
 	meshmetrics.ObserveGeneration(time.Since(start), r.proxies.lastGenerated)
+	if r.opts.Convergence != nil && len(r.proxies.lastChanged) > 0 {
+		r.opts.Convergence.TrackConvergence(observed, r.proxies.lastChanged)
+	}
 	r.acked.setCarried(res)
 	r.statuses.set(withProgrammed(res.Statuses, genErrs))
 	r.writeStatuses(ctx)

@@ -23,6 +23,8 @@ type callbacks struct {
 	// refuseFetch, when set, refuses every unary Fetch (streams are
 	// authenticated, Fetch is not): it counts, logs and returns the error.
 	refuseFetch func(ctx context.Context, method string) error
+	// observer counts the responses sent.
+	observer Observer
 }
 
 var _ serverv3.Callbacks = (*callbacks)(nil)
@@ -59,6 +61,7 @@ func (c *callbacks) OnStreamRequest(id int64, req *discoveryv3.DiscoveryRequest)
 // response answers; go-control-plane has filled in its node.
 func (c *callbacks) OnStreamResponse(_ context.Context, id int64, req *discoveryv3.DiscoveryRequest, resp *discoveryv3.DiscoveryResponse) {
 	node := req.GetNode().GetId()
+	c.observer.Pushed(shortType(resp.GetTypeUrl()))
 	c.tracker.responded(c.key(false, id), node, resp.GetTypeUrl(), sentResponse{
 		nonce:     resp.GetNonce(),
 		version:   resp.GetVersionInfo(),
@@ -110,6 +113,7 @@ func (c *callbacks) OnStreamDeltaRequest(id int64, req *discoveryv3.DeltaDiscove
 // Limits of the node metadata the tracker keeps (ProxyStatus.Metadata).
 const (
 	nodeMetadataPrefix   = "capstan.dev/"
+	nodeMetaVersion      = nodeMetadataPrefix + "version"
 	maxNodeMetadataKeys  = 8
 	maxNodeMetadataValue = 1024
 )
@@ -138,6 +142,7 @@ func nodeMetadata(node *corev3.Node) map[string]string {
 
 // OnStreamDeltaResponse implements delta.Callbacks.
 func (c *callbacks) OnStreamDeltaResponse(id int64, req *discoveryv3.DeltaDiscoveryRequest, resp *discoveryv3.DeltaDiscoveryResponse) {
+	c.observer.Pushed(shortType(resp.GetTypeUrl()))
 	updated := make(map[string]string, len(resp.GetResources()))
 	for _, r := range resp.GetResources() {
 		updated[r.GetName()] = r.GetVersion()

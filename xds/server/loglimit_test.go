@@ -31,7 +31,7 @@ func TestHugeNACKsDoNotFloodTheLog(t *testing.T) {
 	// The last NACK is recorded (the stream handles requests in order).
 	eventually(t, "the NACKs recorded", func() bool {
 		st, ok := e.ProxyStatus(testNode)
-		return ok && st.Types[resourcev3.ClusterType].Nacked && strings.Count(e.logs.String(), "xDS response rejected") >= 1
+		return ok && st.Types[resourcev3.ClusterType].Nacked && strings.Count(e.logs.String(), "proxy rejected config") >= 1
 	})
 	// One more ACK-less request after the NACKs proves they were all read.
 	d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce()})
@@ -50,7 +50,7 @@ func TestHugeNACKsDoNotFloodTheLog(t *testing.T) {
 		if len(line) > 4<<10 {
 			t.Errorf("a log line of %d bytes: %.200s...", len(line), line)
 		}
-		if strings.Contains(line, "xDS response rejected") {
+		if strings.Contains(line, "proxy rejected config") {
 			lines++
 		}
 	}

@@ -71,6 +71,9 @@ type Options struct {
 	// ReviewLimits bound the token reviews (in flight, per peer, refusal
 	// cache); zero fields take the defaults.
 	ReviewLimits ReviewLimits
+	// Observer is told of connections, pushes, NACKs and convergence, for
+	// metrics; nil tells nobody.
+	Observer Observer
 }
 
 // Server serves xDS from one snapshot per proxy. It is safe for concurrent use.
@@ -93,6 +96,10 @@ type Server struct {
 	// streams are the open authenticated streams, checked again
 	// periodically and by RecheckPod.
 	streams streamSet
+	// observer is Options.Observer (nopObserver when nil); convergence
+	// measures changes for it (TrackConvergence).
+	observer    Observer
+	convergence *convergence
 
 	// publishMu serialises SetProxyResources and RemoveProxy, so that the
 	// cache and configs change together.
@@ -133,6 +140,9 @@ func New(opts Options) *Server {
 		auth = newAuthCache(opts.Authenticator, ttl, opts.ReviewLimits)
 		auth.now = opts.Clock.Now
 	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	limit := newLogLimiter()
 	cpLog := cpLogger{log: log, limit: limit}
 	s := &Server{
@@ -145,11 +155,22 @@ func New(opts Options) *Server {
 		sidecars: newResourceCache(),
 		// IDHash: the snapshot key is the full node ID.
 		grpcCache: cachev3.NewSnapshotCache(false, cachev3.IDHash{}, cpLog),
-		tracker:   newTracker(log, opts.OnStatusChange, limit),
 		configs:   map[string]*proxyConfig{},
+		observer:  opts.Observer,
 	}
+	s.tracker = newTracker(log, s.statusChanged, limit)
 	s.tracker.shared = s.sharedVersions
+	s.tracker.observer = opts.Observer
+	s.convergence = newConvergence(opts.Observer.Converged, opts.Clock.Now, s.tracker.settled)
 	return s
+}
+
+// statusChanged is the tracker's hook: a node's status changed.
+func (s *Server) statusChanged(nodeID string) {
+	s.convergence.nodeChanged(nodeID)
+	if s.opts.OnStatusChange != nil {
+		s.opts.OnStatusChange(nodeID)
+	}
 }
 
 // Cache classes of muxCache.
@@ -213,7 +234,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 // newGRPCServer registers ADS and the per-type services. Their streams end
 // when ctx is done, which lets the graceful stop complete.
 func (s *Server) newGRPCServer(ctx context.Context) *grpc.Server {
-	cb := &callbacks{instance: s.instances.Add(1), tracker: s.tracker, lookup: s.publishedResources}
+	cb := &callbacks{instance: s.instances.Add(1), tracker: s.tracker, lookup: s.publishedResources, observer: s.observer}
 	if s.auth != nil {
 		cb.refuseFetch = s.refuseUnaryCall
 	}

@@ -77,8 +77,10 @@ type reply struct {
 type tracker struct {
 	log      logr.Logger
 	onChange func(nodeID string)
-	// logLimit bounds the NACK lines one node can cause.
+	// logLimit bounds the connect, disconnect and NACK lines one node can cause.
 	logLimit *logLimiter
+	// observer is told of connections and NACKs (nopObserver by default).
+	observer Observer
 
 	// shared returns the name → version map of a published list that
 	// nodes may share (Server.sharedVersions), or nil; an ACKed set equal to
@@ -95,6 +97,7 @@ func newTracker(log logr.Logger, onChange func(string), limit *logLimiter) *trac
 		log:      log,
 		onChange: onChange,
 		logLimit: limit,
+		observer: nopObserver{},
 		proxies:  map[string]*ProxyStatus{},
 		streams:  map[streamKey]*streamState{},
 	}
@@ -124,8 +127,13 @@ func (t *tracker) recordClose(key streamKey) string {
 	if st == nil || st.node == "" {
 		return ""
 	}
-	t.proxies[st.node].Streams--
+	p := t.proxies[st.node]
+	p.Streams--
 	t.log.V(1).Info("xDS stream closed", "nodeID", st.node, "stream", key.id, "delta", key.delta)
+	if p.Streams == 0 {
+		t.observer.ProxyDisconnected(proxyKind(st.node))
+		t.logProxy("proxy disconnected", p)
+	}
 	t.dropIfIdle(st.node)
 	return st.node
 }
@@ -369,6 +377,10 @@ func (t *tracker) identify(key streamKey, st *streamState, node string, metadata
 	p.Streams++
 	p.Metadata = metadata
 	t.log.V(1).Info("xDS stream opened", "nodeID", node, "stream", key.id, "delta", key.delta)
+	if p.Streams == 1 {
+		t.observer.ProxyConnected(proxyKind(node))
+		t.logProxy("proxy connected", p)
+	}
 	return true
 }
 
@@ -413,12 +425,49 @@ func (t *tracker) nack(node string, ts TypeStatus, sent sentResponse, latest boo
 		ts.Nacked = true
 	}
 	ts.LastNack = n
+	t.observer.NACKed(shortType(r.typeURL))
 	// The proxy writes the message: bounded and rate-limited per node.
 	if ok, suppressed := t.logLimit.allowN("nack/" + node); ok {
-		t.log.Info("xDS response rejected", "nodeID", truncate(node), "typeURL", truncate(r.typeURL),
-			"version", n.Version, "nonce", truncate(n.Nonce), "message", truncate(n.Message), "suppressed", suppressed)
+		t.log.Info("proxy rejected config", append(proxyKeys(node, n.Version), "typeURL", truncate(r.typeURL),
+			"nonce", truncate(n.Nonce), "message", truncate(n.Message), "suppressed", suppressed)...)
 	}
 	return ts
+}
+
+// settled tells where a node stands for the changes waiting for it
+// (convergence): gone (no open stream; unknown nodes too), in sync, or
+// still pending.
+func (t *tracker) settled(node string) settlement {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch p := t.proxies[node]; {
+	case p == nil || p.Streams == 0:
+		return left
+	case p.InSync():
+		return inSync
+	default:
+		return pending
+	}
+}
+
+// logProxy logs a node's connect or disconnect, rate-limited per node (a
+// client chooses how often it connects). version is the sidecar's
+// capstan.dev/version node metadata. t.mu is held.
+func (t *tracker) logProxy(msg string, p *ProxyStatus) {
+	if ok, suppressed := t.logLimit.allowN("conn/" + p.NodeID); ok {
+		t.log.Info(msg, append(proxyKeys(p.NodeID, truncate(p.Metadata[nodeMetaVersion])), "suppressed", suppressed)...)
+	}
+}
+
+// proxyKeys are the standard keys of a proxy's log line: proxy (the node
+// ID), namespace and name (its pod's, empty when the node ID does not
+// parse), version. Node IDs are bounded (truncate).
+func proxyKeys(node, version string) []any {
+	id, err := ParseNodeID(node)
+	if err != nil {
+		id = NodeID{}
+	}
+	return []any{"proxy", truncate(node), "namespace", id.Namespace, "name", id.Pod, "version", version}
 }
 
 func ack(ts TypeStatus, sent sentResponse, r reply) TypeStatus {
