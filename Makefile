@@ -30,6 +30,9 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 PROMTOOL := $(BIN)/promtool-$(PROMTOOL_VERSION)
 export CAPSTAN_PROMTOOL := $(PROMTOOL)
+# The Prometheus server of the same package scrapes a live mesh in test/dataplane (TestPrometheusQueries).
+PROMETHEUS := $(BIN)/prometheus-$(PROMTOOL_VERSION)
+export CAPSTAN_PROMETHEUS := $(PROMETHEUS)
 KUSTOMIZE := $(BIN)/kustomize-$(KUSTOMIZE_VERSION)
 OPM := $(BIN)/opm-$(OPM_VERSION)
 K8S_DIR := $(BIN)/k8s
@@ -74,7 +77,7 @@ lint: $(GOLANGCI_LINT) ## Run gofmt, go vet and golangci-lint, and check that th
 	hack/lint-selftest.sh $(GOLANGCI_LINT)
 
 .PHONY: test
-test: envtest-assets envoy dataplane-deps e2e-node-deps $(OPM) ## Run every test, envtest included, with the race detector.
+test: envtest-assets envoy dataplane-deps e2e-node-deps $(OPM) $(PROMETHEUS) ## Run every test, envtest included, with the race detector.
 	go test $(GO_TEST_FLAGS) ./...
 	$(MAKE) test-observability
 	$(MAKE) fuzz
@@ -272,8 +275,14 @@ $(GOLANGCI_LINT):
 $(PROMTOOL): hack/install-promtool.sh
 	hack/install-promtool.sh $@ $(PROMTOOL_VERSION)
 
+$(PROMETHEUS): hack/install-promtool.sh
+	hack/install-promtool.sh $@ $(PROMTOOL_VERSION) prometheus
+
 .PHONY: promtool
 promtool: $(PROMTOOL) ## Install promtool from Debian's package (checks config/prometheus).
+
+.PHONY: prometheus
+prometheus: $(PROMETHEUS) ## Install the Prometheus server from the same Debian package (test/dataplane scrapes a live mesh with it).
 
 .PHONY: help
 help: ## Show this help.
