@@ -78,6 +78,7 @@ func AddPipeline(mgr ctrl.Manager, opts PipelineOptions) (*server.Server, error)
 	var r *runner.Runner
 	if opts.XDSObserver == nil {
 		opts.XDSObserver = meshmetrics.XDS()
+		meshmetrics.DeclareRefusalReasons(server.StreamRefusalReasons, server.ConnectionRefusalReasons)
 	}
 	srv := server.New(server.Options{
 		Logger:          log.WithName("server"),

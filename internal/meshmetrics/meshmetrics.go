@@ -24,6 +24,8 @@ const (
 	Pushes              = "capstan_xds_pushes_total"
 	NACKs               = "capstan_xds_nacks_total"
 	Convergence         = "capstan_xds_convergence_seconds"
+	AuthFailures        = "capstan_xds_auth_failures_total"
+	ConnectionsRefused  = "capstan_xds_connections_refused_total"
 )
 
 // pipelineBuckets suit a translation or a generation: under a millisecond

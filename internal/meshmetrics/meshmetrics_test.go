@@ -40,6 +40,9 @@ func TestXDSObserver(t *testing.T) {
 	o.Pushed("Cluster")
 	o.NACKed("Listener")
 	o.Converged(120 * time.Millisecond)
+	DeclareRefusalReasons([]string{"invalid_token", "pod_mismatch"}, []string{"max_connections"})
+	o.StreamRefused("pod_mismatch")
+	o.ConnectionRefused("max_connections")
 	body := scrape(t)
 	for _, want := range []string{
 		ConnectedProxies + `{kind="Sidecar"} 1`,
@@ -49,6 +52,9 @@ func TestXDSObserver(t *testing.T) {
 		NACKs + `{type="Cluster"} 0`,
 		Convergence + `_bucket{le="0.25"} 1`,
 		Convergence + `_bucket{le="0.1"} 0`,
+		AuthFailures + `{reason="pod_mismatch"} 1`,
+		AuthFailures + `{reason="invalid_token"} 0`,
+		ConnectionsRefused + `{reason="max_connections"} 1`,
 	} {
 		if !strings.Contains(body, want+"\n") {
 			t.Errorf("metrics lack %q", want)

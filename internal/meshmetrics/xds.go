@@ -11,9 +11,7 @@ import (
 // on each event (xds/server.Observer has the same methods, so that the
 // server imports nothing of this package; internal/app passes XDS()).
 // XDS is the one that records to the manager's registry; NewXDS records
-// to another (tests). Refused streams are counted by the server itself, by
-// reason: capstan_xds_auth_failures_total and
-// capstan_xds_connections_refused_total.
+// to another (tests).
 type XDSObserver interface {
 	// ProxyConnected and ProxyDisconnected bracket one proxy's streams
 	// (its first opened, its last closed); kind is the proxy kind
@@ -28,6 +26,12 @@ type XDSObserver interface {
 	// Converged records, for one change, the time from the change being
 	// observed to every affected proxy having ACKed it.
 	Converged(d time.Duration)
+	// StreamRefused counts an xDS stream (or token exchange) refused by
+	// authentication or node-ID binding, by reason.
+	StreamRefused(reason string)
+	// ConnectionRefused counts a connection to the xDS port closed on
+	// accept by the connection caps, by reason.
+	ConnectionRefused(reason string)
 }
 
 // convergenceBuckets reach the minutes a slow rollout takes.
@@ -39,6 +43,9 @@ type xdsMetrics struct {
 	pushes      *prometheus.CounterVec
 	nacks       *prometheus.CounterVec
 	convergence prometheus.Histogram
+	// refusedStreams and refusedConns count refusals by reason.
+	refusedStreams *prometheus.CounterVec
+	refusedConns   *prometheus.CounterVec
 }
 
 func newXDSMetrics() *xdsMetrics {
@@ -56,6 +63,12 @@ func newXDSMetrics() *xdsMetrics {
 			Name: Convergence, Buckets: convergenceBuckets,
 			Help: "Time from a change observed to every affected proxy having ACKed the config it caused.",
 		}),
+		refusedStreams: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: AuthFailures, Help: "xDS streams refused by authentication or node-ID binding, by reason.",
+		}, []string{"reason"}),
+		refusedConns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: ConnectionsRefused, Help: "Connections to the xDS port closed on accept because of the connection caps, by reason.",
+		}, []string{"reason"}),
 	}
 	// Kinds and resource types whose series exist from the start (at 0),
 	// so that alerts and dashboards see them before the first event.
@@ -70,7 +83,7 @@ func newXDSMetrics() *xdsMetrics {
 }
 
 func (m *xdsMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.connected, m.pushes, m.nacks, m.convergence}
+	return []prometheus.Collector{m.connected, m.pushes, m.nacks, m.convergence, m.refusedStreams, m.refusedConns}
 }
 
 var xds = newXDSMetrics()
@@ -95,6 +108,23 @@ func (m *xdsMetrics) ProxyDisconnected(kind string) { m.connected.WithLabelValue
 func (m *xdsMetrics) Pushed(resourceType string)    { m.pushes.WithLabelValues(resourceType).Inc() }
 func (m *xdsMetrics) NACKed(resourceType string)    { m.nacks.WithLabelValues(resourceType).Inc() }
 func (m *xdsMetrics) Converged(d time.Duration)     { m.convergence.Observe(d.Seconds()) }
+func (m *xdsMetrics) StreamRefused(reason string)   { m.refusedStreams.WithLabelValues(reason).Inc() }
+func (m *xdsMetrics) ConnectionRefused(reason string) {
+	m.refusedConns.WithLabelValues(reason).Inc()
+}
+
+// DeclareRefusalReasons makes the refusal series of the manager's
+// registry exist (at 0) for every reason the server may give, so that
+// alerts and dashboards see them before the first refusal. internal/app
+// passes the server's lists.
+func DeclareRefusalReasons(stream, connection []string) {
+	for _, r := range stream {
+		xds.refusedStreams.WithLabelValues(r)
+	}
+	for _, r := range connection {
+		xds.refusedConns.WithLabelValues(r)
+	}
+}
 
 // Proxy kinds and resource types (xds/server's labels).
 var (

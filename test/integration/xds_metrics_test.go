@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/capstanmesh/capstan/internal/app"
 	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/test/xdsclient"
+	"github.com/capstanmesh/capstan/xds/server"
 )
 
 // xdsMetrics reads the xDS series of one pipeline: its observer records
@@ -95,15 +97,18 @@ func pollUntil(timeout time.Duration, f func() error) error {
 // TestXDSMetrics runs the pipeline in a manager with a real ADS client and
 // checks each xDS series the server records: one sidecar connected, pushes
 // by type, a convergence observed once a change is ACKed, a NACK counted
-// when the client rejects a change (and that change not converging), no
-// proxy connected after the client left.
+// when the client rejects a change, a connection refused by the per-peer
+// cap, no proxy connected after the client left.
 func TestXDSMetrics(t *testing.T) {
 	m := xdsMetrics{reg: prometheus.NewRegistry()}
 	obs, err := meshmetrics.NewXDS(m.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := startPipelineWith(t, func(o *app.PipelineOptions) { o.XDSObserver = obs })
+	p := startPipelineWith(t, func(o *app.PipelineOptions) {
+		o.XDSObserver = obs
+		o.Limits.MaxConnectionsPerPeer = 1
+	})
 	node := p.seedReviews(t)
 	fqdn := "reviews." + p.ns + ".svc.cluster.local"
 	v1, v2, all := p.cluster("v1"), p.cluster("v2"), p.cluster("")
@@ -150,6 +155,18 @@ func TestXDSMetrics(t *testing.T) {
 	if v, _ := m.value(t, meshmetrics.NACKs, ofType("Cluster")); v != 0 {
 		t.Errorf("%s{type=Cluster} = %v, want 0", meshmetrics.NACKs, v)
 	}
+
+	// A second connection from the same peer is refused by the cap.
+	refused := map[string]string{"reason": server.ReasonMaxConnectionsPerPeer}
+	if v, _ := m.value(t, meshmetrics.ConnectionsRefused, refused); v != 0 {
+		t.Errorf("%s = %v before a second connection, want 0", meshmetrics.ConnectionsRefused, v)
+	}
+	extra, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = extra.Close() }()
+	m.waitValue(t, meshmetrics.ConnectionsRefused, refused, "1", func(v float64) bool { return v == 1 })
 
 	if err := c.Close(); err != nil {
 		t.Fatal(err)

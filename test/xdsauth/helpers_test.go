@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/test/xdsclient"
 	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
@@ -79,6 +80,8 @@ func startTLSLessServer(t *testing.T, edit func(*server.Options)) *xdsServer {
 		Logger:        funcr.New(logs.write, funcr.Options{}),
 		Authenticator: &kubeauth.TokenReviewAuthenticator{Client: env.Client, Audience: kubeauth.XDSTokenAudience},
 		Pods:          kubeauth.PodLookup{Reader: env.Client},
+		// The manager's observer: authFailures reads its registry.
+		Observer: meshmetrics.XDS(),
 	}
 	edit(&opts)
 	s := server.New(opts)

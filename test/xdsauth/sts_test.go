@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/credentials/sts"
 	"google.golang.org/grpc/status"
 
+	"github.com/capstanmesh/capstan/internal/meshmetrics"
 	"github.com/capstanmesh/capstan/pki"
 	"github.com/capstanmesh/capstan/xds/auth/kubeauth"
 	"github.com/capstanmesh/capstan/xds/server"
@@ -67,6 +68,8 @@ func startTLSServerWith(t testing.TB, edit func(*server.Options)) *xdsServer {
 		Authenticator:  &kubeauth.TokenReviewAuthenticator{Client: env.Client, Audience: kubeauth.XDSTokenAudience},
 		Pods:           kubeauth.PodLookup{Reader: env.Client},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return cert, nil },
+		// The manager's observer: authFailures reads its registry.
+		Observer: meshmetrics.XDS(),
 	}
 	if edit != nil {
 		edit(&opts)

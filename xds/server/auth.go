@@ -56,18 +56,12 @@ const (
 	maxAuthorizationLength = 16 << 10
 )
 
-var authReasons = []string{
+// StreamRefusalReasons are the reasons Observer.StreamRefused is given.
+var StreamRefusalReasons = []string{
 	ReasonMissingToken, ReasonInvalidToken, ReasonUnavailable, ReasonUnboundToken, ReasonBadNodeID,
 	ReasonPodMismatch, ReasonUnknownPod, ReasonPodUIDMismatch, ReasonServiceAccount, ReasonNodeChanged,
 	ReasonUnaryCall, ReasonReviewThrottled, ReasonTokenExpired,
 }
-
-// authFailures counts refused xDS streams by reason, on controller-runtime's
-// metrics registry (served by the manager's metrics endpoint).
-var authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
-	Name: authMetricName,
-	Help: "xDS streams refused by authentication or node-ID binding, by reason.",
-}, []string{"reason"})
 
 // tokenExchanges counts token exchanges answered with an access token;
 // refused ones are counted in authFailures.
@@ -77,10 +71,7 @@ var tokenExchanges = prometheus.NewCounter(prometheus.CounterOpts{
 })
 
 func init() {
-	metrics.Registry.MustRegister(authFailures, tokenExchanges)
-	for _, r := range authReasons {
-		authFailures.WithLabelValues(r)
-	}
+	metrics.Registry.MustRegister(tokenExchanges)
 }
 
 type callerKey struct{}
@@ -158,7 +149,7 @@ func peerAddr(ctx context.Context) string {
 
 // refuse logs and counts a refusal and returns its status.
 func (s *Server) refuse(ctx context.Context, ref *refusal, node string, caller *Caller) error {
-	authFailures.WithLabelValues(ref.reason).Inc()
+	s.observer.StreamRefused(ref.reason)
 	// Rate-limited per peer: an unauthenticated client chooses how often
 	// it is refused, and part of what is logged (node ID, detail).
 	from := peerAddr(ctx)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,7 +19,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // fakeAuth accepts the tokens it knows.
@@ -92,6 +92,9 @@ func startOptsServer(t *testing.T, opts Options) *authEnv {
 	t.Helper()
 	logs := &syncBuffer{}
 	opts.Logger = funcr.New(logs.write, funcr.Options{Verbosity: 10})
+	if opts.Observer == nil {
+		opts.Observer = refusals
+	}
 	s := New(opts)
 	addr, stop := serveOnLoopback(t, s)
 	t.Cleanup(func() {
@@ -155,29 +158,40 @@ func (e *authEnv) sotwStream(t *testing.T, md ...string) *sotwClient {
 	})
 }
 
-// authFailureCount reads capstan_xds_auth_failures_total{reason} from
-// controller-runtime's registry.
+// refusals counts the refusals of the servers the tests start with
+// startOptsServer (their Observer unless a test sets its own).
+var refusals = &refusalCounter{counts: map[string]float64{}}
+
+// refusalCounter is an Observer counting refusals by kind and reason.
+type refusalCounter struct {
+	nopObserver
+	mu     sync.Mutex
+	counts map[string]float64
+}
+
+func (r *refusalCounter) StreamRefused(reason string)     { r.add("stream/" + reason) }
+func (r *refusalCounter) ConnectionRefused(reason string) { r.add("connection/" + reason) }
+
+func (r *refusalCounter) add(key string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.counts[key]++
+}
+
+func (r *refusalCounter) count(key string) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.counts[key]
+}
+
+// authFailureCount is how many streams the test servers refused for reason
+// (capstan_xds_auth_failures_total{reason} in the manager).
 func authFailureCount(t *testing.T, reason string) float64 {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatalf("gather: %v", err)
+	if !slices.Contains(StreamRefusalReasons, reason) {
+		t.Fatalf("%s is not in StreamRefusalReasons", reason)
 	}
-	for _, f := range families {
-		if f.GetName() != authMetricName {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-		return 0
-	}
-	t.Fatalf("%s is not registered", authMetricName)
-	return 0
+	return refusals.count("stream/" + reason)
 }
 
 // wantRefused checks that a stream ended with code and the reason, sent

@@ -9,27 +9,22 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// Reasons a connection is refused (capstan_xds_connections_refused_total).
+// Reasons a connection is refused (Observer.ConnectionRefused).
 const (
 	ReasonMaxConnections        = "max_connections"
 	ReasonMaxConnectionsPerPeer = "max_connections_per_peer"
 )
 
-var (
-	connectionsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "capstan_xds_connections_refused_total",
-		Help: "Connections to the xDS port closed on accept because of the connection caps, by reason.",
-	}, []string{"reason"})
-	connectionsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "capstan_xds_connections",
-		Help: "Open connections to the xDS port, TLS handshakes included.",
-	})
-)
+// ConnectionRefusalReasons are the reasons Observer.ConnectionRefused is given.
+var ConnectionRefusalReasons = []string{ReasonMaxConnections, ReasonMaxConnectionsPerPeer}
+
+var connectionsOpen = prometheus.NewGauge(prometheus.GaugeOpts{
+	Name: "capstan_xds_connections",
+	Help: "Open connections to the xDS port, TLS handshakes included.",
+})
 
 func init() {
-	metrics.Registry.MustRegister(connectionsRefused, connectionsOpen)
-	connectionsRefused.WithLabelValues(ReasonMaxConnections)
-	connectionsRefused.WithLabelValues(ReasonMaxConnectionsPerPeer)
+	metrics.Registry.MustRegister(connectionsOpen)
 }
 
 // limitListener accepts at most max connections, and perPeer per remote IP
@@ -39,15 +34,16 @@ type limitListener struct {
 	max, perPeer int
 	log          *logLimiter
 	logger       logr.Logger
+	observer     Observer
 
 	mu     sync.Mutex
 	open   int
 	byPeer map[string]int
 }
 
-func newLimitListener(lis net.Listener, l Limits, logger logr.Logger, log *logLimiter) *limitListener {
+func newLimitListener(lis net.Listener, l Limits, logger logr.Logger, log *logLimiter, observer Observer) *limitListener {
 	return &limitListener{Listener: lis, max: l.MaxConnections, perPeer: l.MaxConnectionsPerPeer,
-		logger: logger, log: log, byPeer: map[string]int{}}
+		logger: logger, log: log, observer: observer, byPeer: map[string]int{}}
 }
 
 // Accept returns the next connection within the caps.
@@ -95,7 +91,7 @@ func (l *limitListener) release(peer string) {
 // refuse counts and logs the refusal before it closes the connection, so
 // that whoever sees the connection closed also sees it counted.
 func (l *limitListener) refuse(conn net.Conn, peer, reason string) {
-	connectionsRefused.WithLabelValues(reason).Inc()
+	l.observer.ConnectionRefused(reason)
 	if l.log.allow("conn-refused/" + peer) {
 		l.logger.Info("refused xDS connection", "reason", reason, "peer", peer,
 			"maxConnections", l.max, "maxConnectionsPerPeer", l.perPeer)

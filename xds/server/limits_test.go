@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // unauthenticated serves opts without authentication (the limits apply all
@@ -102,28 +102,16 @@ func TestOversizeRequestIsRefused(t *testing.T) {
 	}
 }
 
-// connectionsRefusedCount reads capstan_xds_connections_refused_total{reason}.
+// connectionsRefusedCount is how many connections the test servers refused
+// for reason (capstan_xds_connections_refused_total{reason} in the manager).
 func connectionsRefusedCount(t *testing.T, reason string) float64 {
 	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
+	if !slices.Contains(ConnectionRefusalReasons, reason) {
+		t.Fatalf("%s is not in ConnectionRefusalReasons", reason)
 	}
-	for _, f := range families {
-		if f.GetName() != "capstan_xds_connections_refused_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if m.GetLabel()[0].GetValue() == reason {
-				return m.GetCounter().GetValue()
-			}
-		}
-	}
-	t.Fatalf("no capstan_xds_connections_refused_total{reason=%s}", reason)
-	return 0
+	return refusals.count("connection/" + reason)
 }
 
-// dialFrom opens a TCP connection to addr from a loopback address.
 func dialFrom(t *testing.T, from, addr string) net.Conn {
 	t.Helper()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}

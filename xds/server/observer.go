@@ -25,6 +25,13 @@ type Observer interface {
 	// Converged records, for one change (TrackConvergence), the time from
 	// the change being observed to every affected node having ACKed it.
 	Converged(d time.Duration)
+	// StreamRefused counts an xDS stream, unary call or token exchange
+	// refused by authentication or node-ID binding, by reason (one of
+	// StreamRefusalReasons).
+	StreamRefused(reason string)
+	// ConnectionRefused counts a connection closed on accept by the
+	// connection caps, by reason (one of ConnectionRefusalReasons).
+	ConnectionRefused(reason string)
 }
 
 // Proxy kinds, the label Observer is given.
@@ -44,6 +51,8 @@ func (nopObserver) ProxyDisconnected(string) {}
 func (nopObserver) Pushed(string)            {}
 func (nopObserver) NACKed(string)            {}
 func (nopObserver) Converged(time.Duration)  {}
+func (nopObserver) StreamRefused(string)     {}
+func (nopObserver) ConnectionRefused(string) {}
 
 // proxyKind is the Observer kind of a node ID: proxyless gRPC clients
 // (grpc~), and sidecars (every other node, as the caches classify them).

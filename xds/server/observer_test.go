@@ -17,6 +17,8 @@ import (
 // recorder is an Observer that remembers the events (the metrics
 // themselves are checked against the real registry in test/integration).
 type recorder struct {
+	// nopObserver: refusals are counted by refusalCounter (auth_test.go).
+	nopObserver
 	mu     sync.Mutex
 	events []string
 	// converged are the Converged durations.

@@ -202,7 +202,7 @@ func cacheClass(nodeID string) string {
 // Serve serves xDS on lis until ctx is done, then stops gracefully.
 func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gs := s.newGRPCServer(ctx)
-	lis = newLimitListener(lis, s.opts.Limits, s.log, s.logLimit)
+	lis = newLimitListener(lis, s.opts.Limits, s.log, s.logLimit, s.observer)
 	if s.auth != nil {
 		rctx, stop := context.WithCancel(ctx)
 		defer stop()

@@ -186,7 +186,7 @@ func tokenExpiry(token string) (time.Time, bool) {
 
 // refuseExchange logs and counts a refused token exchange.
 func (s *Server) refuseExchange(r *http.Request, ref *refusal, caller *Caller) {
-	authFailures.WithLabelValues(ref.reason).Inc()
+	s.observer.StreamRefused(ref.reason)
 	ok, suppressed := s.logLimit.allowN("refuse/" + peerHost(r.RemoteAddr))
 	if !ok {
 		return
