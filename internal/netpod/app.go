@@ -165,38 +165,41 @@ func RunApp(raw string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	var err error
-	switch cfg.Mode {
-	case HTTPServer:
-		err = serveHTTP(ctx, cfg)
-	case GRPCServer:
-		err = serveGRPC(ctx, cfg)
-	case HTTPClient:
-		err = callHTTP(ctx, cfg)
-	case GRPCClient:
-		err = callGRPC(ctx, cfg)
-	case GRPCStream:
-		err = streamGRPC(ctx, cfg)
-	case HTTPLoad:
-		err = loadHTTP(ctx, cfg)
-	case HTTPStream:
-		err = streamHTTP(ctx, cfg)
-	case HTTPRate:
-		err = rateHTTP(ctx, cfg)
-	case TCPServer:
-		err = serveTCP(ctx, cfg)
-	case TCPClient:
-		err = callTCP(ctx, cfg, nil)
-	case WSClient:
-		err = callTCP(ctx, cfg, upgradeHandshake(cfg.URL))
-	default:
-		err = fmt.Errorf("unknown app mode %q", cfg.Mode)
-	}
-	if err != nil && !errors.Is(err, context.Canceled) {
+	if err := runMode(ctx, cfg); err != nil && !errors.Is(err, context.Canceled) {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
+}
+
+// runMode runs the app of cfg.Mode until it ends or ctx is done.
+func runMode(ctx context.Context, cfg AppConfig) error {
+	switch cfg.Mode {
+	case HTTPServer:
+		return serveHTTP(ctx, cfg)
+	case GRPCServer:
+		return serveGRPC(ctx, cfg)
+	case HTTPClient:
+		return callHTTP(ctx, cfg)
+	case GRPCClient:
+		return callGRPC(ctx, cfg)
+	case GRPCStream:
+		return streamGRPC(ctx, cfg)
+	case HTTPLoad:
+		return loadHTTP(ctx, cfg)
+	case HTTPStream:
+		return streamHTTP(ctx, cfg)
+	case HTTPRate:
+		return rateHTTP(ctx, cfg)
+	case TCPServer:
+		return serveTCP(ctx, cfg)
+	case TCPClient:
+		return callTCP(ctx, cfg, nil)
+	case WSClient:
+		return callTCP(ctx, cfg, upgradeHandshake(cfg.URL))
+	default:
+		return fmt.Errorf("unknown app mode %q", cfg.Mode)
+	}
 }
 
 func serveHTTP(ctx context.Context, cfg AppConfig) error {
