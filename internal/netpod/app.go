@@ -269,7 +269,8 @@ func serveGRPC(ctx context.Context, cfg AppConfig) error {
 }
 
 // loop calls call Count times (forever when 0), Interval apart, printing
-// each result, until ctx ends.
+// each result, until ctx ends; a call that fails because ctx ended is not
+// printed.
 func loop(ctx context.Context, cfg AppConfig, call func(n int) CallResult) error {
 	out := bufio.NewWriter(os.Stdout)
 	enc := json.NewEncoder(out)
@@ -278,6 +279,11 @@ func loop(ctx context.Context, cfg AppConfig, call func(n int) CallResult) error
 			break
 		}
 		r := call(n)
+		if !r.OK && ctx.Err() != nil {
+			// The stop cut this call short: it is not a failure of the
+			// path under test, and the caller asked for no more calls.
+			break
+		}
 		r.N = n
 		if err := enc.Encode(r); err != nil {
 			return err
