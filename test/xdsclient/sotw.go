@@ -83,8 +83,8 @@ func (s *SotW) Reject(typeURL, message string) {
 }
 
 // NackNext makes the client NACK the next response of a type only, with
-// message; it ACKs the later ones (the server sends its current config
-// again after a NACK).
+// message; it ACKs the later ones (the server sends the next version, not
+// the rejected one again).
 func (s *SotW) NackNext(typeURL, message string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -28,11 +28,31 @@ func (c *resourceCache) CreateWatch(req *discoveryv3.DiscoveryRequest, sub cache
 	n := c.lock(nodeID)
 	defer c.unlock(nodeID, n)
 	tv, ok := n.config[req.GetTypeUrl()]
-	if !ok || (req.GetVersionInfo() == tv.version && !w.lacksAny(tv)) {
+	if !ok || (req.GetVersionInfo() == tv.version && !w.lacksAny(tv)) || (w.rejects(tv) && !w.lacksAny(tv)) {
 		return c.open(nodeID, n, w), nil
 	}
 	w.respond(tv)
 	return func() {}, nil
+}
+
+// rejects reports whether the request NACKs tv itself: its version_info is
+// the last version the client accepted, but the stream was sent tv. Sending
+// tv again would be rejected again, in a loop as fast as the stream goes;
+// the watch waits for the next version instead.
+func (w *sotwWatch) rejects(tv typeVersions) bool {
+	if w.req.GetErrorDetail() == nil {
+		return false
+	}
+	returned := w.sub.ReturnedResources()
+	if len(returned) == 0 {
+		return false
+	}
+	for _, v := range returned {
+		if v != tv.version {
+			return false
+		}
+	}
+	return true
 }
 
 // Fetch implements cachev3.ConfigFetcher (unary xDS).

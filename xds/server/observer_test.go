@@ -106,8 +106,15 @@ func TestObserverAndProxyLogLines(t *testing.T) {
 	s.send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce(), VersionInfo: accepted,
 		ErrorDetail: &rpcstatus.Status{Code: 3, Message: "unknown field"}})
 	eventually(t, "the NACK counted", func() bool { n, _ := rec.count("nacked Cluster"); return n == 1 })
-	// The NACK names an older version: the server sends the current one
-	// again, as go-control-plane's snapshot cache does; that is a fourth push.
+	// The rejected version is not sent again (TestNACKedConfigIsNotResent):
+	// the fourth push is the next version.
+	if _, err := e.SetProxyResources(testNode, sidecarConfig(t, edsCluster("c1", 4*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	nacked := resp
+	if resp = s.recv(); resp.GetVersionInfo() == nacked.GetVersionInfo() {
+		t.Fatalf("the rejected version %s was sent again", nacked.GetVersionInfo())
+	}
 	eventually(t, "the push after the NACK", func() bool { n, _ := rec.count("pushed Cluster"); return n == 4 })
 	s.close()
 	eventually(t, "the disconnect", func() bool { n, _ := rec.count("disconnected Sidecar"); return n == 1 })
@@ -118,7 +125,7 @@ func TestObserverAndProxyLogLines(t *testing.T) {
 	logs := e.logs.String()
 	for _, want := range []string{
 		`"msg"="proxy connected" "proxy"="` + testNode + `" "namespace"="shop" "name"="web-0" "version"="1.2.3"`,
-		`"msg"="proxy rejected config" "proxy"="` + testNode + `" "namespace"="shop" "name"="web-0" "version"="` + resp.GetVersionInfo() + `" "typeURL"="` + resourcev3.ClusterType + `"`,
+		`"msg"="proxy rejected config" "proxy"="` + testNode + `" "namespace"="shop" "name"="web-0" "version"="` + nacked.GetVersionInfo() + `" "typeURL"="` + resourcev3.ClusterType + `"`,
 		`"msg"="proxy disconnected" "proxy"="` + testNode + `" "namespace"="shop" "name"="web-0" "version"="1.2.3"`,
 	} {
 		if strings.Count(logs, want) != 1 {

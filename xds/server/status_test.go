@@ -171,3 +171,43 @@ func TestServeStopsWithOpenStreams(t *testing.T) {
 		t.Error("stream ended without error")
 	}
 }
+
+// TestNACKedConfigIsNotResent: after a NACK the server does not send the
+// rejected config again (a client would reject it again, in a loop); the
+// stream's next response is the next version.
+func TestNACKedConfigIsNotResent(t *testing.T) {
+	detail := &rpcstatus.Status{Code: int32(codes.InvalidArgument), Message: nackMessage}
+	tests := map[string]func(t *testing.T, s *testServer) (next func() (version, nonce string), nonce string){
+		"sotw": func(t *testing.T, s *testServer) (func() (string, string), string) {
+			c := s.sotw(t)
+			c.send(&discoveryv3.DiscoveryRequest{Node: xdsNode(testNode), TypeUrl: resourcev3.ClusterType})
+			resp := c.recv()
+			c.send(&discoveryv3.DiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce(), ErrorDetail: detail})
+			return func() (string, string) { r := c.recv(); return r.GetVersionInfo(), r.GetNonce() }, resp.GetNonce()
+		},
+		"delta": func(t *testing.T, s *testServer) (func() (string, string), string) {
+			d := s.delta(t)
+			d.send(&discoveryv3.DeltaDiscoveryRequest{Node: xdsNode(testNode), TypeUrl: resourcev3.ClusterType})
+			resp := d.recv()
+			d.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resourcev3.ClusterType, ResponseNonce: resp.GetNonce(), ErrorDetail: detail})
+			return func() (string, string) { r := d.recv(); return r.GetSystemVersionInfo(), r.GetNonce() }, resp.GetNonce()
+		},
+	}
+	for name, nack := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := startServer(t)
+			s.set(t, testNode, sidecarConfig(t, edsCluster("c1", time.Second)))
+			next, nonce := nack(t, s)
+			s.waitStatus(t, testNode, "NACK", func(st ProxyStatus, _ bool) bool {
+				return st.Types[resourcev3.ClusterType].LastNack != nil
+			})
+			s.set(t, testNode, sidecarConfig(t, edsCluster("c1", 2*time.Second)))
+			want := s.mustStatus(t, testNode).Published[resourcev3.ClusterType]
+			version, got := next()
+			if version != want || got != nextNonce(t, nonce) {
+				t.Errorf("after the NACK of nonce %s got version %s nonce %s, want the new version %s with nonce %s",
+					nonce, version, got, want, nextNonce(t, nonce))
+			}
+		})
+	}
+}
