@@ -99,6 +99,9 @@ type Report struct {
 	InFlight int `json:"inFlight"`
 	// Proto is the request's protocol as the app got it (HTTP/1.1, HTTP/2.0).
 	Proto string `json:"proto,omitempty"`
+	// Stream is the number of the stream an H2RefuseServer answered,
+	// counted over all its connections, refused streams included.
+	Stream int `json:"stream,omitempty"`
 }
 
 // CallResult is one call a client made.
@@ -193,6 +196,8 @@ func runMode(ctx context.Context, cfg AppConfig) error {
 		return rateHTTP(ctx, cfg)
 	case TCPServer:
 		return serveTCP(ctx, cfg)
+	case H2RefuseServer:
+		return serveH2Refuse(ctx, cfg)
 	case TCPClient:
 		return callTCP(ctx, cfg, nil)
 	case WSClient:

@@ -48,6 +48,8 @@ const (
 	FailPathPrefix    = netpod.FailPathPrefix
 	ResetPathPrefix   = netpod.ResetPathPrefix
 	GRPCStream        = netpod.GRPCStream
+	H2RefuseServer    = netpod.H2RefuseServer
+	RefuseEvery       = netpod.RefuseEvery
 )
 
 // Functions.

@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -36,9 +37,10 @@ type policyFixture struct {
 	pods   []*pod
 	client *pod
 	svcs   map[string]*corev1.Service
-	// plain, resetter and refuser are pods without a sidecar: the HTTP
-	// app, the HTTP app (which resets /reset/resetter) and nothing.
-	plain, resetter, refuser *pod
+	// plain, resetter, refuser and h2refuser are pods without a sidecar:
+	// the HTTP app, the HTTP app (which resets /reset/resetter), nothing,
+	// and the H2RefuseServer.
+	plain, resetter, refuser, h2refuser *pod
 }
 
 // policyService is one Service of the fixture: its DestinationPolicy's
@@ -50,6 +52,10 @@ type policyService struct {
 	route     func(ns, host string) *meshv1alpha1.MeshRoute
 	endpoints func(*policyFixture) []*pod
 	cluster   string
+	// port is the Service's port, httpPort(80, appPort) unless set; a
+	// Service with its own port selects app=<its name>, not the server
+	// pods (whose inbound port would then carry two protocols).
+	port *corev1.ServicePort
 }
 
 // withRetries is the retry MeshRoute with budget (retryRoute).
@@ -90,6 +96,9 @@ func TestPolicyTraffic(t *testing.T) {
 			endpoints: func(f *policyFixture) []*pod { return []*pod{f.plain, f.resetter} }},
 		"edge-refuse": {route: withCondition("connect-failure"), cluster: appIdle,
 			endpoints: func(f *policyFixture) []*pod { return []*pod{f.plain, f.refuser} }},
+		"edge-refused-stream": {route: withCondition("refused-stream"), cluster: `"http2_protocol_options"`,
+			port:      &corev1.ServicePort{Name: "web", Port: 80, TargetPort: intstr.FromInt32(appPort), AppProtocol: ptr.To("h2c")},
+			endpoints: func(f *policyFixture) []*pod { return []*pod{f.h2refuser} }},
 	})
 	t.Run("retry-budget", f.testRetryBudget)
 	t.Run("max-retries", f.testMaxRetries)
@@ -106,7 +115,11 @@ func newPolicyFixture(t *testing.T, services map[string]policyService) *policyFi
 	t.Helper()
 	f := &policyFixture{ns: meshNamespace(t), svcs: map[string]*corev1.Service{}}
 	for name, s := range services {
-		f.svcs[name] = createService(t, f.ns, name, "server", httpPort(80, appPort))
+		port, selector := httpPort(80, appPort), "server"
+		if s.port != nil {
+			port, selector = *s.port, name
+		}
+		f.svcs[name] = createService(t, f.ns, name, selector, port)
 		if s.policy != nil {
 			create(t, &meshv1alpha1.DestinationPolicy{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: f.ns},
@@ -126,6 +139,8 @@ func newPolicyFixture(t *testing.T, services map[string]policyService) *policyFi
 	}
 	f.plain, f.resetter = startPod(t, app("plain")), startPod(t, app("resetter"))
 	f.refuser = startPod(t, podSpec{name: "refuser", namespace: f.ns, noInject: true})
+	f.h2refuser = startPod(t, podSpec{name: "h2refuser", namespace: f.ns, noInject: true,
+		app: &AppConfig{Mode: H2RefuseServer, Port: appPort}, ports: []corev1.ContainerPort{{Name: "web", ContainerPort: appPort}}})
 	for name, svc := range f.svcs {
 		if eps := services[name].endpoints; eps != nil {
 			setEndpoints(t, svc, eps(f)...)
@@ -459,6 +474,49 @@ func (f *policyFixture) testConnectTimeout(t *testing.T) {
 func (f *policyFixture) testRetryOnConnection(t *testing.T) {
 	f.checkCondition(t, "edge-reset", "reset", ResetPathPrefix+"resetter")
 	f.checkCondition(t, "edge-refuse", "connect-failure", "/refused")
+	f.checkRefusedStream(t)
+}
+
+// checkRefusedStream: the Service edge-refused-stream (appProtocol h2c,
+// so the client's sidecar speaks HTTP/2 upstream) has one endpoint
+// without a sidecar, an H2RefuseServer: it answers every third stream it
+// gets and refuses the others with REFUSED_STREAM. With two retries on
+// refused-stream, every call is answered, each on the third stream after
+// the previous call's (two refused, one answered), and the client's
+// sidecar retries twice per call; with two retries on retriable-4xx
+// only, the next three calls meet one stream each, in order: two get the
+// sidecar's 503 (the refusal, not retried) and the third is answered on
+// the stream after them.
+func (f *policyFixture) checkRefusedStream(t *testing.T) {
+	const svc, n = "edge-refused-stream", 4
+	retries := f.stat(t, svc, "upstream_rq_retry")
+	res := calls(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: f.url(svc, "/refused-stream"), Count: n, Headers: map[string]string{"x-case": "on"}})
+	var last int
+	for i, r := range res {
+		if !r.OK || r.Report == nil || r.Report.Pod != "h2refuser" {
+			t.Fatalf("retryOn refused-stream: call %d got %+v, want the answer of h2refuser", r.N, r)
+		}
+		if i > 0 && r.Report.Stream != last+RefuseEvery {
+			t.Errorf("retryOn refused-stream: call %d answered on stream %d, the previous on %d: want two refused streams between", r.N, r.Report.Stream, last)
+		}
+		last = r.Report.Stream
+	}
+	if got := f.stat(t, svc, "upstream_rq_retry") - retries; got < 2*(n-1) || got > 2*n {
+		t.Errorf("retryOn refused-stream: the client's sidecar retried %v times for %d calls, want two per call", got, n)
+	}
+	res = calls(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: f.url(svc, "/refused-stream"), Count: 3, Headers: map[string]string{"x-case": "off"}})
+	if len(res) != 3 {
+		t.Fatalf("retryOn retriable-4xx (refused stream): %d calls, want 3: %+v", len(res), res)
+	}
+	for _, r := range res[:2] {
+		if r.Status != http.StatusServiceUnavailable || r.Report != nil || !strings.Contains(r.Body, "refused") {
+			t.Errorf("retryOn retriable-4xx: call %d to a refused stream got %+v, want the sidecar's 503 naming the refusal", r.N, r)
+		}
+	}
+	if r := res[2]; !r.OK || r.Report == nil || r.Report.Stream != last+RefuseEvery {
+		t.Errorf("retryOn retriable-4xx: call 3 got %+v, want the answer on stream %d (one stream per call)", r, last+RefuseEvery)
+	}
+	t.Logf("%s: %d calls retried on refused-stream answered on streams up to %d; without it 2 of 3 got 503: %q", svc, n, last, res[0].Body)
 }
 
 // checkCondition: calls to path with x-case: on are all answered by plain
