@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"testing"
-	"time"
 
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +14,7 @@ import (
 	meshv1alpha1 "github.com/capstanmesh/capstan/api/v1alpha1"
 	"github.com/capstanmesh/capstan/internal/app"
 	"github.com/capstanmesh/capstan/internal/meshmetrics"
+	"github.com/capstanmesh/capstan/test/envtest"
 	"github.com/capstanmesh/capstan/test/xdsclient"
 	"github.com/capstanmesh/capstan/xds/server"
 )
@@ -70,7 +70,7 @@ func hasLabels(s *dto.Metric, want map[string]string) bool {
 func (m xdsMetrics) waitValue(t *testing.T, name string, labels map[string]string, what string, check func(float64) bool) float64 {
 	t.Helper()
 	var v float64
-	err := pollUntil(xdsWait, func() error {
+	err := envtest.Poll(context.Background(), xdsWait, func() error {
 		var ok bool
 		if v, ok = m.value(t, name, labels); !ok || !check(v) {
 			return fmt.Errorf("%s%v = %v (exists: %v), want %s", name, labels, v, ok, what)
@@ -81,17 +81,6 @@ func (m xdsMetrics) waitValue(t *testing.T, name string, labels map[string]strin
 		t.Fatal(err)
 	}
 	return v
-}
-
-func pollUntil(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
 }
 
 // TestXDSMetrics runs the pipeline in a manager with a real ADS client and
@@ -193,7 +182,7 @@ func convergenceSum(t *testing.T, m xdsMetrics) float64 {
 // setWeights changes the canary route's v1/v2 split.
 func setWeights(t *testing.T, ns string, v1, v2 int32) {
 	t.Helper()
-	err := pollUntil(xdsWait, func() error {
+	err := envtest.Poll(context.Background(), xdsWait, func() error {
 		mr, err := getRoute(ns, "reviews")
 		if err != nil {
 			return err
