@@ -179,13 +179,7 @@ func TestPrometheusQueries(t *testing.T) {
 	routeToSubset(t, ns, "v2")
 	createPodObject(t, podSpec{name: "injected-only", namespace: ns, serviceAccount: "client"})
 	okURL, failURL := serviceURL(svc, "/golden"), serviceURL(svc, "/status/503")
-	envtest.Eventually(t, wait, func() error {
-		res := callsFrom(t, client, okURL, 1)
-		if len(res) != 1 || res[0].Report == nil || res[0].Report.Pod != "server-v2" {
-			return fmt.Errorf("call: %+v, want server-v2", res)
-		}
-		return nil
-	})
+	awaitSubsetRoute(t, client, okURL, ns, "v2")
 	// The 5xx series exist before the calls that are counted.
 	if res := callsFrom(t, client, failURL, 1); len(res) != 1 || res[0].Status != 503 {
 		t.Fatalf("call to %s: %+v, want 503", failURL, res)

@@ -54,6 +54,25 @@ func routeToSubset(t *testing.T, ns, subset string) {
 	}
 }
 
+// awaitSubsetRoute calls url from client until the call is answered by
+// server-<subset> through the client's cluster of that subset, so the
+// route of routeToSubset is in place: an answer from server-<subset>
+// alone proves nothing, the Service's own cluster picks it half the time.
+func awaitSubsetRoute(t *testing.T, client *pod, url, serverNS, subset string) {
+	t.Helper()
+	counted := map[string]string{"destination_service_namespace": serverNS, "destination_service_name": "server", "destination_subset": subset}
+	envtest.Eventually(t, wait, func() error {
+		res := callsFrom(t, client, url, 1)
+		if len(res) != 1 || !res[0].OK || res[0].Report == nil || res[0].Report.Pod != "server-"+subset {
+			return fmt.Errorf("call from %s: %+v, want an answer from server-%s", client.obj.Name, res, subset)
+		}
+		if got := sample(client.stats(t), "envoy_cluster_upstream_rq_total", counted); got == 0 {
+			return fmt.Errorf("the call did not go through %s's cluster of subset %s (no upstream_rq_total with %v)", client.obj.Name, subset, counted)
+		}
+		return nil
+	})
+}
+
 // TestScopedSidecars: with scoping on (the default), a client in another
 // namespace that declares nothing gets no config for the server's Service
 // (no cluster for it), yet its call to a server pod on the Service's port
@@ -73,13 +92,7 @@ func TestScopedSidecars(t *testing.T) {
 
 	// The declared client gets the route: every call reaches v2.
 	url := serviceURL(svc, "/scoped")
-	envtest.Eventually(t, wait, func() error {
-		res := callsFrom(t, declared, url, 1)
-		if len(res) != 1 || !res[0].OK || res[0].Report == nil || res[0].Report.Pod != "server-v2" {
-			return fmt.Errorf("call from the declared client: %+v, want an answer from server-v2", res)
-		}
-		return nil
-	})
+	awaitSubsetRoute(t, declared, url, serverNS, "v2")
 	const n = 10
 	allOK(t, "declared client through the route", callsFrom(t, declared, url, n), n, "server-v2")
 

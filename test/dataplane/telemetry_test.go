@@ -122,6 +122,7 @@ func TestTelemetry(t *testing.T) {
 	empty := createService(t, ns, "empty", "nobody", httpPort(80, appPort))
 	client := startPod(t, podSpec{name: "client", namespace: ns})
 	url := serviceURL(svc, "/telemetry")
+	awaitSubsetRoute(t, client, url, ns, "v2")
 	envtest.Eventually(t, wait, func() error {
 		res := callsFrom(t, client, url, 1)
 		if len(res) != 1 || res[0].Report == nil || res[0].Report.Pod != "server-v2" || res[0].Report.Headers["Traceparent"] == nil {
