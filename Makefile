@@ -98,9 +98,10 @@ fuzz: ## Run each fuzz target briefly (seed corpus plus FUZZ_TIME).
 	done
 
 .PHONY: bench
-bench: envtest-assets ## Run the benchmarks, then the xDS scale harness (bench-scale) and the cost of a hop (bench-hop).
+bench: envtest-assets ## Run the benchmarks, then the xDS scale harness (bench-scale, mesh-wide and scoped) and the cost of a hop (bench-hop).
 	go test -run='^$$' -bench=. -benchmem ./...
 	$(MAKE) bench-scale
+	$(MAKE) bench-scale BENCH_SCOPED=1
 	$(MAKE) bench-hop
 
 # Knobs of bench-hop (see docs/benchmarks.md, "The cost of a hop").
@@ -126,12 +127,13 @@ BENCH_MAX_RSS_MB ?= 16000
 BENCH_PROFILE_N ?= 1000
 BENCH_SOTW ?= 0
 BENCH_TLS ?= 0
+BENCH_SCOPED ?= 0
 
 .PHONY: bench-scale
 bench-scale: ## Run the xDS scale harness (test/bench): N simulated sidecars; writes docs/benchmarks.md's scale section and plots.
 	BENCH_SCALE=1 BENCH_PROXIES=$(BENCH_PROXIES) BENCH_SERVICES=$(BENCH_SERVICES) BENCH_ENDPOINTS=$(BENCH_ENDPOINTS) \
 	BENCH_RUNS=$(BENCH_RUNS) BENCH_DEADLINE_S=$(BENCH_DEADLINE_S) BENCH_MAX_RSS_MB=$(BENCH_MAX_RSS_MB) \
-	BENCH_PROFILE_N=$(BENCH_PROFILE_N) BENCH_SOTW=$(BENCH_SOTW) BENCH_TLS=$(BENCH_TLS) \
+	BENCH_PROFILE_N=$(BENCH_PROFILE_N) BENCH_SOTW=$(BENCH_SOTW) BENCH_TLS=$(BENCH_TLS) BENCH_SCOPED=$(BENCH_SCOPED) \
 	go test -count=1 -timeout 0 -run '^TestScale$$' -v ./test/bench
 
 ##@ Build

@@ -249,8 +249,8 @@ func addLine(p *plot.Plot, i int, name string, xys plotter.XYs, errs plotter.YEr
 	return nil
 }
 
-// WritePlots writes convergence.png and memory.png into dir.
-func WritePlots(dir string, points []Point) error {
+// WritePlots writes convergence<variant>.png and memory<variant>.png into dir.
+func WritePlots(dir, variant string, points []Point) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
@@ -260,12 +260,12 @@ func WritePlots(dir string, points []Point) error {
 		{"weight change, p99", change("weight", func(c ChangeResult) float64 { return c.P99 }), 1},
 		{"new service, p99", change("service", func(c ChangeResult) float64 { return c.P99 }), 1},
 	}
-	if err := plotSeries(filepath.Join(dir, "convergence.png"), "Convergence (median, min–max of runs)", "seconds (log scale)", true, points, conv); err != nil {
+	if err := plotSeries(filepath.Join(dir, "convergence"+variant+".png"), "Convergence (median, min–max of runs)", "seconds (log scale)", true, points, conv); err != nil {
 		return err
 	}
 	mem := []series{
 		{"heap after GC", func(r *RunResult) float64 { return float64(r.HeapBytes) }, 1 << 20},
 		{"RSS", func(r *RunResult) float64 { return float64(r.RSSBytes) }, 1 << 20},
 	}
-	return plotSeries(filepath.Join(dir, "memory.png"), "Control-plane memory (median, min–max of runs)", "MiB", false, points, mem)
+	return plotSeries(filepath.Join(dir, "memory"+variant+".png"), "Control-plane memory (median, min–max of runs)", "MiB", false, points, mem)
 }

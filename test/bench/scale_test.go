@@ -62,6 +62,16 @@ func envInt(t *testing.T, name string, def int) int {
 	return n
 }
 
+// variant names the mode of a run in the files it writes: "" for the
+// mesh-wide default of the harness, "-scoped" with BENCH_SCOPED=1, so
+// that the two sets of figures live side by side.
+func (k knobs) variant() string {
+	if k.scoped {
+		return "-scoped"
+	}
+	return ""
+}
+
 func cmpOr(v, def string) string {
 	if v == "" {
 		return def
@@ -90,10 +100,10 @@ func TestScale(t *testing.T) {
 		points = append(points, pt)
 		writeRaw(t, k, points)
 	}
-	if err := WritePlots(filepath.Join(k.out, "benchmarks"), points); err != nil {
+	if err := WritePlots(filepath.Join(k.out, "benchmarks"), k.variant(), points); err != nil {
 		t.Fatal(err)
 	}
-	if err := updateDocs(filepath.Join(k.out, "benchmarks.md"), section(k, points, load0, loadAverage())); err != nil {
+	if err := updateDocs(filepath.Join(k.out, "benchmarks.md"), k, section(k, points, load0, loadAverage())); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -107,7 +117,7 @@ func runOne(t *testing.T, k knobs, n, run int, gaveUp bool) *RunResult {
 	}
 	cfg := IsolatedConfig{Config: Config{Mesh: mesh, SotW: k.sotw, TLS: k.tls, Deadline: k.deadline, SidecarArgs: sidecarArgs}, MaxRSS: k.maxRSS}
 	if n == k.profileN && run == 0 {
-		cfg.ProfileDir = filepath.Join(k.out, "benchmarks", "profile")
+		cfg.ProfileDir = filepath.Join(k.out, "benchmarks", "profile"+k.variant())
 		if err := os.MkdirAll(cfg.ProfileDir, 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +143,7 @@ func writeRaw(t *testing.T, k knobs, points []Point) {
 	if err := os.MkdirAll(filepath.Join(k.out, "benchmarks"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(k.out, "benchmarks", "scale-results.json"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(k.out, "benchmarks", "scale-results"+k.variant()+".json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -147,10 +157,19 @@ func loadAverage() string {
 	return strings.Join(f[:min(3, len(f))], " ")
 }
 
-const (
-	beginMarker = "<!-- bench-scale:begin (written by make bench-scale) -->"
-	endMarker   = "<!-- bench-scale:end -->"
-)
+// markers delimit the block a run of the variant rewrites.
+func (k knobs) markers() (begin, end string) {
+	return "<!-- bench-scale" + k.variant() + ":begin (written by make bench-scale) -->", "<!-- bench-scale" + k.variant() + ":end -->"
+}
+
+// heading is the section a run's block is appended under when the
+// document has no block of its variant yet.
+func (k knobs) heading() string {
+	if k.scoped {
+		return "## Scale with scoping, the default (`make bench-scale BENCH_SCOPED=1`)"
+	}
+	return "## Scale: the xDS pipeline with N connected proxies (`make bench-scale`)"
+}
 
 func section(k knobs, points []Point, load0, load1 string) string {
 	var b strings.Builder
@@ -169,6 +188,10 @@ func section(k knobs, points []Point, load0, load1 string) string {
 		"%d runs per N, each in a fresh control-plane process; cells are median (min–max) over the runs that measured the figure (every finished run, and what runs that did not finish measured before they stopped); "+
 		"wait deadline %s, control-plane RSS budget %d MiB.\n\n",
 		k.services, k.endpoints, k.namespaces, k.routes, mode, transport, k.runs, k.deadline, k.maxRSS>>20)
+	if k.scoped {
+		fmt.Fprintf(&b, "Scoping: the default mode, `Scoped`: each sidecar holds the services of its own namespace and the first %d services, "+
+			"which every injected pod declares in `capstan.dev/dependencies` (service 0, the one the endpoint and weight changes touch, among them).\n\n", k.dependencies)
+	}
 	b.WriteString(Table(points))
 	for _, s := range []struct {
 		name string
@@ -181,22 +204,23 @@ func section(k knobs, points []Point, load0, load1 string) string {
 	if d := DNFs(points); len(d) > 0 {
 		b.WriteString("\nDid not finish:\n\n- " + strings.Join(d, "\n- ") + "\n")
 	}
-	b.WriteString("\n![convergence vs N](benchmarks/convergence.png)\n![memory vs N](benchmarks/memory.png)\n")
+	fmt.Fprintf(&b, "\n![convergence vs N](benchmarks/convergence%[1]s.png)\n![memory vs N](benchmarks/memory%[1]s.png)\n", k.variant())
 	return b.String()
 }
 
 // updateDocs replaces the text between the markers in path (appending a
 // section with them when absent).
-func updateDocs(path, body string) error {
+func updateDocs(path string, k knobs, body string) error {
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	doc := string(b)
+	beginMarker, endMarker := k.markers()
 	block := beginMarker + "\n" + body + endMarker
 	i, j := strings.Index(doc, beginMarker), strings.Index(doc, endMarker)
 	if i < 0 || j < i {
-		doc = strings.TrimRight(doc, "\n") + "\n\n## Scale: the xDS pipeline with N connected proxies (`make bench-scale`)\n\n" + block + "\n"
+		doc = strings.TrimRight(doc, "\n") + "\n\n" + k.heading() + "\n\n" + block + "\n"
 	} else {
 		doc = doc[:i] + block + doc[j+len(endMarker):]
 	}
