@@ -2,7 +2,9 @@ package ir
 
 import (
 	"reflect"
+	"runtime"
 	"slices"
+	"sync"
 )
 
 // Changes says what differs between the services of two meshes (Diff), in
@@ -50,12 +52,10 @@ func Diff(prev, next *Mesh) Changes {
 	if !ok || !ok2 {
 		return Changes{Full: true}
 	}
-	var c Changes
+	c := classifyAll(before, next.Services)
 	for _, s := range next.Services {
-		if old := before[s.FQDN]; old == nil {
+		if before[s.FQDN] == nil {
 			c.addOrRemove(&c.Added, s)
-		} else if old != s {
-			c.classify(old, s)
 		}
 	}
 	for _, s := range prev.Services {
@@ -68,6 +68,37 @@ func Diff(prev, next *Mesh) Changes {
 	}
 	return c
 }
+
+// classifyAll classifies every service of services that before holds too,
+// in one chunk per core: comparing the unchanged services is most of a
+// diff's cost. The lists come out unsorted.
+func classifyAll(before map[string]*Service, services []*Service) Changes {
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(services)/minServicesPerWorker))
+	parts := make([]Changes, workers)
+	size := (len(services) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for w := range workers {
+		chunk := services[min(w*size, len(services)):min((w+1)*size, len(services))]
+		wg.Go(func() {
+			for _, s := range chunk {
+				if old := before[s.FQDN]; old != nil && old != s {
+					parts[w].classify(old, s)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var c Changes
+	for _, p := range parts {
+		c.Endpoints = append(c.Endpoints, p.Endpoints...)
+		c.Routes = append(c.Routes, p.Routes...)
+		c.Changed = append(c.Changed, p.Changed...)
+	}
+	return c
+}
+
+// minServicesPerWorker keeps small diffs on one goroutine.
+const minServicesPerWorker = 128
 
 // sameSettings compares everything but services and proxies.
 func sameSettings(a, b *Mesh) bool {

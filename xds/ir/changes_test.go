@@ -1,6 +1,7 @@
 package ir
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 )
@@ -66,5 +67,36 @@ func TestDiff(t *testing.T) {
 	}
 	if got := Diff(prev, prev); !got.Empty() {
 		t.Errorf("Diff of a mesh with itself = %+v, want empty", got)
+	}
+}
+
+// A diff of many services is classified in chunks, one per core: every
+// change is found whichever chunk holds it, and the lists come out sorted.
+func TestDiffManyServices(t *testing.T) {
+	const n = 1000
+	mesh := func() *Mesh {
+		m := &Mesh{TrustDomain: "cluster.local"}
+		for i := range n {
+			m.Services = append(m.Services, diffService(fmt.Sprintf("s%04d.ns.svc.cluster.local", i)))
+		}
+		return m
+	}
+	prev, next := mesh(), mesh()
+	for _, i := range []int{999, 0, 500} {
+		next.Services[i].Endpoints[0].Address = "10.0.0.2"
+	}
+	for _, i := range []int{700, 1} {
+		next.Services[i].Routes[0].Destinations[0].Weight = 73
+	}
+	next.Services[250].Ports[0].Port = 81
+	next.Services = append(next.Services[:300], next.Services[301:]...)
+	want := Changes{
+		Endpoints: []string{"s0000.ns.svc.cluster.local", "s0500.ns.svc.cluster.local", "s0999.ns.svc.cluster.local"},
+		Routes:    []string{"s0001.ns.svc.cluster.local", "s0700.ns.svc.cluster.local"},
+		Removed:   []string{"s0300.ns.svc.cluster.local"},
+		Changed:   []string{"s0250.ns.svc.cluster.local"},
+	}
+	if got := Diff(prev, next); !reflect.DeepEqual(got, want) {
+		t.Errorf("Diff = %+v, want %+v", got, want)
 	}
 }

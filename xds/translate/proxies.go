@@ -19,6 +19,10 @@ import (
 // and is not being deleted. The pod need not be Running yet: its sidecar asks
 // for config while the pod starts.
 func (t *translator) translateProxies() {
+	t.servicesByNS = map[string][]*serviceEntry{}
+	for _, e := range t.services {
+		t.servicesByNS[e.k8s.Namespace] = append(t.servicesByNS[e.k8s.Namespace], e)
+	}
 	for i := range t.in.Pods {
 		pod := &t.in.Pods[i]
 		if pod.Status.PodIP == "" || pod.DeletionTimestamp != nil {
@@ -71,8 +75,8 @@ func (t *translator) podProxy(pod *corev1.Pod, kind ir.ProxyKind, id string) *ir
 // target, one per container port, sorted by port.
 func (t *translator) inboundPorts(pod *corev1.Pod) []*ir.InboundPort {
 	byPort := map[uint32]*ir.InboundPort{}
-	for _, e := range t.services {
-		if e.k8s.Namespace != pod.Namespace || !selects(e.k8s.Spec.Selector, pod.Labels) {
+	for _, e := range t.servicesByNS[pod.Namespace] {
+		if !selects(e.k8s.Spec.Selector, pod.Labels) {
 			continue
 		}
 		for i := range e.k8s.Spec.Ports {

@@ -116,10 +116,14 @@ type translator struct {
 	// services are sorted by FQDN; byFQDN indexes them.
 	services []*serviceEntry
 	byFQDN   map[string]*serviceEntry
-	pods     map[string]*corev1.Pod // by "namespace/name"
-	peerAuth *peerAuthIndex
-	proxies  []*ir.Proxy
-	statuses *statusSet
+	// servicesByNS are the services kept in the mesh (after the cluster
+	// bound), by namespace, in services' order: the candidates for a pod's
+	// inbound ports, as a Service selects pods of its own namespace only.
+	servicesByNS map[string][]*serviceEntry
+	pods         map[string]*corev1.Pod // by "namespace/name"
+	peerAuth     *peerAuthIndex
+	proxies      []*ir.Proxy
+	statuses     *statusSet
 	// scoped is Mesh spec.scoping.mode Scoped (the default); maxClusters its bound.
 	scoped      bool
 	maxClusters int
