@@ -255,7 +255,7 @@ func checkRetries(t *testing.T, what string, retried, refused, got float64, leas
 // about 20.
 func (f *policyFixture) testRetryBudget(t *testing.T) {
 	retried, refused, got := f.retryBurst(t, "budget-5")
-	checkRetries(t, "budget 1%, at least 5", retried, refused, got, 5, 5+2)
+	checkRetries(t, "budget 1%, at least 5", retried, refused, got, 5, 5+envoyWorkers)
 	retried, refused, got = f.retryBurst(t, "budget-50")
 	checkRetries(t, "budget 50%, at least 1", retried, refused, got, 10, 30)
 }
@@ -265,7 +265,7 @@ func (f *policyFixture) testRetryBudget(t *testing.T) {
 // worker).
 func (f *policyFixture) testMaxRetries(t *testing.T) {
 	retried, refused, got := f.retryBurst(t, "max-retries")
-	checkRetries(t, "maxRetries 5", retried, refused, got, 5, 5+2)
+	checkRetries(t, "maxRetries 5", retried, refused, got, 5, 5+envoyWorkers)
 }
 
 // testRetriable4xx: retryOn retriable-4xx with two retries: an app
