@@ -450,6 +450,10 @@ func (f *policyFixture) testConnectTimeout(t *testing.T) {
 	f.svcs["blackhole"] = createService(t, f.ns, "blackhole", "blackhole", httpPort(80, appPort))
 	setEndpoints(t, f.svcs["blackhole"], hole)
 	waitClusterHas(t, f.client, "outbound|80||blackhole."+f.ns+".svc.cluster.local", `"connect_timeout":"0.250s"`)
+	// The new cluster may have warmed with no endpoint (the Service
+	// reached the sidecar before its EndpointSlice): the calls would get
+	// "no healthy upstream" and no connection timeout.
+	waitEndpoints(t, f.client, f.ns, "blackhole", 1)
 	before := f.stat(t, "blackhole", "upstream_cx_connect_timeout")
 	const n = 2
 	for _, r := range calls(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: f.url("blackhole", "/hole"), Count: n}) {
