@@ -186,16 +186,7 @@ func TestControlPlaneAway(t *testing.T) {
 	if err := env.Client.Create(context.Background(), route); err != nil {
 		t.Fatal(err)
 	}
-	envtest.Eventually(t, wait, func() error {
-		res := callsFrom(t, client, url, 1)
-		if len(res) != 1 || res[0].Report == nil {
-			return fmt.Errorf("call failed: %+v", res)
-		}
-		if got := res[0].Report.Headers["X-Capstan-Change"]; len(got) != 1 || got[0] != "after-return" {
-			return fmt.Errorf("the server saw x-capstan-change %q, want the route's after-return", got)
-		}
-		return nil
-	})
+	waitRouteHeader(t, client, url, "x-capstan-change", "after-return")
 }
 
 // authFailures reads capstan_xds_auth_failures_total{reason}.
