@@ -35,8 +35,12 @@ func TestAnalyzeLiveEvidence(t *testing.T) {
 	}})
 	legacy := startPod(t, podSpec{name: "legacy", namespace: f.ns, noInject: true})
 	direct := "http://" + f.v1.netns.IP.String() + ":" + strconv.Itoa(appPort) + "/legacy"
-	startApp(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: f.url("/meshed"), Interval: 50 * time.Millisecond, Name: "meshed"})
+	meshedCalls := startApp(t, f.client.netns, AppConfig{Mode: HTTPClient, URL: f.url("/meshed"), Interval: 50 * time.Millisecond, Name: "meshed"})
 	legacyCalls := startApp(t, legacy.netns, AppConfig{Mode: HTTPClient, URL: direct, Interval: 50 * time.Millisecond, Timeout: time.Second, Name: "legacy"})
+	// Both callers are answered before analyze starts its traffic window
+	// (a loaded machine can take a while to start them).
+	awaitAnswered(t, meshedCalls)
+	awaitAnswered(t, legacyCalls)
 
 	t.Run("permissive", func(t *testing.T) {
 		res := analyzeLive(t, f.ns)
@@ -76,6 +80,20 @@ func TestAnalyzeLiveEvidence(t *testing.T) {
 		if findingFor(res, analyze.CodePlaintextCallers, "server-v1") != nil {
 			t.Errorf("%s for a STRICT workload: %+v", analyze.CodePlaintextCallers, res.Findings)
 		}
+	})
+}
+
+// awaitAnswered polls the output of a client started with startApp until
+// one of its calls was answered.
+func awaitAnswered(t *testing.T, caller *Proc) {
+	t.Helper()
+	envtest.Eventually(t, wait, func() error {
+		for _, c := range mustParse(t, caller.Output()) {
+			if c.OK {
+				return nil
+			}
+		}
+		return fmt.Errorf("no call of %s answered yet", caller.Name)
 	})
 }
 

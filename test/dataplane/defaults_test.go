@@ -50,6 +50,12 @@ func outboundStatName(ns, svc string) string {
 	return generate.StatName("outbound|80||" + svc + "." + ns + ".svc.cluster.local")
 }
 
+// envoyWorkers is the sidecars' worker count (the injector's default
+// concurrency). Envoy's circuit breakers are shared by its workers but
+// checked by each before it counts its own request or connection, so each
+// limit may be passed by up to one per worker.
+const envoyWorkers = 2
+
 // TestNoOverflowUnderLoad: 2000 requests at once from one client through
 // its sidecar and the server's: the server app holds them until all 2000
 // are in flight at once (so none was queued or refused on the way), and
@@ -96,8 +102,10 @@ func TestConfiguredLimitApplies(t *testing.T) {
 		ns, client := limitedServer(t, limit, &meshv1alpha1.ConnectionPool{HTTP: &meshv1alpha1.HTTPPool{HTTP2MaxRequests: limit}})
 		before := clusterStat(client.stats(t), ns, "server", "upstream_rq_active_overflow")
 		res := load(t, client, AppConfig{URL: "http://server." + ns + ":80" + HoldPath, Concurrency: n, Timeout: time.Minute})
-		if res.MaxInFlight != limit {
-			t.Errorf("the server app saw at most %d requests at once, want the limit %d", res.MaxInFlight, limit)
+		// Two workers may both pass the breaker's check at limit-1 before
+		// either counts its request (envoyWorkers).
+		if res.MaxInFlight < limit || res.MaxInFlight > limit+envoyWorkers {
+			t.Errorf("the server app saw at most %d requests at once, want the limit %d (up to %d more)", res.MaxInFlight, limit, envoyWorkers)
 		}
 		refused := res.Statuses[http.StatusServiceUnavailable]
 		if refused == 0 || res.Overloaded != refused || res.Errors != 0 || res.Statuses[http.StatusOK]+refused != n {
@@ -115,8 +123,8 @@ func TestConfiguredLimitApplies(t *testing.T) {
 		// Envoy's connection limit is not exact: it keeps one connection
 		// per selected host and connection pool even when the breaker is
 		// open, so its documented bound is the limit plus endpoints (1
-		// here) times connection pools (one per worker, 2 by default).
-		if upper := limit + 1*2; res.MaxInFlight < limit || res.MaxInFlight > upper {
+		// here) times connection pools (one per worker).
+		if upper := limit + 1*envoyWorkers; res.MaxInFlight < limit || res.MaxInFlight > upper {
 			t.Errorf("the server app saw at most %d requests at once, want the limit %d (Envoy's bound %d)", res.MaxInFlight, limit, upper)
 		}
 		if res.Statuses[http.StatusOK] != n || res.Errors != 0 {

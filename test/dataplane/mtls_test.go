@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -54,6 +55,24 @@ func waitCall(t *testing.T, from *pod, url string) CallResult {
 		return nil
 	})
 	return ok
+}
+
+// waitRouteHeader polls until a call from p to url reaches an app that
+// saw the request header name set to value, which only the route under
+// test sets: that the call succeeds proves nothing while another route
+// (the Service's default) answers it too.
+func waitRouteHeader(t *testing.T, p *pod, url, name, value string) {
+	t.Helper()
+	envtest.Eventually(t, wait, func() error {
+		res := callsFrom(t, p, url, 1)
+		if len(res) != 1 || res[0].Report == nil {
+			return fmt.Errorf("call from %s to %s: %+v", p.obj.Name, url, res)
+		}
+		if got := res[0].Report.Headers[http.CanonicalHeaderKey(name)]; len(got) != 1 || got[0] != value {
+			return fmt.Errorf("the app saw %s %q, want the route's %q", name, got, value)
+		}
+		return nil
+	})
 }
 
 // metric returns the value of the Prometheus sample whose name and labels

@@ -79,8 +79,9 @@ func TestEnvoyRejectsRoute(t *testing.T) {
 	mr := &meshv1alpha1.MeshRoute{
 		ObjectMeta: metav1.ObjectMeta{Name: "server", Namespace: ns},
 		Spec: meshv1alpha1.MeshRouteSpec{Hosts: []string{"server"}, HTTP: []meshv1alpha1.HTTPRule{{
-			Match: []meshv1alpha1.HTTPMatch{{Path: &meshv1alpha1.PathMatch{Type: meshv1alpha1.MatchRegularExpression, Value: nackRegex}}},
-			Route: []meshv1alpha1.Destination{{Host: "server"}},
+			Match:   []meshv1alpha1.HTTPMatch{{Path: &meshv1alpha1.PathMatch{Type: meshv1alpha1.MatchRegularExpression, Value: nackRegex}}},
+			Route:   []meshv1alpha1.Destination{{Host: "server"}},
+			Headers: &meshv1alpha1.HeaderEdits{Request: &meshv1alpha1.HeaderOperations{Set: map[string]string{"x-capstan-route": "regex"}}},
 		}}},
 	}
 	if err := env.Client.Create(context.Background(), mr); err != nil {
@@ -107,8 +108,10 @@ func TestEnvoyRejectsRoute(t *testing.T) {
 	}
 	t.Logf("Programmed: %s", prog.Message)
 
-	// The stock sidecar programs the route: the regex path reaches the server.
-	waitCall(t, stock, serviceURL(svc, "/nack/v2/items"))
+	// The stock sidecar programs the route: a call to the regex path gets
+	// the route's header on its way to the server (the Service's default
+	// route would answer it too, without the header).
+	waitRouteHeader(t, stock, serviceURL(svc, "/nack/v2/items"), "x-capstan-route", "regex")
 
 	out := kubectl(t, "get", "meshroutes", "-n", ns)
 	t.Logf("kubectl get meshroutes:\n%s", out)

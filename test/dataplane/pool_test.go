@@ -28,7 +28,7 @@ import (
 //     moment 20 are pending. Requests waiting for the 10 connections to open
 //     count as pending too, so between 20 and 30 are held, not exactly 30.
 //     Envoy's breakers are shared by its workers but checked by each, so
-//     each limit may be passed by one per worker (2);
+//     each limit may be passed by one per worker (envoyWorkers);
 //   - maxRequestsPerConnection 1: every one of 10 sequential requests on
 //     one client connection opens a new upstream connection;
 //   - idleTimeout 1s: requests 2s apart find their upstream connection
@@ -74,7 +74,7 @@ func TestConnectionPool(t *testing.T) {
 }
 
 func testPending(t *testing.T, client *pod, ns, url string) {
-	const n, maxConnections, maxPending, workers = 100, 10, 20, 2
+	const n, maxConnections, maxPending, workers = 100, 10, 20, envoyWorkers
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// The held requests stay in the gauges until the client's timeout: long

@@ -184,7 +184,13 @@ func TestPrometheusQueries(t *testing.T) {
 	if res := callsFrom(t, client, failURL, 1); len(res) != 1 || res[0].Status != 503 {
 		t.Fatalf("call to %s: %+v, want 503", failURL, res)
 	}
-	before, start := syncedCounts(t, prom, client, v2)
+	before, _ := syncedCounts(t, prom, client, v2)
+	// The rates' window opens just before the client's latest scrape, which
+	// holds its counters from before the counted calls: a window opening
+	// when the counters were found in step could have its first sample
+	// after some calls, and rate() would miss them.
+	clientUp := fmt.Sprintf(`up{job=%q, pod=%q}`, sidecarJob, client.obj.Name)
+	start := lastScrape(t, prom, clientUp).Add(-time.Millisecond)
 
 	const nOK, nFail = 40, 10
 	allOK(t, "calls counted", callsFrom(t, client, okURL, nOK), nOK, "server-v2")
@@ -196,9 +202,9 @@ func TestPrometheusQueries(t *testing.T) {
 	after, end := syncedCounts(t, prom, client, v2)
 	checkGoldenCounts(t, before, after, nOK, nFail)
 	// The rates are read over at least rateWindow, once Prometheus has
-	// scraped to its end: extrapolation to the window's edges then adds at
-	// most two scrape intervals' worth.
-	end = waitScraped(t, prom, fmt.Sprintf(`up{job=%q, pod=%q}`, sidecarJob, client.obj.Name), start.Add(rateWindow), end)
+	// scraped to its end: extrapolation to the window's end then adds at
+	// most a scrape interval's worth.
+	end = waitScraped(t, prom, clientUp, start.Add(rateWindow), end)
 	checkDashboardRates(t, prom, ns, end, end.Sub(start), nOK+nFail)
 	checkSuccessRateAlert(t, prom, ns)
 
@@ -223,16 +229,36 @@ func waitScraped(t *testing.T, prom *promServer, up string, times ...time.Time) 
 		}
 	}
 	envtest.Eventually(t, wait, func() error {
-		ts, err := prom.scalar("timestamp("+up+")", time.Time{})
+		got, err := scrapedAt(prom, up)
 		if err != nil {
 			return err
 		}
-		if got := time.UnixMilli(int64(ts * 1000)); got.Before(last) {
+		if got.Before(last) {
 			return fmt.Errorf("last scrape of %s at %v, want at or after %v", up, got, last)
 		}
 		return nil
 	})
 	return last
+}
+
+// scrapedAt is the time of Prometheus's latest scrape of the target of an
+// up series.
+func scrapedAt(prom *promServer, up string) (time.Time, error) {
+	ts, err := prom.scalar("timestamp("+up+")", time.Time{})
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(int64(math.Round(ts * 1000))), nil
+}
+
+// lastScrape is scrapedAt, failing t on an error.
+func lastScrape(t *testing.T, prom *promServer, up string) time.Time {
+	t.Helper()
+	at, err := scrapedAt(prom, up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return at
 }
 
 // syncedCounts waits until Prometheus holds the sidecars' current golden
