@@ -31,8 +31,8 @@ const (
 // connReadBuffer is each connection's read buffer. A sidecar's connection
 // mostly carries small ACKs, and gRPC's default of 32 KiB per connection
 // was a fifth of the control plane's heap per connected proxy; larger
-// requests take a few more reads. Write buffers are released after each
-// flush (grpc.SharedWriteBuffer), so an idle stream holds none.
+// requests take a few more reads. (gRPC releases a connection's write
+// buffer after each flush by default, so an idle stream holds none.)
 const connReadBuffer = 4 << 10
 
 // Limits bound what one client can hold on the xDS port. Zero fields take
@@ -101,7 +101,6 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 		grpc.KeepaliveParams(params),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: keepaliveMinTime, PermitWithoutStream: true}),
 		grpc.ReadBufferSize(connReadBuffer),
-		grpc.SharedWriteBuffer(true),
 	}
 	if l.MaxConcurrentStreams > 0 {
 		opts = append(opts, grpc.MaxConcurrentStreams(uint32(l.MaxConcurrentStreams)))
