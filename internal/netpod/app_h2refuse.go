@@ -6,10 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
@@ -29,29 +27,11 @@ const H2RefuseServer = "h2-refuse-server"
 const RefuseEvery = 3
 
 func serveH2Refuse(ctx context.Context, cfg AppConfig) error {
-	lis, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
-	if err != nil {
-		return err
-	}
-	go func() {
-		<-ctx.Done()
-		_ = lis.Close()
-	}()
-	fmt.Println("serving h2c (refusing streams) on", lis.Addr())
 	var streams atomic.Int64
-	for {
-		conn, err := lis.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		go func() {
-			defer func() { _ = conn.Close() }()
-			_ = refuseStreams(conn, cfg.Name, &streams)
-		}()
-	}
+	return serveConns(ctx, cfg.Port, "h2c (refusing streams)", func(conn net.Conn) {
+		defer func() { _ = conn.Close() }()
+		_ = refuseStreams(conn, cfg.Name, &streams)
+	})
 }
 
 // refuseStreams serves one connection until it ends.

@@ -157,7 +157,14 @@ func serverCert(resp *http.Response) string {
 }
 
 func serveTCP(ctx context.Context, cfg AppConfig) error {
-	lis, err := net.Listen("tcp", ":"+strconv.Itoa(cfg.Port))
+	return serveConns(ctx, cfg.Port, "lines", func(conn net.Conn) { answerLines(conn, cfg.Name) })
+}
+
+// serveConns accepts TCP connections on port until ctx is done, handling
+// each on its own goroutine; what names the protocol in the line printed
+// once it listens.
+func serveConns(ctx context.Context, port int, what string, handle func(net.Conn)) error {
+	lis, err := net.Listen("tcp", ":"+strconv.Itoa(port))
 	if err != nil {
 		return err
 	}
@@ -165,7 +172,7 @@ func serveTCP(ctx context.Context, cfg AppConfig) error {
 		<-ctx.Done()
 		_ = lis.Close()
 	}()
-	fmt.Println("serving lines on", lis.Addr())
+	fmt.Println("serving", what, "on", lis.Addr())
 	for {
 		conn, err := lis.Accept()
 		if err != nil {
@@ -174,7 +181,7 @@ func serveTCP(ctx context.Context, cfg AppConfig) error {
 			}
 			return err
 		}
-		go answerLines(conn, cfg.Name)
+		go handle(conn)
 	}
 }
 
